@@ -1,0 +1,159 @@
+"""The block log's SQLite schema, versioned with ``PRAGMA user_version``, and how to open it.
+
+The resolver's writer is the only process that migrates or writes; the dashboard opens the same
+file read-only. WAL mode lets the dashboard read while the writer commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Final
+
+from resolver.errors import ParafoudreError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1
+
+# Names of the rows of the ``counters`` table: cumulative totals across restarts, so the dashboard
+# can show how many block events were lost.
+QUEUE_DROPPED: Final = "queue_dropped"
+WRITE_FAILED: Final = "write_failed"
+
+# A writer waits this long for a lock held by another connection (a checkpoint, a second writer
+# started by mistake) before the statement fails; it waits on the writer thread, never on the
+# event loop.
+BUSY_TIMEOUT_MS: Final = 5000
+
+# MIGRATIONS[v] takes a database from version v to v + 1, in one transaction with the version
+# bump. Append new steps; never edit a step that has shipped, databases in the field ran it.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    # 0 -> 1: the first schema.
+    (
+        """CREATE TABLE blocks (
+            id INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,           -- unix seconds, UTC
+            client TEXT NOT NULL,       -- client address as text
+            qname TEXT NOT NULL,        -- lower case, no trailing dot
+            qtype INTEGER NOT NULL,     -- RR type number
+            verdict TEXT NOT NULL,      -- "blocked", "exfiltration"
+            reason TEXT NOT NULL,       -- "feed:urlhaus", "exfil:entropy"
+            category TEXT NOT NULL      -- "malware", "phishing", ...
+        )""",
+        # Retention deletes by age, the dashboard reads recent rows and one client's history.
+        "CREATE INDEX blocks_ts ON blocks (ts)",
+        "CREATE INDEX blocks_client_ts ON blocks (client, ts)",
+        """CREATE TABLE counters (
+            name TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+        "INSERT INTO counters (name, value) VALUES ('queue_dropped', 0), ('write_failed', 0)",
+        # Kept forever (retention only prunes ``blocks``): yearly reports read this table.
+        """CREATE TABLE daily_counts (
+            day TEXT NOT NULL,          -- 'YYYY-MM-DD', UTC
+            category TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (day, category)
+        ) WITHOUT ROWID""",
+    ),
+)
+
+
+class BlockLogError(ParafoudreError):
+    """The block log database cannot be opened."""
+
+
+class SchemaError(BlockLogError):
+    """The block log database has a schema version this code does not support."""
+
+
+def open_db(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the block log at ``path``; writers create and migrate it, readers never write.
+
+    The connection is in autocommit mode (transactions are explicit) and may be handed to another
+    thread, but must be used by one thread at a time.
+
+    Raises SchemaError if the file's schema is newer than this code (or, read-only, older), and
+    BlockLogError if the file cannot be opened at all.
+    """
+    try:
+        return _open_readonly(path) if readonly else _open_writer(path)
+    except sqlite3.Error as exc:
+        raise BlockLogError(f"cannot open block log {path}: {exc}") from exc
+    except OSError as exc:
+        raise BlockLogError(f"cannot create block log directory for {path}: {exc}") from exc
+
+
+def _open_writer(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # check_same_thread=False: start() opens on the caller's thread, the worker thread then owns it.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        # Check before anything writes to the file: a downgrade must leave newer data untouched.
+        _refuse_newer(path, _user_version(conn))
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            log.warning("block log %s: journal mode is %r, not WAL; readers may block", path, mode)
+        # NORMAL under WAL: a power cut may lose the last commits, never corrupts the file.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        _migrate(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    # IMMEDIATE takes the write lock first, so two writers cannot both migrate the same version.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        found = _user_version(conn)
+        _refuse_newer(path, found)
+        for version in range(found, SCHEMA_VERSION):
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+        if found != SCHEMA_VERSION:
+            # PRAGMA takes no parameters; the value is our own integer constant.
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    if found != SCHEMA_VERSION:
+        log.info("block log %s: schema migrated from v%d to v%d", path, found, SCHEMA_VERSION)
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    # mode=ro: SQLite itself refuses writes and will not create a missing file.
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        found = _user_version(conn)
+        _refuse_newer(path, found)
+        if found < SCHEMA_VERSION:
+            raise SchemaError(
+                f"block log {path} has schema v{found}, this code reads v{SCHEMA_VERSION}: "
+                "start the resolver once so it migrates the file"
+            )
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+def _refuse_newer(path: Path, found: int) -> None:
+    if found > SCHEMA_VERSION:
+        raise SchemaError(
+            f"block log {path} has schema v{found}, newer than v{SCHEMA_VERSION} supported by "
+            "this version of Parafoudre: upgrade Parafoudre or give the block log a new file"
+        )

@@ -1,0 +1,378 @@
+"""The block log writer: events in from the event loop, batched commits to SQLite from one thread.
+
+``offer()`` runs on the DNS hot path, so it is a length check and a deque append: it takes no
+lock it could wait on, logs nothing and never touches the disk. A single daemon thread drains the
+deque and commits batches. When SQLite fails (disk full, read-only file, lock held too long) the
+events are counted as lost, a warning is logged at most once a minute, and serving goes on.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from resolver.blocklog.schema import QUEUE_DROPPED, WRITE_FAILED, open_db
+
+log = logging.getLogger(__name__)
+
+# Bounds on text that came from the network, so a hostile client cannot bloat the file.
+MAX_QNAME: Final = 255  # RFC 1035 §2.3.4 limits a name to 255 octets
+MAX_CLIENT: Final = 64  # the longest IPv6 text with a zone id fits
+MAX_TEXT: Final = 200  # verdict, reason, category
+
+PRUNE_EVERY: Final = 3600.0  # seconds between two retention passes
+# Rows deleted per statement: after a long stop, one huge DELETE would hold the write lock (and
+# the worker) for seconds; chunks let readers and checkpoints interleave.
+PRUNE_CHUNK: Final = 10_000
+WARN_EVERY: Final = 60.0  # seconds between two warnings about write failures
+DAY: Final = 86_400
+
+_INSERT_BLOCK: Final = (
+    "INSERT INTO blocks (ts, client, qname, qtype, verdict, reason, category)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_ADD_DAILY: Final = (
+    "INSERT INTO daily_counts (day, category, count) VALUES (?, ?, ?)"
+    " ON CONFLICT (day, category) DO UPDATE SET count = count + excluded.count"
+)
+_ADD_COUNTER: Final = (
+    "INSERT INTO counters (name, value) VALUES (?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
+)
+_PRUNE: Final = "DELETE FROM blocks WHERE id IN (SELECT id FROM blocks WHERE ts < ? LIMIT ?)"
+
+_Row = tuple[float, str, str, int, str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockEvent:
+    """One blocked query, as the block log stores it."""
+
+    ts: float  # unix seconds
+    client: str  # client address as text
+    qname: str  # lower case, no trailing dot
+    qtype: int
+    verdict: str  # "blocked", "exfiltration"
+    reason: str  # "feed:urlhaus", "exfil:entropy"
+    category: str  # "malware", "phishing", ...
+
+
+class _Flush:
+    """A marker flush() puts in the queue; the worker sets it once everything before is handled."""
+
+    __slots__ = ("done", "ok")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False
+
+
+class BlockLogWriter:
+    """Writes block events to the SQLite block log from one worker thread.
+
+    ``clock`` gives wall-clock unix seconds; it schedules retention and the warning throttle, so
+    tests can move time. Event timestamps come from the events themselves.
+    """
+
+    __slots__ = (
+        "_batch_size",
+        "_clock",
+        "_closed",
+        "_dropped",
+        "_failed_since_flush",
+        "_flush_interval",
+        "_last_prune",
+        "_last_warning",
+        "_limit",
+        "_path",
+        "_queue",
+        "_retention",
+        "_saved_dropped",
+        "_saved_failed",
+        "_stop",
+        "_thread",
+        "_wake",
+        "_wake_at",
+        "_write_failed",
+        "_written",
+    )
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        queue_size: int = 10000,
+        batch_size: int = 500,
+        flush_interval: float = 1.0,
+        retention_days: int = 400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if queue_size < 1 or batch_size < 1 or retention_days < 1:
+            raise ValueError("queue_size, batch_size and retention_days must be at least 1")
+        if not flush_interval > 0:
+            raise ValueError("flush_interval must be positive")
+        self._path = path
+        self._queue: collections.deque[BlockEvent | _Flush] = collections.deque()
+        self._limit = queue_size  # close() sets it to 0 so later offers drop at no extra cost
+        self._wake_at = batch_size - 1  # queue length before the append that completes a batch
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._retention = retention_days * DAY
+        self._clock = clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        # Each counter has one writing thread, so no lock: _dropped the offer() thread, the
+        # rest the worker.
+        self._dropped = 0
+        self._written = 0
+        self._write_failed = 0
+        self._saved_dropped = 0  # part of the counters already added to the database
+        self._saved_failed = 0
+        self._failed_since_flush = False
+        self._last_prune: float | None = None
+        self._last_warning: float | None = None
+
+    @property
+    def dropped(self) -> int:
+        """Events refused by offer() because the queue was full, since this writer was made."""
+        return self._dropped
+
+    @property
+    def written(self) -> int:
+        """Events committed to the database."""
+        return self._written
+
+    @property
+    def write_failed(self) -> int:
+        """Events lost because SQLite refused the batch that held them."""
+        return self._write_failed
+
+    def start(self) -> None:
+        """Open (create, migrate) the database and start the worker thread.
+
+        Raises BlockLogError or SchemaError, naming the file, if the database cannot be used.
+        """
+        if self._thread is not None or self._closed:
+            raise RuntimeError("a BlockLogWriter can be started only once")
+        conn = open_db(self._path)
+        self._thread = threading.Thread(
+            target=self._run, args=(conn,), name="parafoudre-blocklog", daemon=True
+        )
+        self._thread.start()
+
+    def offer(self, event: BlockEvent) -> bool:
+        """Queue ``event`` for writing; never blocks. False (and counted) if the queue is full."""
+        queue = self._queue
+        n = len(queue)
+        if n >= self._limit:
+            self._dropped += 1
+            return False
+        queue.append(event)
+        if n == self._wake_at:
+            # A batch is complete: wake the worker now rather than at the next interval. Only
+            # one offer in batch_size pays for this, and the event's lock is never held long.
+            self._wake.set()
+        return True
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Block until every event offered before this call is handled; True if all committed.
+
+        False if ``timeout`` expired, the worker is not running, or an event since the previous
+        flush failed to be written (see ``write_failed``). From the event loop, call it through
+        ``asyncio.to_thread``.
+        """
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return not self._queue
+        marker = _Flush()
+        self._queue.append(marker)
+        self._wake.set()
+        return marker.done.wait(timeout) and marker.ok
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, persist the counters and stop the worker; idempotent.
+
+        Later offers are dropped and counted. Blocks up to ``timeout`` seconds.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._limit = 0
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        thread.join(timeout)
+        if thread.is_alive():
+            log.warning(
+                "block log %s: writer still busy after %.1f s; %d queued events may be lost",
+                self._path,
+                timeout,
+                len(self._queue),
+            )
+
+    # The worker thread.
+
+    def _run(self, conn: sqlite3.Connection) -> None:
+        try:
+            self._prune(conn)
+            while True:
+                stopping = self._stop.is_set()
+                if not stopping and len(self._queue) < self._batch_size:
+                    # Woken early by a complete batch, a flush or close; else the interval passed.
+                    self._wake.wait(self._flush_interval)
+                    self._wake.clear()
+                self._cycle(conn)
+                if stopping and not self._queue:
+                    break
+        finally:
+            if self._counters_dirty():
+                self._write(conn, [])
+            conn.close()
+
+    def _cycle(self, conn: sqlite3.Connection) -> None:
+        events: list[BlockEvent] = []
+        markers: list[_Flush] = []
+        queue = self._queue
+        try:
+            while len(events) < self._batch_size and queue:
+                item = queue.popleft()
+                if isinstance(item, _Flush):
+                    markers.append(item)
+                else:
+                    events.append(item)
+            if events or self._counters_dirty():
+                self._write(conn, events)
+            now = self._clock()
+            # "now < last" also prunes after the wall clock was set back.
+            if self._last_prune is None or not 0 <= now - self._last_prune < PRUNE_EVERY:
+                self._prune(conn)
+        finally:
+            # Resolved whatever happened, so no flush() waits for its whole timeout.
+            if markers:
+                ok = not self._failed_since_flush
+                self._failed_since_flush = False
+                for marker in markers:
+                    marker.ok = ok
+                    marker.done.set()
+
+    def _counters_dirty(self) -> bool:
+        return self._dropped != self._saved_dropped or self._write_failed != self._saved_failed
+
+    def _write(self, conn: sqlite3.Connection, events: list[BlockEvent]) -> None:
+        """Insert ``events``, their daily counts and the counters in one transaction."""
+        dropped, failed = self._dropped, self._write_failed
+        try:
+            rows: list[_Row] = []
+            daily: dict[tuple[str, str], int] = {}
+            days: dict[int, str] = {}
+            for e in events:
+                category = _text(e.category, MAX_TEXT)
+                rows.append(
+                    (
+                        e.ts,
+                        _text(e.client, MAX_CLIENT),
+                        _text(e.qname, MAX_QNAME),
+                        e.qtype,
+                        _text(e.verdict, MAX_TEXT),
+                        _text(e.reason, MAX_TEXT),
+                        category,
+                    )
+                )
+                day_number = int(e.ts // DAY)
+                day = days.get(day_number)
+                if day is None:
+                    day = days[day_number] = time.strftime("%Y-%m-%d", time.gmtime(e.ts))
+                daily[day, category] = daily.get((day, category), 0) + 1
+            counters = [
+                (name, delta)
+                for name, delta in (
+                    (QUEUE_DROPPED, dropped - self._saved_dropped),
+                    (WRITE_FAILED, failed - self._saved_failed),
+                )
+                if delta
+            ]
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(_INSERT_BLOCK, rows)
+            conn.executemany(_ADD_DAILY, [(d, c, n) for (d, c), n in daily.items()])
+            conn.executemany(_ADD_COUNTER, counters)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            _rollback(conn)
+            if events:
+                self._write_failed += len(events)
+                self._failed_since_flush = True
+            self._warn("write", exc)
+            return
+        self._written += len(events)
+        self._saved_dropped, self._saved_failed = dropped, failed
+
+    def _prune(self, conn: sqlite3.Connection) -> None:
+        """Delete events older than the retention; daily counts are kept forever."""
+        now = self._clock()
+        self._last_prune = now
+        cutoff = now - self._retention
+        removed = 0
+        try:
+            while True:
+                # Autocommit: each chunk is its own short transaction.
+                count = conn.execute(_PRUNE, (cutoff, PRUNE_CHUNK)).rowcount
+                removed += count
+                if count < PRUNE_CHUNK:
+                    break
+        except Exception as exc:
+            _rollback(conn)
+            self._warn("retention", exc)
+        if removed:
+            log.debug("block log %s: retention removed %d events", self._path, removed)
+
+    def _warn(self, action: str, exc: Exception) -> None:
+        """Log a failure, at most once every WARN_EVERY seconds: the disk will not heal faster."""
+        now = self._clock()
+        if self._last_warning is not None and 0 <= now - self._last_warning < WARN_EVERY:
+            return
+        self._last_warning = now
+        if isinstance(exc, sqlite3.Error):
+            log.warning(
+                "block log %s: %s failed: %s; %d events lost so far, serving goes on",
+                self._path,
+                action,
+                exc,
+                self._write_failed,
+            )
+        else:  # a bug, not the disk: keep the traceback
+            log.error(
+                "block log %s: %s failed; %d events lost so far, serving goes on",
+                self._path,
+                action,
+                self._write_failed,
+                exc_info=exc,
+            )
+
+
+def _text(value: str, limit: int) -> str:
+    """Cut ``value`` to ``limit`` characters, and make it encodable as UTF-8."""
+    value = value[:limit]
+    if not value.isascii():
+        # Lone surrogates (undecodable bytes) cannot be encoded: SQLite would refuse the batch.
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")[:limit]
+    return value
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite rolls back by itself after some errors (disk full); only roll back what is open.
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # the next BEGIN fails and is counted; nothing more to do here

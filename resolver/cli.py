@@ -1,0 +1,88 @@
+"""The ``parafoudre`` command. Errors end as one line and an exit code, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from resolver import __version__, config
+from resolver.config.errors import ConfigError
+from resolver.errors import ParafoudreError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="parafoudre",
+        description="A protective DNS resolver: forwards clean names, blocks threats, logs blocks.",
+    )
+    p.add_argument("--version", action="version", version=f"parafoudre {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    conf_help = "YAML config file (default: the embedded default config)"
+    s = sub.add_parser("serve", help="run the DNS server")
+    s.add_argument("-c", "--config", type=Path, help=conf_help)
+    c = sub.add_parser("check-config", help="validate a config file without serving")
+    c.add_argument("-c", "--config", type=Path, help=conf_help)
+    sub.add_parser("print-default-config", help="print the embedded default config")
+    return p
+
+
+def _err(message: str) -> None:
+    print(f"parafoudre: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "print-default-config":
+        sys.stdout.write(config.default_text())
+        return EXIT_OK
+    try:
+        cfg = config.load(args.config)
+    except ConfigError as exc:
+        _err(f"config error: {exc}")
+        return EXIT_CONFIG
+    if args.command == "check-config":
+        print(f"{args.config or 'embedded default config'}: OK")
+        return EXIT_OK
+    return _serve(cfg)
+
+
+def _serve(cfg: config.Config) -> int:
+    from resolver import app, logsetup
+
+    logsetup.setup(cfg.logging.level)
+    try:
+        import uvloop  # the faster event loop where it is installed
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        return int(runner(app.serve(cfg)))
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except ParafoudreError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    except OSError as exc:
+        if exc.errno == errno.EACCES:
+            hint = "ports below 1024 need root or CAP_NET_BIND_SERVICE (see deploy/parafoudre.service)"
+        elif exc.errno == errno.EADDRINUSE:
+            hint = "another program already uses this port (on Debian often systemd-resolved or dnsmasq)"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            hint = "this machine has no such address: check server.listen"
+        else:
+            hint = "check server.listen and the state directory"
+        _err(f"cannot start: {exc.strerror or exc} ({hint})")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Read YAML into the typed config tree, refusing unknown keys and bad values with a line number.
+
+The tree is made of frozen dataclasses whose fields use a few types only (str, int, float, bool,
+Literal, X | None, tuple[X, ...], nested dataclasses). A field may carry ``metadata["check"]``: a
+function that returns the value (possibly normalised) or raises ValueError("message|hint").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from resolver.config.errors import ConfigError
+
+T = TypeVar("T")
+
+_NULL = "tag:yaml.org,2002:null"
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_STR = "tag:yaml.org,2002:str"
+
+
+class _Ctx:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.constructor = yaml.SafeLoader("")
+
+    def fail(self, node: yaml.Node, key: str, message: str, hint: str = "") -> ConfigError:
+        return ConfigError(self.file, node.start_mark.line + 1, key, message, hint)
+
+
+def _type_name(tp: Any) -> str:
+    if tp is str:
+        return "a string"
+    if tp is int:
+        return "a whole number"
+    if tp is float:
+        return "a number"
+    if tp is bool:
+        return "true or false"
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return "a list"
+    if dataclasses.is_dataclass(tp):
+        return "a section (key: value lines)"
+    return str(tp)
+
+
+def _build(ctx: _Ctx, tp: Any, node: yaml.Node, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
+            return None
+        return _build(ctx, args[0], node, key)
+    if dataclasses.is_dataclass(tp):
+        assert isinstance(tp, type)
+        return _build_section(ctx, tp, node, key)
+    if origin is tuple:
+        item_tp = typing.get_args(tp)[0]
+        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
+            return ()
+        if not isinstance(node, yaml.SequenceNode):
+            raise ctx.fail(node, key, f"expected a list, got {_describe(node)}", "write one item per line starting with '- '")
+        return tuple(_build(ctx, item_tp, item, f"{key}[{i}]") for i, item in enumerate(node.value))
+    if not isinstance(node, yaml.ScalarNode):
+        raise ctx.fail(node, key, f"expected {_type_name(tp)}, got {_describe(node)}")
+    if origin is typing.Literal:
+        value = ctx.constructor.construct_scalar(node)
+        choices = typing.get_args(tp)
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in choices], 1)
+            hint = f"did you mean {close[0]!r}?" if close else "use " + " | ".join(map(str, choices))
+            raise ctx.fail(node, key, f"{value!r} is not one of {', '.join(map(str, choices))}", hint)
+        return value
+    if tp is str:
+        if node.tag in (_NULL,):
+            raise ctx.fail(node, key, "expected a string, got nothing", "write a value or remove the key")
+        return str(ctx.constructor.construct_scalar(node))
+    if tp is bool:
+        if node.tag != _BOOL:
+            raise ctx.fail(node, key, f"expected true or false, got {node.value!r}")
+        return ctx.constructor.construct_yaml_bool(node)
+    if tp is int:
+        if node.tag != _INT:
+            raise ctx.fail(node, key, f"expected a whole number, got {node.value!r}")
+        return ctx.constructor.construct_yaml_int(node)
+    if tp is float:
+        if node.tag == _INT:
+            return float(ctx.constructor.construct_yaml_int(node))
+        if node.tag != _FLOAT:
+            raise ctx.fail(node, key, f"expected a number, got {node.value!r}")
+        return ctx.constructor.construct_yaml_float(node)
+    raise TypeError(f"config type not supported: {tp!r}")
+
+
+def _describe(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a section"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return repr(node.value) if node.tag != _NULL else "nothing"
+
+
+def _build_section(ctx: _Ctx, cls: type[T], node: yaml.Node, key: str) -> T:
+    if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
+        node = yaml.MappingNode("tag:yaml.org,2002:map", [], node.start_mark, node.end_mark)
+    if not isinstance(node, yaml.MappingNode):
+        raise ctx.fail(node, key, f"expected a section (key: value lines), got {_describe(node)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for knode, vnode in node.value:
+        name = str(knode.value)
+        path = f"{key}.{name}" if key else name
+        if name not in fields:
+            close = difflib.get_close_matches(name, list(fields), 1)
+            hint = f"did you mean {close[0]!r}?" if close else "known keys: " + ", ".join(fields)
+            raise ctx.fail(knode, path, "unknown key", hint)
+        if name in values:
+            raise ctx.fail(knode, path, "key given twice", "keep one")
+        value = _build(ctx, hints[name], vnode, path)
+        check = fields[name].metadata.get("check")
+        if check is not None:
+            try:
+                value = check(value)
+            except ValueError as exc:
+                message, _, hint = str(exc).partition("|")
+                raise ctx.fail(vnode, path, message, hint) from None
+        values[name] = value
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ctx.fail(node, f"{key}.{missing[0]}" if key else missing[0], "required key missing", f"add '{missing[0]}:'")
+    try:
+        return cls(**values)
+    except ValueError as exc:  # cross-field checks in __post_init__
+        message, _, hint = str(exc).partition("|")
+        raise ctx.fail(node, key, message, hint) from None
+
+
+def load_text(text: str, cls: type[T], file: str = "<config>") -> T:
+    """Build ``cls`` from YAML text; raise ConfigError."""
+    ctx = _Ctx(file)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        raise ConfigError(file, line, "", f"not valid YAML: {exc.problem or exc}", "check indentation and quoting") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(file, 0, "", f"not valid YAML: {exc}") from None
+    if node is None:
+        return cls()
+    return _build_section(ctx, cls, node, "")
+
+
+def load_file(path: Path, cls: type[T]) -> T:
+    """Build ``cls`` from a YAML file; raise ConfigError (also for an unreadable file)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), 0, "", f"cannot read the file: {exc.strerror}", "check the path given with -c") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), 0, "", "not UTF-8 text", "save the file as UTF-8") from None
+    return load_text(text, cls, str(path))

@@ -1,0 +1,157 @@
+"""A client's query, parsed once from the wire with only what the policy chain needs."""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+
+from resolver.core import wire
+from resolver.core.wire import HEADER, RR_FIXED, Edns, WireError
+
+# RFC 6891 §6.2.3: below 512 is treated as 512. 1232 is the DNS Flag Day 2020 size that avoids
+# IP fragmentation on practically every path.
+MIN_UDP = 512
+DEFAULT_UDP_PAYLOAD = 1232
+
+
+class Transport(enum.Enum):
+    UDP = "udp"
+    TCP = "tcp"
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One question from one client. ``qname`` is lower-case text without the trailing dot."""
+
+    id: int
+    flags: int
+    qname: str
+    qtype: int
+    qclass: int
+    question: bytes  # the question section exactly as received: answers echo its case
+    edns: Edns | None
+    client: str  # textual address as the socket gave it; the ACL parses it once and caches
+    transport: Transport
+    size_limit: int  # largest answer this client accepts on this transport
+
+    @property
+    def do(self) -> bool:
+        return self.edns is not None and self.edns.do
+
+    @property
+    def cache_key(self) -> bytes:
+        """Lower-cased question plus the DO bit: identical questions share one cache entry."""
+        q = self.question
+        return q[:-4].translate(_LOWER) + q[-4:] + (b"\x01" if self.do else b"\x00")
+
+
+_QTAIL = struct.Struct("!HH")
+_LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
+
+
+class MalformedQuery(Exception):
+    """A query we cannot serve; ``response`` is what to send back (None: send nothing)."""
+
+    def __init__(self, reason: str, response: bytes | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.response = response
+
+
+def _error_reply(
+    buf: bytes, rcode: int, question: bytes, qd: int, edns: Edns | None, payload: int
+) -> bytes:
+    qid, flags = HEADER.unpack_from(buf)[:2]
+    # Keep opcode and RD, set QR and RA (RFC 1035 §4.1.1).
+    out_flags = wire.QR | wire.RA | (flags & (wire.OPCODE_MASK | wire.RD | wire.CD)) | (rcode & 0xF)
+    opt = b""
+    if edns is not None or rcode > 15:
+        opt = wire.build_opt(payload, edns.do if edns else False, rcode >> 4)
+    return HEADER.pack(qid, out_flags, qd, 0, 0, 1 if opt else 0) + question + opt
+
+
+def from_wire(
+    buf: bytes,
+    client: str,
+    transport: Transport,
+    server_payload: int = DEFAULT_UDP_PAYLOAD,
+) -> Query:
+    """Parse a query; raise MalformedQuery carrying the error response to send, if any."""
+    if len(buf) < 12:
+        raise MalformedQuery("shorter than a header", None)
+    _qid, flags, qd, an, ns, ar = HEADER.unpack_from(buf)
+    if flags & wire.QR:
+        # Never answer a response: that is how reflection loops between servers start.
+        raise MalformedQuery("response received as query", None)
+    opcode = (flags & wire.OPCODE_MASK) >> 11
+    # Find the question (when there is exactly one) before deciding, so errors echo it.
+    question = b""
+    pos = 12
+    qname_labels: list[bytes] = []
+    if qd == 1:
+        try:
+            qname_labels, pos = wire.read_name(buf, 12)
+        except WireError as exc:
+            raise MalformedQuery(str(exc), _error_reply(buf, wire.FORMERR, b"", 0, None, 0)) from None
+        if pos + 4 > len(buf):
+            raise MalformedQuery("truncated question", _error_reply(buf, wire.FORMERR, b"", 0, None, 0))
+        pos += 4
+        question = buf[12:pos]
+    if opcode != 0:
+        qcount = 1 if question else 0
+        raise MalformedQuery(
+            "opcode not implemented", _error_reply(buf, wire.NOTIMP, question, qcount, None, 0)
+        )
+    if qd != 1:
+        raise MalformedQuery(
+            "question count is not 1", _error_reply(buf, wire.FORMERR, b"", 0, None, 0)
+        )
+    edns: Edns | None = None
+    try:
+        for _ in range(an + ns):
+            pos = wire.skip_name(buf, pos)
+            if pos + 10 > len(buf):
+                raise WireError("truncated record")
+            pos += 10 + RR_FIXED.unpack_from(buf, pos)[3]
+        for _ in range(ar):
+            name_at = pos
+            pos = wire.skip_name(buf, pos)
+            if pos + 10 > len(buf):
+                raise WireError("truncated record")
+            rtype, rclass, ttl, rdlen = RR_FIXED.unpack_from(buf, pos)
+            pos += 10 + rdlen
+            if pos > len(buf):
+                raise WireError("truncated rdata")
+            if rtype == wire.T_OPT:
+                if edns is not None or buf[name_at] != 0:
+                    raise WireError("OPT twice or not at the root")  # RFC 6891 §6.1.1
+                edns = Edns(rclass, (ttl >> 16) & 0xFF, bool(ttl & 0x8000), ttl >> 24)
+    except WireError as exc:
+        raise MalformedQuery(
+            str(exc), _error_reply(buf, wire.FORMERR, question, 1, None, server_payload)
+        ) from None
+    if edns is not None and edns.version != 0:
+        raise MalformedQuery(
+            "EDNS version not supported",
+            _error_reply(buf, wire.BADVERS, question, 1, edns, server_payload),
+        )
+    if transport is Transport.TCP:
+        limit = 65535
+    elif edns is None:
+        limit = MIN_UDP
+    else:
+        limit = max(MIN_UDP, min(edns.payload, server_payload))
+    qtype, qclass = _QTAIL.unpack_from(question, len(question) - 4)
+    return Query(
+        id=_qid,
+        flags=flags,
+        qname=wire.labels_to_text(qname_labels),
+        qtype=qtype,
+        qclass=qclass,
+        question=question,
+        edns=edns,
+        client=client,
+        transport=transport,
+        size_limit=limit,
+    )

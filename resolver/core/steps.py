@@ -1,0 +1,78 @@
+"""What a policy stage decides: answer, forward, drop, or pass the query on."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Final
+
+
+class Verdict(enum.Enum):
+    """Why an answer is what it is; the block log, metrics and dashboard read this."""
+
+    LOCAL = "local"
+    CACHED = "cached"
+    FORWARDED = "forwarded"
+    BLOCKED = "blocked"
+    EXFILTRATION = "exfiltration"
+    REFUSED = "refused"
+    SERVFAIL = "servfail"
+    FORMERR = "formerr"
+
+
+# Verdicts that go to the block log.
+LOGGED: Final = frozenset({Verdict.BLOCKED, Verdict.EXFILTRATION})
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One upstream resolver address."""
+
+    host: str
+    port: int = 53
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A complete answer in wire form (not yet fitted to the client's size limit)."""
+
+    wire: bytes
+    verdict: Verdict
+    reason: str = ""  # "feed:urlhaus", "local", "acl"
+    category: str = ""  # "malware", "phishing", ... for blocks
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Ask these servers; ``zone`` is set for conditional forwarding (not cached)."""
+
+    servers: tuple[Upstream, ...]
+    zone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """Send nothing."""
+
+    reason: str
+
+
+class Continue:
+    """Pass the query to the next stage."""
+
+    __slots__ = ()
+
+
+class Trusted:
+    """Skip the remaining policy stages (allowlisted); caching and forwarding still run."""
+
+    __slots__ = ()
+
+
+CONTINUE: Final = Continue()
+TRUSTED: Final = Trusted()
+
+Step = Reply | Forward | Drop | Continue | Trusted

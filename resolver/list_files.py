@@ -1,0 +1,62 @@
+"""The operator's own list files: one domain per line, '#' comments. Lines are hostile input."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from resolver.core.blocklist import EXACT, SUBTREE, Match
+
+log = logging.getLogger(__name__)
+
+_MAX_LINE = 1024
+_ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+def normalise(raw: str) -> str | None:
+    """Lower-case A-label text without trailing dot, or None when not a usable domain name."""
+    name = raw.strip().lower().rstrip(".")
+    if name.startswith("*."):
+        name = name[2:]
+    if not name or len(name) > 253:
+        return None
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    if not set(name) <= _ALLOWED:
+        return None
+    labels = name.split(".")
+    if any(not 0 < len(label) <= 63 for label in labels):
+        return None
+    return name
+
+
+def read_names(path: Path) -> Iterator[str]:
+    """Yield the valid names of a list file; count and report the rest once."""
+    rejected = 0
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            line = line[:_MAX_LINE].split("#", 1)[0].strip()
+            if not line:
+                continue
+            fields = line.split()
+            # Accept hosts-file lines too ("0.0.0.0 name"), the format people paste most.
+            token = fields[1] if len(fields) == 2 and fields[0] in ("0.0.0.0", "127.0.0.1") else fields[0]
+            name = normalise(token)
+            if name is None or "." not in name:
+                rejected += 1
+                continue
+            yield name
+    if rejected:
+        log.warning("%s: %d lines are not domain names and were skipped", path, rejected)
+
+
+def load_list(
+    path: Path, source: str, category: str, match: str
+) -> list[tuple[str, int, Match]]:
+    scope = SUBTREE if match == "subtree" else EXACT
+    m = Match("", source, category)
+    return [(name, scope, Match(name, m.source, m.category)) for name in read_names(path)]

@@ -1,0 +1,133 @@
+"""DNS over TCP (RFC 7766): length-prefixed messages, pipelined, answered out of order.
+
+Bounded everywhere: connections per server, queries in flight per connection, idle time (counted
+from the last complete message, so a client that trickles bytes cannot hold a connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from typing import Any, cast
+
+from resolver.core.query import Transport
+from resolver.net.service import Service
+
+_LEN = struct.Struct("!H")
+_TCP = Transport.TCP
+
+
+class TcpLimits:
+    def __init__(self, idle_timeout: float, max_connections: int, max_pipelined: int) -> None:
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.max_pipelined = max_pipelined
+        self.connections: dict[TcpConnection, None] = {}  # insertion order = age
+
+
+class TcpConnection(asyncio.Protocol):
+    def __init__(self, service: Service, limits: TcpLimits) -> None:
+        self.service = service
+        self.limits = limits
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.client = ""
+        self.inflight = 0
+        self.paused = False
+        self.eof = False
+        self.last_message = time.monotonic()
+        self.timer: asyncio.TimerHandle | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        peer = transport.get_extra_info("peername")
+        self.client = peer[0] if peer else ""
+        conns = self.limits.connections
+        if len(conns) >= self.limits.max_connections:
+            # Make room by closing the connection that has been quiet longest (RFC 7766 §6.2.2).
+            oldest = min(conns, key=lambda c: c.last_message)
+            oldest.close()
+        conns[self] = None
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.limits.connections.pop(self, None)
+        if self.timer is not None:
+            self.timer.cancel()
+        for t in self.tasks:
+            t.cancel()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        self.limits.connections.pop(self, None)
+
+    def _arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.timer = loop.call_at(loop.time() + self.limits.idle_timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        idle = time.monotonic() - self.last_message
+        if self.inflight == 0 and idle >= self.limits.idle_timeout:
+            self.close()
+        else:
+            self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buffer
+        buf += data
+        while len(buf) >= 2 and self.inflight < self.limits.max_pipelined:
+            size = _LEN.unpack_from(buf)[0]
+            if len(buf) < 2 + size:
+                break
+            msg = bytes(buf[2 : 2 + size])
+            del buf[: 2 + size]
+            self.last_message = time.monotonic()
+            self._handle(msg)
+            if self.transport is None or self.transport.is_closing():
+                return
+        if self.inflight >= self.limits.max_pipelined and not self.paused and self.transport:
+            # Stop reading: the kernel's buffers then push back on a client that floods us.
+            self.transport.pause_reading()
+            self.paused = True
+
+    def _handle(self, msg: bytes) -> None:
+        out = self.service.begin(msg, self.client, _TCP)
+        if out is None:
+            return
+        if isinstance(out, bytes):
+            self._write(out)
+            return
+        self.inflight += 1
+        task = asyncio.get_running_loop().create_task(self._finish(out))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _finish(self, pending: Any) -> None:
+        try:
+            out = await self.service.finish(pending)
+        finally:
+            self.inflight -= 1
+        if out is not None:
+            self._write(out)
+        if self.eof and self.inflight == 0:
+            self.close()
+            return
+        if self.paused and self.inflight < self.limits.max_pipelined and self.transport:
+            self.paused = False
+            self.transport.resume_reading()
+            if len(self.buffer) >= 2:
+                self.data_received(b"")
+
+    def _write(self, out: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(_LEN.pack(len(out)) + out)
+
+    def eof_received(self) -> bool | None:
+        # Half-closed by the client: finish what is in flight, then close (RFC 7766 §6.2.4).
+        self.eof = True
+        if self.inflight == 0:
+            return None  # close now
+        return True

@@ -1,0 +1,126 @@
+"""Ask upstream resolvers: UDP first, TCP when truncated, failover across servers.
+
+Spoofing defences (RFC 5452): a fresh random ID and a fresh socket (so a fresh random source port)
+per try; a reply counts only if it comes from the server we asked, with our ID and our question.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Sequence
+
+from resolver.core import wire
+from resolver.core.query import DEFAULT_UDP_PAYLOAD, Query
+from resolver.core.steps import Upstream
+from resolver.core.wire import HEADER, U16
+
+log = logging.getLogger(__name__)
+
+_LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
+
+
+def build_upstream_query(query: Query, qid: int, payload: int = DEFAULT_UDP_PAYLOAD) -> bytes:
+    """Our own query for ``query``'s question: recursion desired, EDNS with the client's DO."""
+    q = query.question
+    question = q[:-4].translate(_LOWER) + q[-4:]
+    flags = wire.RD | (query.flags & wire.CD)
+    return HEADER.pack(qid, flags, 1, 0, 0, 1) + question + wire.build_opt(payload, query.do)
+
+
+def matches(resp: bytes, sent: bytes) -> bool:
+    """True if ``resp`` answers ``sent``: same ID, QR set, the same single question."""
+    if len(resp) < 12 or resp[:2] != sent[:2]:
+        return False
+    flags, qd = HEADER.unpack_from(resp)[1:3]
+    if not flags & wire.QR or qd != 1:
+        return False
+    qlen = len(sent) - 12 - 11  # our query is header + question + an 11-byte OPT
+    return resp[12 : 12 + qlen].translate(_LOWER) == sent[12 : 12 + qlen]
+
+
+class _UdpExchange(asyncio.DatagramProtocol):
+    def __init__(self, sent: bytes, done: asyncio.Future[bytes]) -> None:
+        self.sent = sent
+        self.done = done
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        # The socket is connected, so the kernel already dropped datagrams from other addresses.
+        if not self.done.done() and matches(data, self.sent):
+            self.done.set_result(data)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc)  # ICMP port unreachable: fail over at once
+
+
+class UpstreamClient:
+    """Sends one query to the first server that answers well, within a total deadline."""
+
+    def __init__(self, timeout: float, total_timeout: float) -> None:
+        self.timeout = timeout
+        self.total_timeout = total_timeout
+        # Index of the server that answered last, per server list: start there next time, so a
+        # dead first server costs one timeout once, not on every query.
+        self._preferred: dict[tuple[Upstream, ...], int] = {}
+        self.failures = 0
+
+    async def exchange(self, query: Query, servers: Sequence[Upstream]) -> bytes | None:
+        servers = tuple(servers)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.total_timeout
+        start = self._preferred.get(servers, 0)
+        n = len(servers)
+        attempt = 0
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0.005 or attempt >= 2 * n:
+                break
+            index = (start + attempt) % n
+            server = servers[index]
+            attempt += 1
+            sent = build_upstream_query(query, secrets.randbits(16))
+            try:
+                resp = await self._udp(server, sent, min(self.timeout, remaining))
+                if HEADER.unpack_from(resp)[1] & wire.TC:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    resp = await self._tcp(server, sent, min(self.timeout * 2, remaining))
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+                self.failures += 1
+                continue
+            rcode = HEADER.unpack_from(resp)[1] & wire.RCODE_MASK
+            if rcode in (wire.SERVFAIL, wire.REFUSED, wire.NOTIMP, wire.FORMERR):
+                continue  # this server cannot help; another may
+            if index != start:
+                self._preferred[servers] = index
+            return resp
+        return None
+
+    async def _udp(self, server: Upstream, sent: bytes, timeout: float) -> bytes:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bytes] = loop.create_future()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpExchange(sent, done), remote_addr=(server.host, server.port)
+        )
+        try:
+            transport.sendto(sent)
+            return await asyncio.wait_for(done, timeout)
+        finally:
+            transport.close()
+
+    async def _tcp(self, server: Upstream, sent: bytes, timeout: float) -> bytes:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            try:
+                writer.write(U16.pack(len(sent)) + sent)
+                while True:
+                    size = U16.unpack(await reader.readexactly(2))[0]
+                    resp = await reader.readexactly(size)
+                    if matches(resp, sent):
+                        return resp
+            finally:
+                writer.close()
+

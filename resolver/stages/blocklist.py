@@ -1,0 +1,49 @@
+"""Block names on the threat lists, and upstream answers that alias to them."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from resolver.core import responses
+from resolver.core.blocklist import ListHolder
+from resolver.core.query import Query
+from resolver.core.responses import BlockAnswer
+from resolver.core.steps import CONTINUE, Reply, Step, Verdict
+
+
+class BlocklistStage:
+    name: ClassVar[str] = "blocklist"
+    policy: ClassVar[bool] = True
+
+    def __init__(self, lists: ListHolder, answer: BlockAnswer) -> None:
+        self.lists = lists  # swapped whole by the shell on reload; read once per query
+        self.answer = answer
+
+    def describe(self) -> str:
+        return f"{len(self.lists.current)} entries, answer {self.answer.mode}"
+
+    def decide(self, query: Query, now: float) -> Step:
+        m = self.lists.current.match(query.qname)
+        if m is None:
+            return CONTINUE
+        return Reply(
+            responses.make_blocked(query, self.answer, m.source),
+            Verdict.BLOCKED,
+            m.source,
+            m.category,
+        )
+
+    def check_targets(self, query: Query, targets: list[str]) -> Reply | None:
+        """Block the query if any CNAME/DNAME target of its answer is listed."""
+        current = self.lists.current
+        for target in targets:
+            m = current.match(target)
+            if m is not None:
+                reason = f"{m.source} cname:{target[:100]}"
+                return Reply(
+                    responses.make_blocked(query, self.answer, reason),
+                    Verdict.BLOCKED,
+                    reason,
+                    m.category,
+                )
+        return None

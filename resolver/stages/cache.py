@@ -1,0 +1,52 @@
+"""Answer repeats from the cache; sits after the policy stages so a newly listed name is never
+served from it (and the whole cache is cleared when the lists change)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from cachetools import LRUCache
+
+from resolver.core import cached_answer
+from resolver.core.cached_answer import CachedAnswer
+from resolver.core.query import Query
+from resolver.core.steps import CONTINUE, Reply, Step, Verdict
+
+
+class CacheStage:
+    name: ClassVar[str] = "cache"
+    policy: ClassVar[bool] = False
+
+    def __init__(self, size: int, min_ttl: int, max_ttl: int) -> None:
+        # LRU bounded by entry count; expiry is checked on read, so an expired entry can still be
+        # found (serve-stale needs that) and is replaced by the next store.
+        self.entries: LRUCache[bytes, CachedAnswer] = LRUCache(maxsize=max(size, 1))
+        self.min_ttl = min_ttl
+        self.max_ttl = max_ttl
+        self.enabled = size > 0
+        self.hits = 0
+        self.misses = 0
+
+    def describe(self) -> str:
+        return f"{self.entries.maxsize} entries, ttl {self.min_ttl}..{self.max_ttl} s"
+
+    def lookup(self, key: bytes, now: float) -> CachedAnswer | None:
+        entry = self.entries.get(key)
+        if entry is not None and now < entry.stored_at + entry.ttl:
+            self.hits += 1
+            return entry
+        self.misses += 1
+        return None
+
+    def store(self, key: bytes, entry: CachedAnswer) -> None:
+        if self.enabled:
+            self.entries[key] = entry
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+    def decide(self, query: Query, now: float) -> Step:
+        entry = self.lookup(query.cache_key, now)
+        if entry is None:
+            return CONTINUE
+        return Reply(cached_answer.render(entry, query, now), Verdict.CACHED, "cache")

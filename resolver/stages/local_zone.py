@@ -1,0 +1,127 @@
+"""Names the box answers itself, and zones it sends to the mairie's own DNS servers.
+
+Internal names (the Windows domain, private reverse zones) must never reach public upstreams or
+the threat lists: that leaks the network's layout and can break logons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from resolver.core import responses, wire
+from resolver.core.query import Query
+from resolver.core.steps import CONTINUE, Forward, Reply, Step, Upstream, Verdict
+
+# RFC 6303 §4 (and RFC 6761 for localhost): zones no public server should be asked about.
+PRIVATE_REVERSE_ZONES: tuple[str, ...] = (
+    "10.in-addr.arpa",
+    *(f"{i}.172.in-addr.arpa" for i in range(16, 32)),
+    "168.192.in-addr.arpa",
+    "254.169.in-addr.arpa",
+    "127.in-addr.arpa",
+    "0.in-addr.arpa",
+    "d.f.ip6.arpa",
+    "8.e.f.ip6.arpa",
+    "9.e.f.ip6.arpa",
+    "a.e.f.ip6.arpa",
+    "b.e.f.ip6.arpa",
+    "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRecord:
+    name: str  # lower case, no trailing dot
+    rtype: int
+    ttl: int
+    rdata: bytes  # uncompressed wire rdata
+
+
+def parse_record(text: str, default_ttl: int = 300) -> LocalRecord:
+    """Read one zone-file line, e.g. ``nas.mairie.local A 192.168.1.10``; ValueError if bad."""
+    from dnslib import RR, DNSBuffer  # config-time only: keeps dnslib off the import of the core
+
+    try:
+        rrs = RR.fromZone(text, ttl=default_ttl)
+    except Exception as exc:  # dnslib raises several unrelated types for bad text
+        raise ValueError(f"not a zone-file record: {exc}") from None
+    if len(rrs) != 1:
+        raise ValueError("expected exactly one record")
+    rr = rrs[0]
+    buf = DNSBuffer()
+    rr.rdata.pack(buf)
+    name = str(rr.rname).rstrip(".").lower()
+    return LocalRecord(name, int(rr.rtype), int(rr.ttl), bytes(buf.data))
+
+
+def _under(name: str, zone: str) -> bool:
+    return name == zone or name.endswith("." + zone)
+
+
+class LocalZoneStage:
+    name: ClassVar[str] = "local_zone"
+    policy: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        records: Iterable[LocalRecord],
+        forwards: Sequence[tuple[str, Sequence[Upstream]]],
+        private_reverse: bool = True,
+    ) -> None:
+        table: dict[str, dict[int, list[LocalRecord]]] = {}
+        for r in records:
+            table.setdefault(r.name, {}).setdefault(r.rtype, []).append(r)
+        table.setdefault("localhost", {})
+        table["localhost"].setdefault(wire.T_A, [LocalRecord("localhost", wire.T_A, 300, b"\x7f\0\0\x01")])
+        table["localhost"].setdefault(
+            wire.T_AAAA, [LocalRecord("localhost", wire.T_AAAA, 300, bytes(15) + b"\x01")]
+        )
+        self.records = table
+        # Longest zone first, so mairie.local's sub-zone can go elsewhere than mairie.local.
+        self.forwards = sorted(
+            ((z.rstrip(".").lower(), Forward(tuple(s), z.rstrip(".").lower())) for z, s in forwards),
+            key=lambda zf: -len(zf[0]),
+        )
+        self.private_reverse = PRIVATE_REVERSE_ZONES if private_reverse else ()
+
+    def describe(self) -> str:
+        zones = ", ".join(z for z, _ in self.forwards) or "none"
+        return f"{len(self.records)} local names, forwarding {zones}"
+
+    def decide(self, query: Query, now: float) -> Step:
+        name = query.qname
+        found = self.records.get(name)
+        if found is not None:
+            return self._answer(query, found)
+        for zone, fwd in self.forwards:
+            if _under(name, zone):
+                return fwd
+        if name.endswith(".arpa"):
+            for zone in self.private_reverse:
+                if _under(name, zone):
+                    return Reply(
+                        responses.make_response(query, wire.NXDOMAIN, aa=True),
+                        Verdict.LOCAL,
+                        "private-reverse",
+                    )
+        elif name.endswith("localhost"):
+            if _under(name, "localhost"):  # RFC 6761 §6.3
+                return Reply(
+                    responses.make_response(query, wire.NXDOMAIN, aa=True), Verdict.LOCAL, "local"
+                )
+        return CONTINUE
+
+    def _answer(self, query: Query, by_type: dict[int, list[LocalRecord]]) -> Reply:
+        rrs = by_type.get(query.qtype)
+        if rrs is None and query.qtype != wire.T_CNAME:
+            rrs = by_type.get(wire.T_CNAME)
+        if rrs is None and query.qtype == wire.T_ANY:
+            rrs = [r for group in by_type.values() for r in group][:1]  # RFC 8482: one is enough
+        if not rrs or query.qclass not in (wire.C_IN, wire.T_ANY):
+            wire_answer = responses.make_response(query, wire.NOERROR, aa=True)  # NODATA
+        else:
+            answers = b"".join(responses.answer_rr(r.rtype, r.ttl, r.rdata) for r in rrs)
+            wire_answer = responses.make_response(query, wire.NOERROR, answers, len(rrs), aa=True)
+        return Reply(wire_answer, Verdict.LOCAL, "local")
