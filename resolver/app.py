@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import signal
@@ -29,6 +30,10 @@ from resolver.stages.local_zone import LocalZoneStage, parse_record
 from resolver.stages.upstream import UpstreamStage
 
 log = logging.getLogger(__name__)
+
+
+def _same(proto: UdpServer) -> UdpServer:
+    return proto
 
 
 class App:
@@ -82,7 +87,9 @@ class App:
             max_inflight=cfg.server.max_inflight,
         )
         self.tcp_limits = TcpLimits(
-            cfg.server.tcp_idle_timeout, cfg.server.tcp_max_connections, cfg.server.tcp_max_pipelined
+            cfg.server.tcp_idle_timeout,
+            cfg.server.tcp_max_connections,
+            cfg.server.tcp_max_pipelined,
         )
         self.udp: list[tuple[asyncio.DatagramTransport, UdpServer]] = []
         self.tcp: list[asyncio.Server] = []
@@ -112,7 +119,7 @@ class App:
         for _ in range(20):
             proto = UdpServer(self.service)
             transport, _ = await loop.create_datagram_endpoint(
-                lambda p=proto: p, local_addr=(host, port), family=family  # type: ignore[misc]
+                functools.partial(_same, proto), local_addr=(host, port), family=family
             )
             bound_port = int(transport.get_extra_info("sockname")[1])
             try:

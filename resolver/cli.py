@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import errno
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from resolver import __version__, config
 from resolver.config.errors import ConfigError
@@ -54,18 +55,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _serve(cfg)
 
 
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop  # the faster event loop where it is installed
+    except ImportError:
+        return asyncio.run(coro)
+    return int(uvloop.run(coro))
+
+
 def _serve(cfg: config.Config) -> int:
     from resolver import app, logsetup
 
     logsetup.setup(cfg.logging.level)
     try:
-        import uvloop  # the faster event loop where it is installed
-
-        runner = uvloop.run
-    except ImportError:
-        runner = asyncio.run
-    try:
-        return int(runner(app.serve(cfg)))
+        return _run(app.serve(cfg))
     except KeyboardInterrupt:
         return EXIT_OK
     except ParafoudreError as exc:
@@ -73,9 +76,11 @@ def _serve(cfg: config.Config) -> int:
         return EXIT_FAILED
     except OSError as exc:
         if exc.errno == errno.EACCES:
-            hint = "ports below 1024 need root or CAP_NET_BIND_SERVICE (see deploy/parafoudre.service)"
+            hint = (
+                "ports below 1024 need root or CAP_NET_BIND_SERVICE (see deploy/parafoudre.service)"
+            )
         elif exc.errno == errno.EADDRINUSE:
-            hint = "another program already uses this port (on Debian often systemd-resolved or dnsmasq)"
+            hint = "another program uses this port (on Debian often systemd-resolved or dnsmasq)"
         elif exc.errno == errno.EADDRNOTAVAIL:
             hint = "this machine has no such address: check server.listen"
         else:

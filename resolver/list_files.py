@@ -11,6 +11,8 @@ from resolver.core.blocklist import EXACT, SUBTREE, Match
 log = logging.getLogger(__name__)
 
 _MAX_LINE = 1024
+# Hosts-file sink addresses, compared as text (not something we bind to).
+_SINKS = frozenset({"0.0.0.0", "127.0.0.1", "::", "::1"})  # noqa: S104
 _ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
@@ -44,7 +46,8 @@ def read_names(path: Path) -> Iterator[str]:
                 continue
             fields = line.split()
             # Accept hosts-file lines too ("0.0.0.0 name"), the format people paste most.
-            token = fields[1] if len(fields) == 2 and fields[0] in ("0.0.0.0", "127.0.0.1") else fields[0]
+            hosts_line = len(fields) == 2 and fields[0] in _SINKS
+            token = fields[1] if hosts_line else fields[0]
             name = normalise(token)
             if name is None or "." not in name:
                 rejected += 1
@@ -54,9 +57,7 @@ def read_names(path: Path) -> Iterator[str]:
         log.warning("%s: %d lines are not domain names and were skipped", path, rejected)
 
 
-def load_list(
-    path: Path, source: str, category: str, match: str
-) -> list[tuple[str, int, Match]]:
+def load_list(path: Path, source: str, category: str, match: str) -> list[tuple[str, int, Match]]:
     scope = SUBTREE if match == "subtree" else EXACT
     m = Match("", source, category)
     return [(name, scope, Match(name, m.source, m.category)) for name in read_names(path)]

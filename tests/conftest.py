@@ -75,6 +75,7 @@ class FakeUpstream:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         up = self
+        tasks: set[asyncio.Task[None]] = set()
 
         class Udp(asyncio.DatagramProtocol):
             def connection_made(self, transport: Any) -> None:
@@ -83,7 +84,9 @@ class FakeUpstream:
             def datagram_received(self, data: bytes, addr: Any) -> None:
                 if up.silent:
                     return
-                loop.create_task(self.reply(data, addr))
+                task = loop.create_task(self.reply(data, addr))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
 
             async def reply(self, data: bytes, addr: Any) -> None:
                 if up.delay:

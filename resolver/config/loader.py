@@ -70,7 +70,12 @@ def _build(ctx: _Ctx, tp: Any, node: yaml.Node, key: str) -> Any:
         if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
             return ()
         if not isinstance(node, yaml.SequenceNode):
-            raise ctx.fail(node, key, f"expected a list, got {_describe(node)}", "write one item per line starting with '- '")
+            raise ctx.fail(
+                node,
+                key,
+                f"expected a list, got {_describe(node)}",
+                "write one item per line starting with '- '",
+            )
         return tuple(_build(ctx, item_tp, item, f"{key}[{i}]") for i, item in enumerate(node.value))
     if not isinstance(node, yaml.ScalarNode):
         raise ctx.fail(node, key, f"expected {_type_name(tp)}, got {_describe(node)}")
@@ -79,12 +84,18 @@ def _build(ctx: _Ctx, tp: Any, node: yaml.Node, key: str) -> Any:
         choices = typing.get_args(tp)
         if value not in choices:
             close = difflib.get_close_matches(str(value), [str(c) for c in choices], 1)
-            hint = f"did you mean {close[0]!r}?" if close else "use " + " | ".join(map(str, choices))
-            raise ctx.fail(node, key, f"{value!r} is not one of {', '.join(map(str, choices))}", hint)
+            hint = (
+                f"did you mean {close[0]!r}?" if close else "use " + " | ".join(map(str, choices))
+            )
+            raise ctx.fail(
+                node, key, f"{value!r} is not one of {', '.join(map(str, choices))}", hint
+            )
         return value
     if tp is str:
         if node.tag in (_NULL,):
-            raise ctx.fail(node, key, "expected a string, got nothing", "write a value or remove the key")
+            raise ctx.fail(
+                node, key, "expected a string, got nothing", "write a value or remove the key"
+            )
         return str(ctx.constructor.construct_scalar(node))
     if tp is bool:
         if node.tag != _BOOL:
@@ -145,7 +156,12 @@ def _build_section(ctx: _Ctx, cls: type[T], node: yaml.Node, key: str) -> T:
         and f.default_factory is dataclasses.MISSING
     ]
     if missing:
-        raise ctx.fail(node, f"{key}.{missing[0]}" if key else missing[0], "required key missing", f"add '{missing[0]}:'")
+        raise ctx.fail(
+            node,
+            f"{key}.{missing[0]}" if key else missing[0],
+            "required key missing",
+            f"add '{missing[0]}:'",
+        )
     try:
         return cls(**values)
     except ValueError as exc:  # cross-field checks in __post_init__
@@ -161,7 +177,9 @@ def load_text(text: str, cls: type[T], file: str = "<config>") -> T:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
-        raise ConfigError(file, line, "", f"not valid YAML: {exc.problem or exc}", "check indentation and quoting") from None
+        raise ConfigError(
+            file, line, "", f"not valid YAML: {exc.problem or exc}", "check indentation and quoting"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(file, 0, "", f"not valid YAML: {exc}") from None
     if node is None:
@@ -174,7 +192,13 @@ def load_file(path: Path, cls: type[T]) -> T:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(str(path), 0, "", f"cannot read the file: {exc.strerror}", "check the path given with -c") from None
+        raise ConfigError(
+            str(path),
+            0,
+            "",
+            f"cannot read the file: {exc.strerror}",
+            "check the path given with -c",
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError(str(path), 0, "", "not UTF-8 text", "save the file as UTF-8") from None
     return load_text(text, cls, str(path))

@@ -77,7 +77,9 @@ def _networks(values: tuple[str, ...]) -> tuple[str, ...]:
         try:
             ipaddress.ip_network(v, strict=False)
         except ValueError:
-            raise ValueError(f"{v!r} is not a network|write it as 192.168.0.0/16 or fd00::/8") from None
+            raise ValueError(
+                f"{v!r} is not a network|write it as 192.168.0.0/16 or fd00::/8"
+            ) from None
     return values
 
 
@@ -310,7 +312,11 @@ class Config:
         return Path.home() / ".local" / "state" / "parafoudre"
 
     def blocklog_path(self) -> Path:
-        return Path(self.blocklog.path).expanduser() if self.blocklog.path else self.state_path() / "blocks.sqlite"
+        return (
+            Path(self.blocklog.path).expanduser()
+            if self.blocklog.path
+            else self.state_path() / "blocks.sqlite"
+        )
 
     def compiled_path(self) -> Path:
         c = self.blocking.compiled

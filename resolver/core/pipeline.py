@@ -49,7 +49,10 @@ class Pipeline:
         if response is None:
             return Reply(
                 responses.make_error(
-                    query, wire.SERVFAIL, responses.EDE_NO_REACHABLE_AUTHORITY, "no upstream answered"
+                    query,
+                    wire.SERVFAIL,
+                    responses.EDE_NO_REACHABLE_AUTHORITY,
+                    "no upstream answered",
                 ),
                 Verdict.SERVFAIL,
                 "upstream",

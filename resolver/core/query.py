@@ -93,9 +93,13 @@ def from_wire(
         try:
             qname_labels, pos = wire.read_name(buf, 12)
         except WireError as exc:
-            raise MalformedQuery(str(exc), _error_reply(buf, wire.FORMERR, b"", 0, None, 0)) from None
+            raise MalformedQuery(
+                str(exc), _error_reply(buf, wire.FORMERR, b"", 0, None, 0)
+            ) from None
         if pos + 4 > len(buf):
-            raise MalformedQuery("truncated question", _error_reply(buf, wire.FORMERR, b"", 0, None, 0))
+            raise MalformedQuery(
+                "truncated question", _error_reply(buf, wire.FORMERR, b"", 0, None, 0)
+            )
         pos += 4
         question = buf[12:pos]
     if opcode != 0:

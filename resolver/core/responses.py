@@ -44,9 +44,7 @@ class BlockAnswer:
 
 def response_flags(query: Query, rcode: int, aa: bool = False) -> int:
     """QR and RA set, RD and CD echoed (RFC 1035 §4.1.1, RFC 4035 §3.2.2)."""
-    return (
-        wire.QR | wire.RA | (query.flags & (wire.RD | wire.CD)) | (wire.AA if aa else 0) | rcode
-    )
+    return wire.QR | wire.RA | (query.flags & (wire.RD | wire.CD)) | (wire.AA if aa else 0) | rcode
 
 
 def opt_for(query: Query, options: bytes = b"") -> bytes:
@@ -94,7 +92,9 @@ def make_blocked(query: Query, how: BlockAnswer, reason: str) -> bytes:
     if how.mode == "refused":
         return make_response(query, wire.REFUSED, ede=ede)
     if query.qtype == wire.T_A and how.has_ipv4 and query.qclass == wire.C_IN:
-        return make_response(query, wire.NOERROR, answer_rr(wire.T_A, how.ttl, how.ipv4), 1, ede=ede)
+        return make_response(
+            query, wire.NOERROR, answer_rr(wire.T_A, how.ttl, how.ipv4), 1, ede=ede
+        )
     if query.qtype == wire.T_AAAA and how.has_ipv6 and query.qclass == wire.C_IN:
         rr = answer_rr(wire.T_AAAA, how.ttl, how.ipv6)
         return make_response(query, wire.NOERROR, rr, 1, ede=ede)

@@ -93,7 +93,9 @@ class Service:
         self.counts[step.verdict] += 1
         if step.verdict in LOGGED and self.offer is not None:
             self.offer(
-                BlockEvent(now, q.client, q.qname, q.qtype, step.verdict.value, step.reason, step.category)
+                BlockEvent(
+                    now, q.client, q.qname, q.qtype, step.verdict.value, step.reason, step.category
+                )
             )
         out = step.wire
         if len(out) > q.size_limit:

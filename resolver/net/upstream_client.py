@@ -99,7 +99,7 @@ class UpstreamClient:
             return resp
         return None
 
-    async def _udp(self, server: Upstream, sent: bytes, timeout: float) -> bytes:
+    async def _udp(self, server: Upstream, sent: bytes, wait: float) -> bytes:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[bytes] = loop.create_future()
         transport, _ = await loop.create_datagram_endpoint(
@@ -107,12 +107,12 @@ class UpstreamClient:
         )
         try:
             transport.sendto(sent)
-            return await asyncio.wait_for(done, timeout)
+            return await asyncio.wait_for(done, wait)
         finally:
             transport.close()
 
-    async def _tcp(self, server: Upstream, sent: bytes, timeout: float) -> bytes:
-        async with asyncio.timeout(timeout):
+    async def _tcp(self, server: Upstream, sent: bytes, wait: float) -> bytes:
+        async with asyncio.timeout(wait):
             reader, writer = await asyncio.open_connection(server.host, server.port)
             try:
                 writer.write(U16.pack(len(sent)) + sent)
@@ -123,4 +123,3 @@ class UpstreamClient:
                         return resp
             finally:
                 writer.close()
-

@@ -37,7 +37,9 @@ class AclStage:
                 ok = False
             else:
                 if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-                    addr = addr.ipv4_mapped  # dual-stack sockets show IPv4 clients as ::ffff:a.b.c.d
+                    addr = (
+                        addr.ipv4_mapped
+                    )  # dual-stack sockets show IPv4 clients as ::ffff:a.b.c.d
                 ok = any(addr in net for net in self.networks)
             if len(self._memo) >= _MEMO_MAX:
                 self._memo.clear()

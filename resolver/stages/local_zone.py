@@ -74,14 +74,19 @@ class LocalZoneStage:
         for r in records:
             table.setdefault(r.name, {}).setdefault(r.rtype, []).append(r)
         table.setdefault("localhost", {})
-        table["localhost"].setdefault(wire.T_A, [LocalRecord("localhost", wire.T_A, 300, b"\x7f\0\0\x01")])
+        table["localhost"].setdefault(
+            wire.T_A, [LocalRecord("localhost", wire.T_A, 300, b"\x7f\0\0\x01")]
+        )
         table["localhost"].setdefault(
             wire.T_AAAA, [LocalRecord("localhost", wire.T_AAAA, 300, bytes(15) + b"\x01")]
         )
         self.records = table
         # Longest zone first, so mairie.local's sub-zone can go elsewhere than mairie.local.
         self.forwards = sorted(
-            ((z.rstrip(".").lower(), Forward(tuple(s), z.rstrip(".").lower())) for z, s in forwards),
+            (
+                (z.rstrip(".").lower(), Forward(tuple(s), z.rstrip(".").lower()))
+                for z, s in forwards
+            ),
             key=lambda zf: -len(zf[0]),
         )
         self.private_reverse = PRIVATE_REVERSE_ZONES if private_reverse else ()
@@ -106,11 +111,10 @@ class LocalZoneStage:
                         Verdict.LOCAL,
                         "private-reverse",
                     )
-        elif name.endswith("localhost"):
-            if _under(name, "localhost"):  # RFC 6761 §6.3
-                return Reply(
-                    responses.make_response(query, wire.NXDOMAIN, aa=True), Verdict.LOCAL, "local"
-                )
+        elif name.endswith("localhost") and _under(name, "localhost"):  # RFC 6761 §6.3
+            return Reply(
+                responses.make_response(query, wire.NXDOMAIN, aa=True), Verdict.LOCAL, "local"
+            )
         return CONTINUE
 
     def _answer(self, query: Query, by_type: dict[int, list[LocalRecord]]) -> Reply:

@@ -36,14 +36,12 @@ async def ask(
 
 
 def ede_texts(resp: dns.message.Message) -> list[tuple[int, str]]:
-    return [
-        (int(o.code), o.text or "")
-        for o in resp.options
-        if isinstance(o, dns.edns.EDEOption)
-    ]
+    return [(int(o.code), o.text or "") for o in resp.options if isinstance(o, dns.edns.EDEOption)]
 
 
-async def test_resolves_through_upstream_over_udp_and_tcp(tmp_path: Path, upstream: FakeUpstream) -> None:
+async def test_resolves_through_upstream_over_udp_and_tcp(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
     async with running(make_config(tmp_path, upstream.port)) as app:
         for tcp in (False, True):
             r = await ask(app, "example.test", tcp=tcp)
@@ -73,7 +71,8 @@ def _blocking_config(tmp_path: Path, port: int, extra: str = "") -> object:
     return make_config(
         tmp_path,
         port,
-        f"blocking:\n  lists:\n    - path: {lst}\n      name: local\n      category: phishing\n{extra}",
+        f"blocking:\n  lists:\n    - path: {lst}\n      name: local\n"
+        f"      category: phishing\n{extra}",
     )
 
 
@@ -101,7 +100,9 @@ async def test_null_and_sinkhole_modes(tmp_path: Path, upstream: FakeUpstream) -
         assert r.answer[0][0].to_text() == "::"
         r = await ask(app, "evil.test", "MX")
         assert r.rcode() == dns.rcode.NOERROR and not r.answer
-    cfg = _blocking_config(tmp_path, upstream.port, "  mode: sinkhole\n  sinkhole_ipv4: 192.168.1.250\n")
+    cfg = _blocking_config(
+        tmp_path, upstream.port, "  mode: sinkhole\n  sinkhole_ipv4: 192.168.1.250\n"
+    )
     async with running(cfg) as app:  # type: ignore[arg-type]
         r = await ask(app, "x.evil.test", "A")
         assert r.answer[0][0].to_text() == "192.168.1.250"
@@ -159,7 +160,9 @@ async def test_malformed_packet_gets_formerr_and_server_keeps_answering(
             assert data[:2] == b"\xbe\xef"
             assert data[3] & 0x0F == dns.rcode.FORMERR
             # a compression loop in the question
-            t.sendto(struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"\xc0\x0c\x00\x01\x00\x01")
+            t.sendto(
+                struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"\xc0\x0c\x00\x01\x00\x01"
+            )
             data = await asyncio.wait_for(got.get(), 2)
             assert data[3] & 0x0F == dns.rcode.FORMERR
             # two questions
@@ -193,7 +196,9 @@ async def test_notimp_badvers_and_response_ignored(tmp_path: Path, upstream: Fak
             await dns.asyncquery.udp(q, host, port=port, timeout=0.5)
 
 
-async def test_upstream_down_gives_servfail_within_timeout(tmp_path: Path, upstream: FakeUpstream) -> None:
+async def test_upstream_down_gives_servfail_within_timeout(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
     upstream.silent = True
     async with running(make_config(tmp_path, upstream.port)) as app:
         t0 = time.monotonic()
@@ -253,7 +258,7 @@ async def test_cache_hits_come_back_with_aged_ttls(tmp_path: Path, upstream: Fak
 
 async def test_udp_truncation_and_tcp_retry(tmp_path: Path, upstream: FakeUpstream) -> None:
     for i in range(60):
-        upstream.add(f"big.test. 300 IN TXT \"{'x' * 50} {i}\"")
+        upstream.add(f'big.test. 300 IN TXT "{"x" * 50} {i}"')
     async with running(make_config(tmp_path, upstream.port)) as app:
         r = await ask(app, "big.test", "TXT", edns=0, payload=1232)
         assert r.flags & dns.flags.TC
@@ -265,7 +270,9 @@ async def test_udp_truncation_and_tcp_retry(tmp_path: Path, upstream: FakeUpstre
         assert r.flags & dns.flags.TC
 
 
-async def test_upstream_truncated_answer_is_retried_over_tcp(tmp_path: Path, upstream: FakeUpstream) -> None:
+async def test_upstream_truncated_answer_is_retried_over_tcp(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
     upstream.truncate_udp = True
     async with running(make_config(tmp_path, upstream.port)) as app:
         r = await ask(app, "example.test")
@@ -273,7 +280,9 @@ async def test_upstream_truncated_answer_is_retried_over_tcp(tmp_path: Path, ups
         assert upstream.tcp_queries == 1
 
 
-async def test_local_records_and_conditional_forwarding(tmp_path: Path, upstream: FakeUpstream) -> None:
+async def test_local_records_and_conditional_forwarding(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
     dc = FakeUpstream()
     dc.add("pc1.mairie.local. 1200 IN A 192.168.1.21")
     dc.add("21.1.168.192.in-addr.arpa. 1200 IN PTR pc1.mairie.local.")
@@ -312,7 +321,9 @@ async def test_blocks_are_logged_to_sqlite(tmp_path: Path, upstream: FakeUpstrea
         await ask(app, "example.test")
         assert await asyncio.to_thread(app.blocklog.flush)
     db = sqlite3.connect(tmp_path / "state" / "blocks.sqlite")
-    rows = db.execute("SELECT client, qname, qtype, verdict, reason, category FROM blocks ORDER BY id").fetchall()
+    rows = db.execute(
+        "SELECT client, qname, qtype, verdict, reason, category FROM blocks ORDER BY id"
+    ).fetchall()
     assert rows == [
         ("127.0.0.1", "evil.test", 1, "blocked", "list:local", "phishing"),
         ("127.0.0.1", "x.bad.test", 28, "blocked", "list:local", "phishing"),
