@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import ipaddress
 import logging
@@ -14,6 +15,7 @@ from pathlib import Path
 from resolver.blocklist_holder import ListsHolder
 from resolver.blocklog.writer import BlockLogWriter
 from resolver.config.schema import Config, parse_hostport
+from resolver.errors import ParafoudreError
 from resolver.core.pipeline import Pipeline
 from resolver.core.responses import BlockAnswer
 from resolver.core.stage import Stage
@@ -34,6 +36,39 @@ log = logging.getLogger(__name__)
 
 def _same(proto: UdpServer) -> UdpServer:
     return proto
+
+
+class ListenError(ParafoudreError):
+    """A listen address cannot be bound."""
+
+
+_BIND_HINTS = {
+    errno.EACCES: "ports below 1024 need root or CAP_NET_BIND_SERVICE (see deploy/parafoudre.service)",
+    errno.EADDRINUSE: "another program uses this port (on Debian often systemd-resolved or dnsmasq: "
+    "`ss -lunp 'sport = 53'` shows which)",
+    errno.EADDRNOTAVAIL: "this machine has no such address: check server.listen",
+}
+
+
+def _socket(host: str, port: int, kind: int) -> socket.socket:
+    """A bound socket, or ListenError naming the address, the protocol and the likely fix."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, kind)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # [::] and 0.0.0.0 both
+        sock.bind((host, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(256)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        proto = "TCP" if kind == socket.SOCK_STREAM else "UDP"
+        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        hint = _BIND_HINTS.get(exc.errno or 0, "check server.listen")
+        raise ListenError(f"cannot listen on {where} ({proto}): {exc.strerror} ({hint})") from None
+    return sock
 
 
 class App:
@@ -114,32 +149,28 @@ class App:
         log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in self.bound))
 
     async def _bind(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> int:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         # With port 0, take the UDP port the kernel picks and ask for the same one over TCP.
         for _ in range(20):
-            proto = UdpServer(self.service)
-            transport, _ = await loop.create_datagram_endpoint(
-                functools.partial(_same, proto), local_addr=(host, port), family=family
-            )
-            bound_port = int(transport.get_extra_info("sockname")[1])
+            udp_sock = _socket(host, port, socket.SOCK_DGRAM)
+            bound_port = int(udp_sock.getsockname()[1])
             try:
-                server = await loop.create_server(
-                    lambda: TcpConnection(self.service, self.tcp_limits),
-                    host,
-                    bound_port,
-                    family=family,
-                    reuse_address=True,
-                    backlog=256,
-                )
-            except OSError:
-                transport.close()
+                tcp_sock = _socket(host, bound_port, socket.SOCK_STREAM)
+            except ListenError:
+                udp_sock.close()
                 if port:
                     raise
                 continue
+            proto = UdpServer(self.service)
+            transport, _ = await loop.create_datagram_endpoint(
+                functools.partial(_same, proto), sock=udp_sock
+            )
+            server = await loop.create_server(
+                lambda: TcpConnection(self.service, self.tcp_limits), sock=tcp_sock, backlog=256
+            )
             self.udp.append((transport, proto))
             self.tcp.append(server)
             return bound_port
-        raise OSError(f"could not bind UDP and TCP on one port of {host}")
+        raise ListenError(f"cannot listen on {host}: no port free for both UDP and TCP")
 
     async def reload(self) -> bool:
         return await self.lists.reload(everything=True)

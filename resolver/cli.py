@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
@@ -72,20 +71,10 @@ def _serve(cfg: config.Config) -> int:
     except KeyboardInterrupt:
         return EXIT_OK
     except ParafoudreError as exc:
-        _err(str(exc))
+        _err(f"cannot start: {exc}")
         return EXIT_FAILED
     except OSError as exc:
-        if exc.errno == errno.EACCES:
-            hint = (
-                "ports below 1024 need root or CAP_NET_BIND_SERVICE (see deploy/parafoudre.service)"
-            )
-        elif exc.errno == errno.EADDRINUSE:
-            hint = "another program uses this port (on Debian often systemd-resolved or dnsmasq)"
-        elif exc.errno == errno.EADDRNOTAVAIL:
-            hint = "this machine has no such address: check server.listen"
-        else:
-            hint = "check server.listen and the state directory"
-        _err(f"cannot start: {exc.strerror or exc} ({hint})")
+        _err(f"cannot start: {exc}")
         return EXIT_FAILED
 
 

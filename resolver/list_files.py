@@ -37,9 +37,18 @@ def normalise(raw: str) -> str | None:
 
 
 def read_names(path: Path) -> Iterator[str]:
-    """Yield the valid names of a list file; count and report the rest once."""
+    """Yield the valid names of a list file; count and report the rest once.
+
+    A missing or unreadable file is reported and read as empty: a typo in a list path must not
+    take the commune's DNS down.
+    """
     rejected = 0
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
+    try:
+        fh = path.open("r", encoding="utf-8", errors="replace")
+    except OSError as exc:
+        log.error("list file %s cannot be read (%s): using it as empty", path, exc.strerror)
+        return
+    with fh:
         for line in fh:
             line = line[:_MAX_LINE].split("#", 1)[0].strip()
             if not line:

@@ -88,9 +88,11 @@ class BlockLogWriter:
         "_dropped",
         "_failed_since_flush",
         "_flush_interval",
+        "_flush_lock",
         "_last_prune",
         "_last_warning",
         "_limit",
+        "_markers",
         "_path",
         "_queue",
         "_retention",
@@ -128,6 +130,10 @@ class BlockLogWriter:
         self._clock = clock
         self._wake = threading.Event()
         self._stop = threading.Event()
+        # Flush markers in the queue. The worker must not sleep while one waits behind a full
+        # batch, and a wake-up alone cannot tell it so (it may be consumed by an earlier cycle).
+        self._markers = 0
+        self._flush_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
         # Each counter has one writing thread, so no lock: _dropped the offer() thread, the
@@ -194,7 +200,9 @@ class BlockLogWriter:
         if thread is None or not thread.is_alive():
             return not self._queue
         marker = _Flush()
-        self._queue.append(marker)
+        with self._flush_lock:
+            self._queue.append(marker)
+            self._markers += 1
         self._wake.set()
         return marker.done.wait(timeout) and marker.ok
 
@@ -228,7 +236,7 @@ class BlockLogWriter:
             self._prune(conn)
             while True:
                 stopping = self._stop.is_set()
-                if not stopping and len(self._queue) < self._batch_size:
+                if not stopping and len(self._queue) < self._batch_size and not self._markers:
                     # Woken early by a complete batch, a flush or close; else the interval passed.
                     self._wake.wait(self._flush_interval)
                     self._wake.clear()
@@ -249,6 +257,8 @@ class BlockLogWriter:
                 item = queue.popleft()
                 if isinstance(item, _Flush):
                     markers.append(item)
+                    with self._flush_lock:
+                        self._markers -= 1
                 else:
                     events.append(item)
             if events or self._counters_dirty():

@@ -1,0 +1,228 @@
+"""The ``parafoudre`` command as an operator runs it: real process, signals, dig."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+
+import dns.asyncquery
+import dns.message
+import dns.rcode
+import pytest
+
+from tests.conftest import FakeUpstream
+
+PARAFOUDRE = [sys.executable, "-m", "resolver.cli"]
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 right now."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = int(u.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port")
+
+
+async def run_cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *PARAFOUDRE, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("cache:\n  size: lots\n", "bad.yaml:2: cache.size: expected a whole number"),
+        (
+            "server:\n  listen:\n    - 127.0.0.1:5353\n  lissen: []\n",
+            "bad.yaml:4: server.lissen: unknown key (fix: did you mean 'listen'?)",
+        ),
+        (
+            "acl:\n  allow: [192.168.1.0/33]\n",
+            "bad.yaml:2: acl.allow: '192.168.1.0/33' is not a network",
+        ),
+        (
+            "upstream:\n  servers: [dns.google]\n",
+            "bad.yaml:2: upstream.servers: 'dns.google' is not an IP address",
+        ),
+        (
+            "blocking:\n  mode: block\n",
+            "bad.yaml:2: blocking.mode: 'block' is not one of nxdomain, null, refused, sinkhole",
+        ),
+        ("server: [\n", "bad.yaml:2: not valid YAML"),
+    ],
+)
+async def test_bad_config_is_one_line_with_file_line_key_and_exit_2(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    for command in ("check-config", "serve"):
+        code, out, err = await run_cli(command, "-c", str(bad))
+        assert code == 2
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        assert lines[0].startswith(f"parafoudre: config error: {bad.parent}/")
+        assert expected in lines[0]
+        assert "Traceback" not in err
+
+
+async def test_missing_config_file(tmp_path: Path) -> None:
+    code, _, err = await run_cli("check-config", "-c", str(tmp_path / "nope.yaml"))
+    assert code == 2
+    assert "nope.yaml: cannot read the file: No such file or directory" in err
+
+
+async def test_check_config_accepts_default_and_example() -> None:
+    assert (await run_cli("check-config"))[0] == 0
+    example = Path(__file__).parents[2] / "deploy" / "parafoudre.example.yaml"
+    code, out, err = await run_cli("check-config", "-c", str(example))
+    assert code == 0, err
+    code, out, _ = await run_cli("print-default-config")
+    assert code == 0 and "listen:" in out
+
+
+async def test_port_in_use_is_explained(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(f"state_dir: {tmp_path}\nserver:\n  listen: ['127.0.0.1:{port}']\n")
+        code, _, err = await run_cli("serve", "-c", str(cfg))
+    assert code == 1
+    assert "cannot start" in err and "another program uses this port" in err
+    assert "Traceback" not in err
+
+
+async def _wait_ready(port: int, proc: asyncio.subprocess.Process) -> None:
+    q = dns.message.make_query("localhost", "A")
+    for _ in range(100):
+        if proc.returncode is not None:
+            raise AssertionError("server exited early")
+        try:
+            await dns.asyncquery.udp(q, "127.0.0.1", port=port, timeout=0.1)
+            return
+        except dns.exception.Timeout:
+            await asyncio.sleep(0.05)
+    raise AssertionError("server did not start")
+
+
+async def dig(port: int, *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        "dig",
+        "@127.0.0.1",
+        "-p",
+        str(port),
+        "+time=2",
+        "+tries=1",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 10)
+    return out.decode()
+
+
+async def test_serve_blocks_reloads_on_sighup_and_flushes_on_sigterm(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    port = free_port()
+    blocklist = tmp_path / "block.txt"
+    blocklist.write_text("evil.test\n")
+    cfg = tmp_path / "parafoudre.yaml"
+    cfg.write_text(
+        f"""state_dir: {tmp_path / "state"}
+server:
+  listen: ["127.0.0.1:{port}"]
+upstream:
+  servers: ["127.0.0.1:{upstream.port}"]
+  timeout: 0.5
+blocking:
+  lists:
+    - path: {blocklist}
+      name: local
+      category: malware
+blocklog:
+  flush_interval: 30   # only the SIGTERM flush can have written the events
+"""
+    )
+    env = dict(os.environ, JOURNAL_STREAM="8:1234")  # as under systemd
+    proc = await asyncio.create_subprocess_exec(
+        *PARAFOUDRE, "serve", "-c", str(cfg), stderr=asyncio.subprocess.PIPE, env=env
+    )
+    try:
+        await _wait_ready(port, proc)
+        q = dns.message.make_query("example.test", "A")
+        r = await dns.asyncquery.udp(q, "127.0.0.1", port=port, timeout=2)
+        assert r.answer[0][0].to_text() == "192.0.2.1"
+        r = await dns.asyncquery.tcp(
+            dns.message.make_query("www.evil.test", "A"), "127.0.0.1", port=port, timeout=2
+        )
+        assert r.rcode() == dns.rcode.NXDOMAIN
+        if shutil.which("dig"):
+            out = await dig(port, "example.test", "A")
+            assert "status: NOERROR" in out and "192.0.2.1" in out
+            out = await dig(port, "evil.test", "AAAA")
+            assert "status: NXDOMAIN" in out and "EDE: 15 (Blocked)" in out
+        # The operator adds a name and reloads: blocked without a restart, no query lost.
+        blocklist.write_text("evil.test\nexample.test\n")
+        proc.send_signal(signal.SIGHUP)
+        for _ in range(50):
+            r = await dns.asyncquery.udp(
+                dns.message.make_query("example.test", "A"), "127.0.0.1", port=port, timeout=2
+            )
+            if r.rcode() == dns.rcode.NXDOMAIN:
+                break
+            await asyncio.sleep(0.05)
+        assert r.rcode() == dns.rcode.NXDOMAIN
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 15)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0
+    text = err.decode()
+    assert "<6>resolver.app: stopped" in text  # journald priority prefixes
+    assert "Traceback" not in text
+    db = sqlite3.connect(tmp_path / "state" / "blocks.sqlite")
+    names = [r[0] for r in db.execute("SELECT qname FROM blocks ORDER BY id")]
+    assert names[:2] == ["www.evil.test", "evil.test"] or names[:1] == ["www.evil.test"]
+    assert "example.test" in names
+
+
+@pytest.mark.skipif(
+    shutil.which("dig") is None, reason="dig (Debian package dnsutils) is not installed"
+)
+async def test_dig_case_and_tcp(tmp_path: Path, upstream: FakeUpstream) -> None:
+    port = free_port()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"state_dir: {tmp_path}\nserver:\n  listen: ['127.0.0.1:{port}']\n"
+        f"upstream:\n  servers: ['127.0.0.1:{upstream.port}']\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        *PARAFOUDRE, "serve", "-c", str(cfg), stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        await _wait_ready(port, proc)
+        out = await dig(port, "+tcp", "ExAmPlE.TeSt", "A")
+        assert "ExAmPlE.TeSt." in out and "192.0.2.1" in out and "(TCP)" in out
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
