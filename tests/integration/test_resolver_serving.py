@@ -342,3 +342,27 @@ async def test_reload_swaps_lists_and_clears_cache(tmp_path: Path, upstream: Fak
         assert r.rcode() == dns.rcode.NXDOMAIN and ede_texts(r)  # not served from the old cache
         assert (await ask(app, "evil.test")).rcode() == dns.rcode.NXDOMAIN
         assert not ede_texts(await ask(app, "evil.test"))  # no longer blocked: upstream NXDOMAIN
+
+
+class _Broken:
+    def __len__(self) -> int:
+        return 1
+
+    def match(self, name: str) -> None:
+        raise RuntimeError("a bug in a stage")
+
+
+async def test_bug_in_a_stage_is_servfail_and_one_log_line(
+    tmp_path: Path, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(make_config(tmp_path, upstream.port)) as app:
+        good = app.lists.blocklist.current
+        app.lists.blocklist.current = _Broken()
+        for _ in range(3):
+            r = await ask(app, "example.test")
+            assert r.rcode() == dns.rcode.SERVFAIL
+        errors = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert len(errors) == 1  # rate-limited: one traceback, not one per query
+        assert "example.test" in errors[0].getMessage()
+        app.lists.blocklist.current = good
+        assert (await ask(app, "example.test")).rcode() == dns.rcode.NOERROR
