@@ -10,6 +10,7 @@ import ipaddress
 import logging
 import signal
 import socket
+import time
 from pathlib import Path
 
 from resolver.blocklist_holder import ListsHolder
@@ -30,6 +31,7 @@ from resolver.stages.blocklist import BlocklistStage
 from resolver.stages.cache import CacheStage
 from resolver.stages.local_zone import LocalZoneStage, parse_record
 from resolver.stages.upstream import UpstreamStage
+from resolver.stats import StatsSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,29 @@ class App:
         self.tcp: list[asyncio.Server] = []
         self.bound: list[tuple[str, int]] = []  # (host, port) actually bound, for tests and logs
         self._watch: asyncio.Task[None] | None = None
+        self.started_at = time.time()
+
+    def stats(self) -> StatsSnapshot:
+        """The counters now; called by the dashboard and /metrics, never per query."""
+        svc = self.service
+        return StatsSnapshot(
+            started_at=self.started_at,
+            queries_by_verdict={v.value: n for v, n in svc.counts.items()},
+            malformed=svc.malformed,
+            dropped=svc.dropped,
+            cache_hits=self.cache.hits,
+            cache_misses=self.cache.misses,
+            cache_entries=len(self.cache.entries),
+            upstream_failures=self.upstream.failures,
+            upstream_latency_counts=tuple(self.upstream.latency_counts),
+            upstream_latency_sum=self.upstream.latency_sum,
+            blocklist_entries=len(self.lists.blocklist.current),
+            list_reloads=self.lists.reloads,
+            list_reload_failures=self.lists.failures,
+            blocklog_dropped=self.blocklog.dropped,
+            blocklog_written=self.blocklog.written,
+            blocklog_write_failed=self.blocklog.write_failed,
+        )
 
     def describe(self) -> list[str]:
         return [f"-> {s.name}: {s.describe()}" for s in self.stages]

@@ -7,6 +7,7 @@ per try; a reply counts only if it comes from the server we asked, with our ID a
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import secrets
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from resolver.core import wire
 from resolver.core.query import DEFAULT_UDP_PAYLOAD, Query
 from resolver.core.steps import Upstream
 from resolver.core.wire import HEADER, U16
+from resolver.stats import LATENCY_BUCKETS
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,8 @@ class UpstreamClient:
         # dead first server costs one timeout once, not on every query.
         self._preferred: dict[tuple[Upstream, ...], int] = {}
         self.failures = 0
+        self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
 
     async def exchange(self, query: Query, servers: Sequence[Upstream]) -> bytes | None:
         servers = tuple(servers)
@@ -96,8 +100,13 @@ class UpstreamClient:
                 continue  # this server cannot help; another may
             if index != start:
                 self._preferred[servers] = index
+            self._observe(loop.time() - deadline + self.total_timeout)
             return resp
         return None
+
+    def _observe(self, seconds: float) -> None:
+        self.latency_sum += seconds
+        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
 
     async def _udp(self, server: Upstream, sent: bytes, wait: float) -> bytes:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,33 @@
+"""A snapshot of the resolver's counters, read by the dashboard and /metrics at scrape time.
+
+The hot path only increments plain integers; this snapshot is built when someone asks, so
+metrics cost nothing per query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Upper bounds (seconds) of the upstream latency histogram buckets; +Inf is implicit.
+LATENCY_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSnapshot:
+    started_at: float  # unix time the server started
+    queries_by_verdict: dict[str, int] = field(default_factory=dict)  # "cached": 12, ...
+    malformed: int = 0  # queries answered FORMERR/NOTIMP/BADVERS or ignored as malformed
+    dropped: int = 0  # queries not answered (in-flight cap, policy drops)
+    cache_hits: int = 0
+    cache_misses: int = 0
+    cache_entries: int = 0
+    upstream_failures: int = 0  # tries that timed out or failed
+    # Per-bucket (not cumulative) counts of answered upstream exchanges, one more for +Inf.
+    upstream_latency_counts: tuple[int, ...] = ()
+    upstream_latency_sum: float = 0.0
+    blocklist_entries: int = 0
+    list_reloads: int = 0
+    list_reload_failures: int = 0
+    blocklog_dropped: int = 0  # block events lost because the queue was full
+    blocklog_written: int = 0
+    blocklog_write_failed: int = 0
