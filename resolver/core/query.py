@@ -101,7 +101,7 @@ def from_wire(
                 "truncated question", _error_reply(buf, wire.FORMERR, b"", 0, None, 0)
             )
         pos += 4
-        question = buf[12:pos]
+        question = bytes(buf[12:pos])
     if opcode != 0:
         qcount = 1 if question else 0
         raise MalformedQuery(
