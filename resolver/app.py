@@ -21,7 +21,7 @@ from resolver.core.pipeline import Pipeline
 from resolver.core.responses import BlockAnswer
 from resolver.core.stage import Stage
 from resolver.core.steps import Upstream
-from resolver.net.service import Service
+from resolver.net.service import FastPath, Service
 from resolver.net.tcp import TcpConnection, TcpLimits
 from resolver.net.udp import UdpServer
 from resolver.net.upstream_client import UpstreamClient
@@ -88,9 +88,10 @@ class App:
             (fz.zone, tuple(Upstream(*parse_hostport(s, 53)) for s in fz.servers))
             for fz in cfg.local_zone.forward_zones
         ]
+        acl = AclStage(ipaddress.ip_network(n, strict=False) for n in cfg.acl.allow)
         stages: list[Stage] = [
             # Strangers first: nothing else runs for them, so the box is never an open resolver.
-            AclStage(ipaddress.ip_network(n, strict=False) for n in cfg.acl.allow),
+            acl,
             # Internal names never reach the feeds' judgement nor the public upstreams.
             LocalZoneStage(
                 [parse_record(r) for r in cfg.local_zone.records],
@@ -122,6 +123,7 @@ class App:
             self.blocklog.offer,
             server_payload=cfg.server.udp_payload,
             max_inflight=cfg.server.max_inflight,
+            fast=FastPath(acl.memo, self.cache),
         )
         self.tcp_limits = TcpLimits(
             cfg.server.tcp_idle_timeout,
@@ -139,7 +141,7 @@ class App:
         svc = self.service
         return StatsSnapshot(
             started_at=self.started_at,
-            queries_by_verdict={v.value: n for v, n in svc.counts.items()},
+            queries_by_verdict=dict(svc.counts),
             malformed=svc.malformed,
             dropped=svc.dropped,
             cache_hits=self.cache.hits,

@@ -1,19 +1,26 @@
-"""An upstream answer kept in wire form, served again with the asker's ID, question and aged TTLs.
+"""Answers kept in wire form and served again with the asker's ID, question and aged TTLs.
 
-Both the full path and the fast path serve answers only through ``render``, so they give the same
-bytes by construction.
+Upstream answers and blocked answers are both ``CachedAnswer``s. The full path and the fast path
+serve them only through ``render_parts``, so they give the same bytes by construction.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from resolver.core import wire
-from resolver.core.query import Query
-from resolver.core.responses import opt_for
-from resolver.core.wire import HEADER, U32, WireError
+from resolver.core.block_answer import BlockAnswer
+from resolver.core.query import DEFAULT_UDP_PAYLOAD, Query
+from resolver.core.wire import HEADER, RR_FIXED, U32, WireError
 
 _KEEP_FLAGS = wire.AD | wire.RCODE_MASK
+_ECHO = wire.RD | wire.CD
+_QNAME_PTR = b"\xc0\x0c"  # the question name always starts at offset 12
+EDE_BLOCKED = 15  # RFC 8914 §4.16
+# Blocked answers stay cached until the lists change (a swap clears the cache); this only
+# bounds how long one survives if nothing ever changes.
+BLOCKED_CACHE_TTL = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,19 +30,24 @@ class CachedAnswer:
     ns: int
     ar: int  # without the upstream's OPT record, which is per-hop (RFC 6891 §6.1.1)
     body: bytes  # the sections after the question, TTLs already clamped
-    ttl_at: tuple[int, ...]  # offsets of every TTL inside ``body``
+    ttl_at: tuple[int, ...]  # offsets of every TTL inside ``body`` (aged on each render)
     ttls: tuple[int, ...]
     stored_at: float
     ttl: int  # how long the whole answer may be served from cache; 0: not cacheable
-    cnames: tuple[int, ...]  # offsets of CNAME/DNAME targets, for the policy check
+    cnames: tuple[int, ...] = ()  # offsets of CNAME/DNAME targets, for the policy check
+    ede: bytes = b""  # an EDNS option for askers that use EDNS (the block reason)
+    # For blocked answers: what the block log needs on every hit.
+    blocked: bool = False
+    qname: str = ""
+    reason: str = ""
+    category: str = ""
+    # The body aged by N seconds, kept so that a popular name is patched once a second, not
+    # once a query: [age, body]. Mutable on purpose; not part of the value.
+    aged: list[Any] = field(default_factory=lambda: [0, b""], compare=False, repr=False)
 
     @property
     def rcode(self) -> int:
         return self.flags & wire.RCODE_MASK
-
-    @property
-    def expires_at(self) -> float:
-        return self.stored_at + self.ttl
 
 
 def from_upstream(resp: bytes, now: float, min_ttl: int, max_ttl: int) -> CachedAnswer:
@@ -66,7 +78,7 @@ def from_upstream(resp: bytes, now: float, min_ttl: int, max_ttl: int) -> Cached
         if rr.section == 0:
             an += 1
             if rr.rtype in (wire.T_CNAME, wire.T_DNAME):
-                cnames.append(rr.rdata_at - qend - cut)
+                cnames.append(rr.rdata_at - qend)
         elif rr.section == 1:
             ns += 1
             if rr.rtype == wire.T_SOA and rr.rdlength >= 20:
@@ -75,7 +87,7 @@ def from_upstream(resp: bytes, now: float, min_ttl: int, max_ttl: int) -> Cached
         else:
             ar += 1
         t = min(max(rr.ttl & 0x7FFFFFFF, min_ttl), max_ttl)  # RFC 2181 §8: top bit means 0
-        ttl_at.append(rr.ttl_at - qend - cut)
+        ttl_at.append(rr.ttl_at - qend)
         ttls.append(t)
         if min_seen < 0 or t < min_seen:
             min_seen = t
@@ -106,6 +118,48 @@ def from_upstream(resp: bytes, now: float, min_ttl: int, max_ttl: int) -> Cached
     )
 
 
+def blocked_entry(
+    qname: str,
+    qtype: int,
+    qclass: int,
+    how: BlockAnswer,
+    reason: str,
+    category: str,
+    now: float,
+) -> CachedAnswer:
+    """The answer to a blocked name, with an Extended DNS Error saying which list (RFC 8914)."""
+    extra = reason.encode("utf-8", "replace")[:200]
+    ede = wire.U16.pack(15) + wire.U16.pack(2 + len(extra)) + wire.U16.pack(EDE_BLOCKED) + extra
+    rcode, body = wire.NOERROR, b""
+    if how.mode == "nxdomain":
+        rcode = wire.NXDOMAIN
+    elif how.mode == "refused":
+        rcode = wire.REFUSED
+    elif qclass == wire.C_IN:
+        if qtype == wire.T_A and how.has_ipv4:
+            body = _QNAME_PTR + RR_FIXED.pack(wire.T_A, wire.C_IN, how.ttl, 4) + how.ipv4
+        elif qtype == wire.T_AAAA and how.has_ipv6:
+            body = _QNAME_PTR + RR_FIXED.pack(wire.T_AAAA, wire.C_IN, how.ttl, 16) + how.ipv6
+    # TTLs of blocked answers are not aged: they are policy, not data with a lifetime.
+    return CachedAnswer(
+        rcode,
+        1 if body else 0,
+        0,
+        0,
+        body,
+        (),
+        (),
+        now,
+        BLOCKED_CACHE_TTL,
+        (),
+        ede,
+        True,
+        qname,
+        reason,
+        category,
+    )
+
+
 def cname_targets(entry: CachedAnswer, question: bytes) -> list[str]:
     """The CNAME/DNAME targets of the answer section, as lower-case text."""
     if not entry.cnames:
@@ -124,17 +178,46 @@ def cname_targets(entry: CachedAnswer, question: bytes) -> list[str]:
     return out
 
 
-def render(entry: CachedAnswer, query: Query, now: float) -> bytes:
-    """The answer for ``query``: its ID, its question (case kept), TTLs aged since storage."""
-    keep = entry.flags if (query.do or query.flags & wire.AD) else entry.flags & wire.RCODE_MASK
-    flags = wire.QR | wire.RA | (query.flags & (wire.RD | wire.CD)) | keep
-    opt = opt_for(query)
-    age = int(now - entry.stored_at)
+def render_parts(
+    entry: CachedAnswer,
+    qid: int,
+    qflags: int,
+    question: bytes,
+    edns: bool,
+    do: bool,
+    now: float,
+) -> bytes:
+    """The answer for one asker: its ID, its question (case kept), TTLs aged since storage."""
+    keep = entry.flags if (do or qflags & wire.AD) else entry.flags & wire.RCODE_MASK
+    flags = wire.QR | wire.RA | (qflags & _ECHO) | keep
+    ar = entry.ar
+    opt = b""
+    if edns:
+        ar += 1
+        ede = entry.ede
+        opt = (
+            b"\x00"
+            + RR_FIXED.pack(wire.T_OPT, DEFAULT_UDP_PAYLOAD, 0x8000 if do else 0, len(ede))
+            + ede
+        )
     body = entry.body
-    if age > 0 and entry.ttl_at:
-        patched = bytearray(body)
-        for off, t in zip(entry.ttl_at, entry.ttls, strict=True):
-            U32.pack_into(patched, off, t - age if t > age else 0)
-        body = bytes(patched)
-    header = HEADER.pack(query.id, flags, 1, entry.an, entry.ns, entry.ar + (1 if opt else 0))
-    return header + query.question + body + opt
+    if entry.ttl_at:
+        age = int(now - entry.stored_at)
+        if age > 0:
+            aged = entry.aged
+            if aged[0] == age:
+                body = aged[1]
+            else:
+                patched = bytearray(body)
+                for off, t in zip(entry.ttl_at, entry.ttls, strict=True):
+                    U32.pack_into(patched, off, t - age if t > age else 0)
+                body = bytes(patched)
+                aged[1] = body  # body first: a reader that sees the new age sees its body
+                aged[0] = age
+    return HEADER.pack(qid, flags, 1, entry.an, entry.ns, ar) + question + body + opt
+
+
+def render(entry: CachedAnswer, query: Query, now: float) -> bytes:
+    return render_parts(
+        entry, query.id, query.flags, query.question, query.edns is not None, query.do, now
+    )

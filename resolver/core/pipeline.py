@@ -38,7 +38,11 @@ class Pipeline:
             if trusted and stage.policy:
                 continue
             step = stage.decide(query, now)
-            if isinstance(step, (Reply, Forward, Drop)):
+            if isinstance(step, Reply):
+                if step.entry is not None:
+                    self.cache.store(query.cache_key, step.entry)
+                return step
+            if isinstance(step, (Forward, Drop)):
                 return step
             if isinstance(step, Trusted):
                 trusted = True

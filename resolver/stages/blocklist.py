@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from resolver.core import responses
+from resolver.core import cached_answer, responses
 from resolver.core.blocklist import ListHolder
 from resolver.core.query import Query
 from resolver.core.responses import BlockAnswer
@@ -26,11 +26,11 @@ class BlocklistStage:
         m = self.lists.current.match(query.qname)
         if m is None:
             return CONTINUE
+        entry = cached_answer.blocked_entry(
+            query.qname, query.qtype, query.qclass, self.answer, m.source, m.category, now
+        )
         return Reply(
-            responses.make_blocked(query, self.answer, m.source),
-            Verdict.BLOCKED,
-            m.source,
-            m.category,
+            cached_answer.render(entry, query, now), Verdict.BLOCKED, m.source, m.category, entry
         )
 
     def check_targets(self, query: Query, targets: list[str]) -> Reply | None:

@@ -31,11 +31,10 @@ class CacheStage:
         return f"{self.entries.maxsize} entries, ttl {self.min_ttl}..{self.max_ttl} s"
 
     def lookup(self, key: bytes, now: float) -> CachedAnswer | None:
+        """The live entry for ``key``, or None (hits and misses are counted by the callers)."""
         entry = self.entries.get(key)
         if entry is not None and now < entry.stored_at + entry.ttl:
-            self.hits += 1
             return entry
-        self.misses += 1
         return None
 
     def store(self, key: bytes, entry: CachedAnswer) -> None:
@@ -48,5 +47,10 @@ class CacheStage:
     def decide(self, query: Query, now: float) -> Step:
         entry = self.lookup(query.cache_key, now)
         if entry is None:
+            self.misses += 1
             return CONTINUE
-        return Reply(cached_answer.render(entry, query, now), Verdict.CACHED, "cache")
+        self.hits += 1
+        out = cached_answer.render(entry, query, now)
+        if entry.blocked:
+            return Reply(out, Verdict.BLOCKED, entry.reason, entry.category)
+        return Reply(out, Verdict.CACHED, "cache")

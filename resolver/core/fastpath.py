@@ -1,0 +1,60 @@
+"""The fast path (ARCHITECTURE §2.6): recognise an ordinary query from its raw bytes.
+
+Most of a commune's queries are repeats. For a plain query (one question, no records but an
+optional well-formed OPT) this returns what is needed to look the cache up and answer, without
+building a Query; anything unusual returns None and takes the full path, which gives the same
+bytes for the same question because both render cached answers with ``render_parts``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+_LOWER: Final = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
+_COUNTS_NO_EDNS: Final = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+_COUNTS_EDNS: Final = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+_OPT_HEAD: Final = b"\x00\x00\x29"  # root owner name, type OPT
+
+# (cache key, flags, question, EDNS payload or -1 without EDNS, DO bit): all but the ID, so
+# that the parse of a message can be reused for the same bytes under another ID.
+FastQuery = tuple[bytes, int, bytes, int, bool]
+
+
+def parse_fast(data: bytes) -> FastQuery | None:
+    n = len(data)
+    # QR=0 and OPCODE=0 (QUERY): the top five bits of the third byte.
+    if n < 17 or data[2] & 0xF8:
+        return None
+    counts = data[4:12]
+    pos = 12
+    # Walk the labels; compression, long labels and over-long names go to the full path.
+    while True:
+        ln = data[pos]
+        if ln == 0:
+            break
+        if ln > 63:
+            return None
+        pos += ln + 1
+        if pos >= n:
+            return None
+    if pos > 12 + 254:
+        return None
+    qend = pos + 5
+    if counts == _COUNTS_NO_EDNS:
+        if qend != n:
+            return None
+        payload = -1
+        do = False
+    elif counts == _COUNTS_EDNS:
+        # Exactly one OPT at the root, version 0, its options filling the rest of the message.
+        if n < qend + 11 or data[qend : qend + 3] != _OPT_HEAD or data[qend + 6]:
+            return None
+        if qend + 11 + ((data[qend + 9] << 8) | data[qend + 10]) != n:
+            return None
+        payload = (data[qend + 3] << 8) | data[qend + 4]
+        do = bool(data[qend + 7] & 0x80)
+    else:
+        return None
+    name_end = pos + 1
+    key = data[12:name_end].translate(_LOWER) + data[name_end:qend] + (b"\x01" if do else b"\x00")
+    return key, (data[2] << 8) | data[3], data[12:qend], payload, do
