@@ -16,11 +16,11 @@ from pathlib import Path
 from resolver.blocklist_holder import ListsHolder
 from resolver.blocklog.writer import BlockLogWriter
 from resolver.config.schema import Config, parse_hostport
-from resolver.errors import ParafoudreError
+from resolver.core.block_answer import BlockAnswer
 from resolver.core.pipeline import Pipeline
-from resolver.core.responses import BlockAnswer
 from resolver.core.stage import Stage
 from resolver.core.steps import Upstream
+from resolver.errors import ParafoudreError
 from resolver.net.service import FastPath, Service
 from resolver.net.tcp import TcpConnection, TcpLimits
 from resolver.net.udp import UdpServer
@@ -45,9 +45,10 @@ class ListenError(ParafoudreError):
 
 
 _BIND_HINTS = {
-    errno.EACCES: "ports below 1024 need root or CAP_NET_BIND_SERVICE (see deploy/parafoudre.service)",
-    errno.EADDRINUSE: "another program uses this port (on Debian often systemd-resolved or dnsmasq: "
-    "`ss -lunp 'sport = 53'` shows which)",
+    errno.EACCES: "ports below 1024 need root or CAP_NET_BIND_SERVICE "
+    "(see deploy/parafoudre.service)",
+    errno.EADDRINUSE: "another program uses this port (on Debian often systemd-resolved or "
+    "dnsmasq: `ss -lunp 'sport = 53'` shows which)",
     errno.EADDRNOTAVAIL: "this machine has no such address: check server.listen",
 }
 

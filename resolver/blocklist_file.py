@@ -71,15 +71,17 @@ def write_atomic(
         raise BlocklistFileError(f"too many provenance combinations: {len(provenance)}")
     keys: list[str] = []
     codes: list[int] = []
+    n_prov = len(provenance)
     for name, scope, prov in entries:
-        if scope not in _SCOPES or not 0 <= prov < len(provenance):
+        if scope not in _SCOPES or not 0 <= prov < n_prov:
             raise BlocklistFileError(f"bad entry for {name!r}: scope={scope} provenance={prov}")
         keys.append(name[::-1] + ".")
         codes.append(scope << _SCOPE_SHIFT | prov)
     trie = marisa_trie.Trie(keys)
     values = array.array("I", bytes(4 * len(trie)))
+    key_id = trie.key_id
     for key, code in zip(keys, codes, strict=True):
-        values[trie.key_id(key)] = code
+        values[key_id(key)] = code
     del keys, codes
     if sys.byteorder != "little":
         values.byteswap()

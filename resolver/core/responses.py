@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from resolver.core import wire
-from resolver.core import cached_answer
-from resolver.core.block_answer import BlockAnswer
+from resolver.core import cached_answer, wire
+from resolver.core.block_answer import BlockAnswer as BlockAnswer  # re-exported for stages
 from resolver.core.query import DEFAULT_UDP_PAYLOAD, Query
 from resolver.core.wire import HEADER, RR_FIXED
 

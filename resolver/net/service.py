@@ -11,9 +11,9 @@ from typing import Final
 from resolver.blocklog.writer import BlockEvent
 from resolver.core import query as query_mod
 from resolver.core import responses, wire
-from resolver.core.pipeline import Pipeline
 from resolver.core.cached_answer import CachedAnswer, render_parts
 from resolver.core.fastpath import FastQuery, parse_fast
+from resolver.core.pipeline import Pipeline
 from resolver.core.query import MIN_UDP, MalformedQuery, Query, Transport
 from resolver.core.steps import LOGGED, Drop, Forward, Reply, Verdict
 from resolver.net.upstream_client import UpstreamClient

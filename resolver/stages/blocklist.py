@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from resolver.core import cached_answer, responses
+from resolver.core.block_answer import BlockAnswer
 from resolver.core.blocklist import ListHolder
 from resolver.core.query import Query
-from resolver.core.responses import BlockAnswer
 from resolver.core.steps import CONTINUE, Reply, Step, Verdict
 
 
