@@ -21,6 +21,7 @@ from resolver.core.pipeline import Pipeline
 from resolver.core.stage import Stage
 from resolver.core.steps import Upstream
 from resolver.errors import ParafoudreError
+from resolver.net import reuseport
 from resolver.net.service import FastPath, Service
 from resolver.net.tcp import TcpConnection, TcpLimits
 from resolver.net.udp import UdpServer
@@ -53,7 +54,7 @@ _BIND_HINTS = {
 }
 
 
-def _socket(host: str, port: int, kind: int) -> socket.socket:
+def _socket(host: str, port: int, kind: int, workers: int = 1) -> socket.socket:
     """A bound socket, or ListenError naming the address, the protocol and the likely fix."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, kind)
@@ -61,9 +62,15 @@ def _socket(host: str, port: int, kind: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # [::] and 0.0.0.0 both
+        if workers > 1:
+            sock.setsockopt(socket.SOL_SOCKET, reuseport.SO_REUSEPORT, 1)
         sock.bind((host, port))
         if kind == socket.SOCK_STREAM:
             sock.listen(256)
+        if workers > 1:
+            # After listen(): a TCP socket joins its reuseport group only when it listens, and a
+            # program attached earlier would give it a group of its own.
+            reuseport.attach_steering(sock, workers)
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
@@ -77,8 +84,10 @@ def _socket(host: str, port: int, kind: int) -> socket.socket:
 class App:
     """One running resolver: stages, lists, block log, listeners."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, worker: int = 0, workers: int = 1) -> None:
         self.cfg = cfg
+        self.worker = worker  # index of this process among the workers sharing the ports
+        self.workers = workers
         self.cache = CacheStage(cfg.cache.size, cfg.cache.min_ttl, cfg.cache.max_ttl)
         self.lists = ListsHolder(cfg, self.cache.clear)
         b = cfg.blocking
@@ -98,6 +107,7 @@ class App:
                 [parse_record(r) for r in cfg.local_zone.records],
                 forwards,
                 cfg.local_zone.private_reverse,
+                f"parafoudre-{socket.gethostname()[:40]}-w{worker}",
             ),
             # The operator's word beats every feed: TRUSTED skips the policy stages below.
             self.allowlist,
@@ -179,10 +189,10 @@ class App:
     async def _bind(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> int:
         # With port 0, take the UDP port the kernel picks and ask for the same one over TCP.
         for _ in range(20):
-            udp_sock = _socket(host, port, socket.SOCK_DGRAM)
+            udp_sock = _socket(host, port, socket.SOCK_DGRAM, self.workers)
             bound_port = int(udp_sock.getsockname()[1])
             try:
-                tcp_sock = _socket(host, bound_port, socket.SOCK_STREAM)
+                tcp_sock = _socket(host, bound_port, socket.SOCK_STREAM, self.workers)
             except ListenError:
                 udp_sock.close()
                 if port:
@@ -220,9 +230,11 @@ class App:
         await asyncio.to_thread(self.blocklog.close)
 
 
-async def serve(cfg: Config, ready: asyncio.Event | None = None) -> int:
+async def serve(
+    cfg: Config, ready: asyncio.Event | None = None, worker: int = 0, workers: int = 1
+) -> int:
     """Run until SIGTERM or SIGINT; SIGHUP reloads the lists. Returns the exit code."""
-    app = App(cfg)
+    app = App(cfg, worker, workers)
     await app.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

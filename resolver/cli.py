@@ -28,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     conf_help = "YAML config file (default: the embedded default config)"
     s = sub.add_parser("serve", help="run the DNS server")
     s.add_argument("-c", "--config", type=Path, help=conf_help)
+    s.add_argument(
+        "--workers", type=int, help="worker processes (default: server.workers, 0 = one per core)"
+    )
+    s.add_argument("--worker", help=argparse.SUPPRESS)  # "i/N": set by the supervisor
     c = sub.add_parser("check-config", help="validate a config file without serving")
     c.add_argument("-c", "--config", type=Path, help=conf_help)
     sub.add_parser("print-default-config", help="print the embedded default config")
@@ -51,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         print(f"{args.config or 'embedded default config'}: OK")
         return EXIT_OK
-    return _serve(cfg)
+    return _serve(cfg, args)
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
@@ -62,12 +66,28 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
     return int(uvloop.run(coro))
 
 
-def _serve(cfg: config.Config) -> int:
+def _serve(cfg: config.Config, args: argparse.Namespace) -> int:
     from resolver import app, logsetup
 
     logsetup.setup(cfg.logging.level)
+    worker, workers = 0, 1
+    if args.worker:
+        w, _, n = args.worker.partition("/")
+        worker, workers = int(w), int(n)
+    else:
+        workers = args.workers if args.workers is not None else cfg.server.worker_count()
+        if workers < 1:
+            _err("--workers must be at least 1")
+            return EXIT_CONFIG
+        if workers > 1 and any(s.endswith(":0") for s in cfg.server.listen):
+            workers = 1  # port 0 means "any port": workers could not share it
+        if workers > 1:
+            from resolver.supervisor import supervise
+
+            serve_args = ["-c", str(args.config)] if args.config else []
+            return supervise(serve_args, workers)
     try:
-        return _run(app.serve(cfg))
+        return _run(app.serve(cfg, worker=worker, workers=workers))
     except KeyboardInterrupt:
         return EXIT_OK
     except ParafoudreError as exc:

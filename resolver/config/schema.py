@@ -162,6 +162,12 @@ class ServerConfig:
     tcp_max_pipelined: int = field(default=64, metadata=check(_at_least(1)))
     # Queries waiting for an upstream at once; past it new ones are dropped (clients retry).
     max_inflight: int = field(default=2048, metadata=check(_at_least(1)))
+    # Worker processes sharing the listen ports (SO_REUSEPORT, each client always on the same
+    # worker). 0: one per CPU core. Needs fixed ports (not port 0).
+    workers: int = field(default=0, metadata=check(_at_least(0)))
+
+    def worker_count(self) -> int:
+        return self.workers or os.cpu_count() or 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ T_OPT = 41
 T_DNAME = 39
 T_ANY = 255
 C_IN = 1
+C_CH = 3
 
 # RCODEs (RFC 1035, RFC 6891 for the extended BADVERS).
 NOERROR = 0

@@ -69,6 +69,7 @@ class LocalZoneStage:
         records: Iterable[LocalRecord],
         forwards: Sequence[tuple[str, Sequence[Upstream]]],
         private_reverse: bool = True,
+        identity: str = "parafoudre",
     ) -> None:
         table: dict[str, dict[int, list[LocalRecord]]] = {}
         for r in records:
@@ -81,6 +82,10 @@ class LocalZoneStage:
             wire.T_AAAA, [LocalRecord("localhost", wire.T_AAAA, 300, bytes(15) + b"\x01")]
         )
         self.records = table
+        # RFC 4892: "id.server" CH TXT names the instance (the worker, with several); handy to
+        # see which box and which worker answers. Versions are not disclosed.
+        ident = identity.encode("ascii", "replace")[:255]
+        self.identity_rdata = bytes([len(ident)]) + ident
         # Longest zone first, so mairie.local's sub-zone can go elsewhere than mairie.local.
         self.forwards = sorted(
             (
@@ -96,6 +101,8 @@ class LocalZoneStage:
         return f"{len(self.records)} local names, forwarding {zones}"
 
     def decide(self, query: Query, now: float) -> Step:
+        if query.qclass == wire.C_CH:
+            return self._chaos(query)
         name = query.qname
         found = self.records.get(name)
         if found is not None:
@@ -116,6 +123,18 @@ class LocalZoneStage:
                 responses.make_response(query, wire.NXDOMAIN, aa=True), Verdict.LOCAL, "local"
             )
         return CONTINUE
+
+    def _chaos(self, query: Query) -> Reply:
+        if query.qname in ("id.server", "hostname.bind") and query.qtype in (
+            wire.T_TXT,
+            wire.T_ANY,
+        ):
+            rdata = self.identity_rdata
+            rr = b"\xc0\x0c" + wire.RR_FIXED.pack(wire.T_TXT, wire.C_CH, 0, len(rdata)) + rdata
+            return Reply(
+                responses.make_response(query, wire.NOERROR, rr, 1, aa=True), Verdict.LOCAL, "id"
+            )
+        return Reply(responses.make_error(query, wire.REFUSED), Verdict.REFUSED, "chaos")
 
     def _answer(self, query: Query, by_type: dict[int, list[LocalRecord]]) -> Reply:
         rrs = by_type.get(query.qtype)

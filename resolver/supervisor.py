@@ -1,0 +1,84 @@
+"""Runs N worker processes that share the listen ports, and keeps them running.
+
+Each worker is a full resolver (its own cache, its own block-log writer on the shared SQLite
+file); the kernel steers each client to one worker (resolver/net/reuseport.py). The supervisor
+only starts, restarts and signals them: SIGHUP and SIGTERM are passed on.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+_STARTUP_GRACE = 3.0  # a worker dying this soon after start failed to start: do not loop
+_STOP_GRACE = 10.0
+
+
+def supervise(serve_args: Sequence[str], workers: int) -> int:
+    """Run ``parafoudre serve SERVE_ARGS --worker i/N`` for each i; return the exit code."""
+    stopping = False
+    procs: dict[int, subprocess.Popen[bytes]] = {}
+    started: dict[int, float] = {}
+    restarts: dict[int, int] = {}
+
+    def spawn(i: int) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "resolver.cli",
+            "serve",
+            *serve_args,
+            "--worker",
+            f"{i}/{workers}",
+        ]
+        procs[i] = subprocess.Popen(cmd)  # noqa: S603 (our own interpreter and module)
+        started[i] = time.monotonic()
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            stopping = True
+            signum = signal.SIGTERM
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    for i in range(workers):
+        spawn(i)
+    log.info("started %d workers", workers)
+    exit_code = 0
+    while True:
+        if stopping:
+            deadline = time.monotonic() + _STOP_GRACE
+            for p in procs.values():
+                try:
+                    p.wait(max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            return exit_code
+        time.sleep(0.2)
+        for i, p in list(procs.items()):
+            code = p.poll()
+            if code is None or stopping:
+                continue
+            if time.monotonic() - started[i] < _STARTUP_GRACE:
+                # It could not start (bad config, port taken): the others cannot either.
+                log.error("worker %d exited with code %d at start; stopping", i, code)
+                exit_code = code or 1
+                stopping = True
+                forward(signal.SIGTERM, None)
+                break
+            restarts[i] = restarts.get(i, 0) + 1
+            log.error("worker %d exited with code %d; restarting it", i, code)
+            time.sleep(min(30.0, 0.5 * restarts[i]))
+            spawn(i)

@@ -1,0 +1,132 @@
+"""Several worker processes on one port: each client always reaches the same worker."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+
+import dns.asyncquery
+import dns.message
+import dns.rcode
+import dns.rdataclass
+import pytest
+
+from tests.conftest import FakeUpstream
+from tests.integration.test_cli_serve import free_port
+
+
+def _identity(port: int, source: str) -> str:
+    """Ask id.server CH TXT from a fresh socket (so a fresh source port) bound to ``source``."""
+    q = dns.message.make_query("id.server", "TXT", rdclass=dns.rdataclass.CH)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((source, 0))
+        s.settimeout(2)
+        s.sendto(q.to_wire(), ("127.0.0.1", port))
+        r = dns.message.from_wire(s.recv(4096))
+    return r.answer[0][0].strings[0].decode()
+
+
+async def _wait(port: int, proc: asyncio.subprocess.Process) -> None:
+    for _ in range(200):
+        assert proc.returncode is None, "server exited"
+        try:
+            await asyncio.to_thread(_identity, port, "127.0.0.1")
+            return
+        except (TimeoutError, OSError):
+            await asyncio.sleep(0.05)
+    raise AssertionError("server did not start")
+
+
+async def test_clients_are_steered_to_one_worker_and_blocks_logged_once(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    port = free_port()
+    blocklist = tmp_path / "block.txt"
+    blocklist.write_text("evil.test\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"state_dir: {tmp_path / 'state'}\nserver:\n  listen: ['127.0.0.1:{port}']\n"
+        f"upstream:\n  servers: ['127.0.0.1:{upstream.port}']\n"
+        f"blocking:\n  lists:\n    - path: {blocklist}\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "resolver.cli",
+        "serve",
+        "-c",
+        str(cfg),
+        "--workers",
+        "4",
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await _wait(port, proc)
+        await asyncio.sleep(0.5)  # let every worker bind
+        sources = [f"127.0.0.{i}" for i in range(1, 13)]
+        seen: dict[str, set[str]] = {}
+        for src in sources:
+            for _ in range(8):  # eight fresh source ports each
+                seen.setdefault(src, set()).add(await asyncio.to_thread(_identity, port, src))
+        assert all(len(ids) == 1 for ids in seen.values()), seen
+        workers = {next(iter(ids)) for ids in seen.values()}
+        assert len(workers) == 4, workers  # and the clients are spread over all of them
+        # one block from each source: each logged exactly once, whichever worker took it
+        for src in sources:
+            q = dns.message.make_query("evil.test", "A")
+            r = await dns.asyncquery.udp(q, "127.0.0.1", port=port, source=src, timeout=2)
+            assert r.rcode() == dns.rcode.NXDOMAIN
+        # SIGHUP reaches every worker
+        blocklist.write_text("evil.test\nexample.test\n")
+        proc.send_signal(signal.SIGHUP)
+        await asyncio.sleep(1.0)
+        for src in sources:
+            q = dns.message.make_query("example.test", "A")
+            r = await dns.asyncquery.udp(q, "127.0.0.1", port=port, source=src, timeout=2)
+            assert r.rcode() == dns.rcode.NXDOMAIN, src
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    db = sqlite3.connect(tmp_path / "state" / "blocks.sqlite")
+    rows = db.execute("SELECT client, qname FROM blocks ORDER BY client, qname").fetchall()
+    assert sorted(rows) == sorted(
+        [(s, "evil.test") for s in sources] + [(s, "example.test") for s in sources]
+    )
+
+
+async def test_a_worker_that_cannot_start_stops_the_whole_server(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))  # no SO_REUSEPORT: the workers cannot join
+        port = busy.getsockname()[1]
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(f"state_dir: {tmp_path}\nserver:\n  listen: ['127.0.0.1:{port}']\n")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "resolver.cli",
+            "serve",
+            "-c",
+            str(cfg),
+            "--workers",
+            "2",
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 1
+    assert "cannot listen on 127.0.0.1" in err.decode()
+    assert "Traceback" not in err.decode()
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_steering_program_is_three_instructions(n: int) -> None:
+    from resolver.net.reuseport import steering_program
+
+    assert len(steering_program(socket.AF_INET, n)) == 3 * 8
