@@ -31,6 +31,8 @@ from resolver.stages.allowlist import AllowlistStage
 from resolver.stages.blocklist import BlocklistStage
 from resolver.stages.cache import CacheStage
 from resolver.stages.local_zone import LocalZoneStage, parse_record
+from resolver.stages.minimal_any import MinimalAnyStage
+from resolver.stages.rate_limit import RateLimitStage
 from resolver.stages.upstream import UpstreamStage
 from resolver.stats import StatsSnapshot
 
@@ -99,9 +101,16 @@ class App:
             for fz in cfg.local_zone.forward_zones
         ]
         acl = AclStage(ipaddress.ip_network(n, strict=False) for n in cfg.acl.allow)
+        rl = cfg.rate_limit
+        # Right after the ACL, before any work is spent on a client that floods us.
+        self.rate_limit = RateLimitStage(rl.rate, rl.burst, rl.max_clients) if rl.enabled else None
+        rate: list[Stage] = [self.rate_limit] if self.rate_limit is not None else []
         stages: list[Stage] = [
             # Strangers first: nothing else runs for them, so the box is never an open resolver.
             acl,
+            *rate,
+            # ANY is answered minimally (RFC 8482) before anything could amplify it.
+            MinimalAnyStage(),
             # Internal names never reach the feeds' judgement nor the public upstreams.
             LocalZoneStage(
                 [parse_record(r) for r in cfg.local_zone.records],
@@ -134,7 +143,7 @@ class App:
             self.blocklog.offer,
             server_payload=cfg.server.udp_payload,
             max_inflight=cfg.server.max_inflight,
-            fast=FastPath(acl.memo, self.cache),
+            fast=FastPath(acl.memo, self.cache, self.rate_limit),
         )
         self.tcp_limits = TcpLimits(
             cfg.server.tcp_idle_timeout,

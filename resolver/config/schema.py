@@ -253,6 +253,16 @@ class ForwardZone:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    # A token bucket per client address; queries over it are dropped (the client retries).
+    # Generous by default: a busy PC sends a few queries a second, a runaway one thousands.
+    enabled: bool = True
+    rate: float = field(default=200.0, metadata=check(_positive))  # queries per second
+    burst: int = field(default=1000, metadata=check(_at_least(1)))  # queries at once
+    max_clients: int = field(default=65536, metadata=check(_at_least(16)))  # buckets kept
+
+
+@dataclass(frozen=True, slots=True)
 class LocalZoneConfig:
     # Records the box answers itself, one zone-file line each: "nas.mairie.local A 192.168.1.10".
     records: tuple[str, ...] = field(default=(), metadata=check(_records))
@@ -302,6 +312,7 @@ class Config:
     server: ServerConfig = ServerConfig()
     upstream: UpstreamConfig = UpstreamConfig()
     acl: AclConfig = AclConfig()
+    rate_limit: RateLimitConfig = RateLimitConfig()
     local_zone: LocalZoneConfig = LocalZoneConfig()
     allowlist: AllowlistConfig = AllowlistConfig()
     blocking: BlockingConfig = BlockingConfig()

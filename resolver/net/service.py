@@ -18,6 +18,7 @@ from resolver.core.query import MIN_UDP, MalformedQuery, Query, Transport
 from resolver.core.steps import LOGGED, Drop, Forward, Reply, Verdict
 from resolver.net.upstream_client import UpstreamClient
 from resolver.stages.cache import CacheStage
+from resolver.stages.rate_limit import RateLimitStage
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class FastPath:
 
     acl_memo: dict[str, bool]
     cache: CacheStage
+    rate_limit: RateLimitStage | None
 
 
 _BUG_LOG_INTERVAL: Final = 60.0  # seconds between two tracebacks of pipeline bugs
@@ -85,6 +87,9 @@ class Service:
                 now = self.clock()
                 entry = fast.cache.lookup(fq[0], now)
                 if entry is not None:
+                    if fast.rate_limit is not None and not fast.rate_limit.allow(client, now):
+                        self.dropped += 1
+                        return None
                     return self._fast_answer(data, fq, entry, client, transport, now)
         try:
             q = query_mod.from_wire(data, client, transport, self.server_payload)
