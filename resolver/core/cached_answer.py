@@ -128,8 +128,7 @@ def blocked_entry(
     now: float,
 ) -> CachedAnswer:
     """The answer to a blocked name, with an Extended DNS Error saying which list (RFC 8914)."""
-    extra = reason.encode("utf-8", "replace")[:200]
-    ede = wire.U16.pack(15) + wire.U16.pack(2 + len(extra)) + wire.U16.pack(EDE_BLOCKED) + extra
+    ede = wire.ede_option(EDE_BLOCKED, reason)
     rcode, body = wire.NOERROR, b""
     if how.mode == "nxdomain":
         rcode = wire.NXDOMAIN

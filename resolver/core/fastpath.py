@@ -13,6 +13,7 @@ from typing import Final
 _LOWER: Final = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 _COUNTS_NO_EDNS: Final = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _COUNTS_EDNS: Final = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+_FLAG_BYTES: Final = (b"\x00", b"\x01", b"\x02", b"\x03")
 _OPT_HEAD: Final = b"\x00\x00\x29"  # root owner name, type OPT
 
 # (cache key, flags, question, EDNS payload or -1 without EDNS, DO bit): all but the ID, so
@@ -56,5 +57,7 @@ def parse_fast(data: bytes) -> FastQuery | None:
     else:
         return None
     name_end = pos + 1
-    key = data[12:name_end].translate(_LOWER) + data[name_end:qend] + (b"\x01" if do else b"\x00")
+    # The last byte as in Query.cache_key: bit 0 DO, bit 1 CD (0x10 of the fourth byte).
+    flag = (1 if do else 0) | ((data[3] & 0x10) >> 3)
+    key = data[12:name_end].translate(_LOWER) + data[name_end:qend] + _FLAG_BYTES[flag]
     return key, (data[2] << 8) | data[3], data[12:qend], payload, do

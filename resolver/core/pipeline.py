@@ -70,6 +70,8 @@ class Pipeline:
         if fwd.zone is None:
             # A clean name may be an alias of a listed one (CNAME cloaking): check the targets.
             targets = cached_answer.cname_targets(entry, query.question)
+            # An allowlisted target stays allowed when reached through an alias.
+            targets = [t for t in targets if not self.allowlist.allows(t)]
             if targets and not self.allowlist.allows(query.qname):
                 blocked = self.blocklist.check_targets(query, targets)
                 if blocked is not None:

@@ -41,12 +41,23 @@ class Query:
 
     @property
     def cache_key(self) -> bytes:
-        """Lower-cased question plus the DO bit: identical questions share one cache entry."""
+        """Lower-cased question plus the DO and CD bits: identical questions share an entry.
+
+        CD is part of the key: an answer fetched with checking disabled must not be served to
+        a client that relies on the upstream's DNSSEC validation (RFC 4035 §4.7).
+        """
         q = self.question
-        return q[:-4].translate(_LOWER) + q[-4:] + (b"\x01" if self.do else b"\x00")
+        return q[:-4].translate(_LOWER) + q[-4:] + _KEY_FLAGS[self.do, bool(self.flags & wire.CD)]
 
 
 _QTAIL = struct.Struct("!HH")
+# The last byte of a cache key: bit 0 DO, bit 1 CD.
+_KEY_FLAGS = {
+    (False, False): b"\x00",
+    (True, False): b"\x01",
+    (False, True): b"\x02",
+    (True, True): b"\x03",
+}
 _LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 
 

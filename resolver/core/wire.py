@@ -207,5 +207,7 @@ def build_opt(payload: int, do: bool, ext_rcode: int = 0, options: bytes = b"") 
 
 def ede_option(info_code: int, text: str) -> bytes:
     """An Extended DNS Error option (RFC 8914 §2): code 15, INFO-CODE, EXTRA-TEXT."""
-    extra = text.encode("utf-8", "replace")[:200]
+    # Bounded (the reason may echo list names), and cut on a character boundary: EXTRA-TEXT
+    # must stay valid UTF-8.
+    extra = text.encode("utf-8", "replace")[:200].decode("utf-8", "ignore").encode("utf-8")
     return U16.pack(15) + U16.pack(2 + len(extra)) + U16.pack(info_code) + extra

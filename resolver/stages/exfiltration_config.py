@@ -1,0 +1,103 @@
+"""Settings of the exfiltration detector (the ``exfiltration`` config section).
+
+Every threshold is here with the measurement behind its default; ``bench/exfil_eval.py`` replays
+real tunnel captures, generated tunnel encodings and benign families against them and
+``bench/exfil_results.md`` records the figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Literal
+
+
+def _bad(message: str, hint: str) -> ValueError:
+    # The config loader splits "message|hint" (see resolver/config/schema.py).
+    return ValueError(f"{message}|{hint}")
+
+
+@dataclass(frozen=True, slots=True)
+class ExfilThresholds:
+    """What makes one name data-like, and how much per client and domain is too much."""
+
+    # A name part (left of the registered domain, dots removed) shorter than this is never data:
+    # the longest such part in 58,654 real benign names that is not a word is 21 characters
+    # (pennstateoffice365-my); tunnel data queries carry 30 to 250.
+    min_data_chars: int = 16
+    # Letter/digit alternations a data-like part needs, at least this many...
+    min_switches: int = 3
+    # ...and at least one per this many characters: random base32/base64/hex text alternates
+    # every 3 to 4 characters, brand names with a number once or twice (beigeneo365apc).
+    switch_every: int = 8
+    # Or: this Shannon entropy (bits per character) on a part of at least long_chars characters
+    # without digits. English-like names stay under 3.9; 32 random base32 letters reach 4.4.
+    long_chars: int = 24
+    long_entropy: float = 4.1
+    # Short window: sliding span in seconds, cut in buckets.
+    window: float = 60.0
+    # Distinct data-like names to one registered domain from one client in the short window.
+    # Tunnels send one per query; benign families outside the known-good list stay at 1 to 3.
+    names: int = 8
+    # A data-like name asked with TXT, CNAME or MX counts this many times toward ``names``:
+    # weak evidence, as tunnels prefer types that carry long answers but mail servers ask them.
+    weak_type_weight: int = 2
+    # Characters of data-like names (the information budget) in the short window. 1,200 is 5
+    # to 6 full-size tunnel queries; it bounds what leaks before the block to ~1 KB decoded.
+    volume: int = 1200
+    # Distinct names holding bytes that are not letters, digits, '-' or '_' (escaped as \DDD:
+    # base64 '+', '/', binary base128): no host name has them.
+    odd_names: int = 3
+    # Distinct names asked with NULL, KEY or private-use types (65280-65534): DNS tunnels'
+    # favourite carriers, unused by anything a town hall runs.
+    strong_type_names: int = 3
+    # Distinct names of any shape to one registered domain in the short window: catches a tunnel
+    # that keeps each name short. The busiest benign case seen, a page with a CDN, stays < 40.
+    rate: int = 150
+    # Long window for slow leaks (a beacon posting every minute), in seconds...
+    long_window: float = 3600.0
+    # ...with its own budgets of distinct data-like names and of their characters.
+    slow_names: int = 100
+    slow_volume: int = 6000
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value <= 0:
+                raise _bad(f"{f.name} is {value}", "give a positive value")
+        if self.long_window < self.window:
+            raise _bad("long_window is shorter than window", "make long_window >= window")
+
+
+@dataclass(frozen=True, slots=True)
+class ExfiltrationConfig:
+    """The detector of data smuggled out in query names (tunnels, DNS exfiltration)."""
+
+    # block: answer the query and the domain's later queries as blocked; detect: only report
+    # (for operators who want to watch first); off: the stage passes everything on.
+    mode: Literal["block", "detect", "off"] = "block"
+    # After a detection, block the registered domain for this client only ("client") or for
+    # every client ("all": a tunnel domain is nobody's business).
+    scope: Literal["client", "all"] = "client"
+    # Seconds the registered domain stays blocked after a detection. An hour: a tunnel client
+    # retries for minutes, and the block shows on the day's weather page meanwhile.
+    cooldown: float = 3600.0
+    thresholds: ExfilThresholds = ExfilThresholds()
+    # Known-good list file (registered domains and suffixes never judged): "" = the shipped,
+    # commented list resolver/stages/data/exfil-known-good.txt. Copy it to edit it.
+    known_good_file: str = ""
+    # Extra known-good domains, added to the file's (e.g. the mairie's own mail provider).
+    known_good: tuple[str, ...] = ()
+    # Client+domain pairs followed at once. Least recently seen pairs are forgotten first, so
+    # a flood of random names cannot grow memory: about 1 KB each, 4 MB in all.
+    max_tracked: int = 4096
+    # Domains (or client+domain pairs) in cool-down at once; the oldest is forgotten first.
+    max_cooldowns: int = 1024
+    # Detections kept for the shell to log (drained after each query); older ones are dropped.
+    max_detections: int = 256
+
+    def __post_init__(self) -> None:
+        if self.cooldown < 0:
+            raise _bad(f"cooldown is {self.cooldown}", "give 0 (no cool-down) or more seconds")
+        for name in ("max_tracked", "max_cooldowns", "max_detections"):
+            if getattr(self, name) < 1:
+                raise _bad(f"{name} is below 1", "use 1 or more")
