@@ -19,7 +19,7 @@ from resolver.config.schema import Config, parse_hostport
 from resolver.core.block_answer import BlockAnswer
 from resolver.core.pipeline import Pipeline
 from resolver.core.stage import Stage
-from resolver.core.steps import Upstream
+from resolver.core.steps import Forward, Upstream
 from resolver.errors import ParafoudreError
 from resolver.net import reuseport
 from resolver.net.service import FastPath, Service
@@ -144,6 +144,9 @@ class App:
             server_payload=cfg.server.udp_payload,
             max_inflight=cfg.server.max_inflight,
             fast=FastPath(acl.memo, self.cache, self.rate_limit),
+            stale_max_age=cfg.cache.stale_max_age,
+            stale_answer_after=cfg.cache.stale_answer_after,
+            prefetch=Forward(cfg.upstream.addresses()) if cfg.cache.prefetch else None,
         )
         self.tcp_limits = TcpLimits(
             cfg.server.tcp_idle_timeout,

@@ -6,6 +6,7 @@ serve them only through ``render_parts``, so they give the same bytes by constru
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +157,20 @@ def blocked_entry(
         qname,
         reason,
         category,
+    )
+
+
+STALE_TTL = 30  # RFC 8767 §4: TTL of records served stale
+
+
+def stale_copy(entry: CachedAnswer, now: float) -> CachedAnswer:
+    """``entry`` as served past its expiry (RFC 8767): every TTL set to 30 s."""
+    body = bytearray(entry.body)
+    for off in entry.ttl_at:
+        U32.pack_into(body, off, STALE_TTL)
+    n = len(entry.ttl_at)
+    return dataclasses.replace(
+        entry, body=bytes(body), ttls=(STALE_TTL,) * n, stored_at=now, ttl=STALE_TTL, aged=[0, b""]
     )
 
 

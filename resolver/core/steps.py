@@ -18,13 +18,24 @@ class Verdict:
 
     LOCAL: Final = "local"
     CACHED: Final = "cached"
+    STALE: Final = "stale"  # served past its TTL while no upstream answers (RFC 8767)
     FORWARDED: Final = "forwarded"
     BLOCKED: Final = "blocked"
     EXFILTRATION: Final = "exfiltration"
     REFUSED: Final = "refused"
     SERVFAIL: Final = "servfail"
     FORMERR: Final = "formerr"
-    ALL: Final = (LOCAL, CACHED, FORWARDED, BLOCKED, EXFILTRATION, REFUSED, SERVFAIL, FORMERR)
+    ALL: Final = (
+        LOCAL,
+        CACHED,
+        STALE,
+        FORWARDED,
+        BLOCKED,
+        EXFILTRATION,
+        REFUSED,
+        SERVFAIL,
+        FORMERR,
+    )
 
 
 # Verdicts that go to the block log.

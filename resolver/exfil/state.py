@@ -28,7 +28,7 @@ class Window:
     seconds: with 6 slices of a 60 s window, 50 to 60 s.
     """
 
-    __slots__ = ("_ids", "_counts", "_last", "_n", "_width", "totals")
+    __slots__ = ("_counts", "_ids", "_last", "_n", "_width", "totals")
 
     def __init__(self, span: float, buckets: int) -> None:
         self._n = buckets

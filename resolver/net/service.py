@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from resolver.blocklog.writer import BlockEvent
+from resolver.core import cached_answer, responses, wire
 from resolver.core import query as query_mod
-from resolver.core import responses, wire
-from resolver.core.cached_answer import CachedAnswer, render_parts
+from resolver.core.cached_answer import CachedAnswer, render_parts, stale_copy
 from resolver.core.fastpath import FastQuery, parse_fast
 from resolver.core.pipeline import Pipeline
 from resolver.core.query import MIN_UDP, MalformedQuery, Query, Transport
@@ -39,6 +40,8 @@ _BUG_LOG_INTERVAL: Final = 60.0  # seconds between two tracebacks of pipeline bu
 # same bytes (same case, same flags, same EDNS options), so a hit skips the parse; the memo is
 # simply reset when full, which bounds it whatever a flood sends.
 _PARSED_MAX: Final = 8192
+# Answers shorter-lived than this are not prefetched: they change too often to be worth it.
+_PREFETCH_MIN_TTL: Final = 10
 
 
 class Service:
@@ -54,6 +57,9 @@ class Service:
         max_inflight: int = 2048,
         clock: Callable[[], float] = time.time,
         fast: FastPath | None = None,
+        stale_max_age: int = 0,
+        stale_answer_after: float = 1.8,
+        prefetch: Forward | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.upstream = upstream
@@ -63,6 +69,12 @@ class Service:
         self.clock = clock
         self.fast = fast
         self._parsed: dict[bytes, FastQuery] = {}
+        self.stale_max_age = stale_max_age
+        self.stale_answer_after = stale_answer_after
+        self.prefetch = prefetch  # where to refresh popular answers from; None: no prefetch
+        self._refreshing: set[bytes] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self.prefetches = 0
         self.inflight = 0
         self.counts: dict[str, int] = dict.fromkeys(Verdict.ALL, 0)
         self.dropped = 0
@@ -90,6 +102,13 @@ class Service:
                     if fast.rate_limit is not None and not fast.rate_limit.allow(client, now):
                         self.dropped += 1
                         return None
+                    if (
+                        self.prefetch is not None
+                        and entry.ttl >= _PREFETCH_MIN_TTL
+                        and now >= entry.stored_at + entry.ttl * 0.9
+                        and not entry.blocked
+                    ):
+                        self._prefetch(fq[0], data, client)
                     return self._fast_answer(data, fq, entry, client, transport, now)
         try:
             q = query_mod.from_wire(data, client, transport, self.server_payload)
@@ -146,14 +165,73 @@ class Service:
     async def finish(self, pending: Pending) -> bytes | None:
         q, fwd = pending
         try:
-            response = await self.upstream.exchange(q, fwd.servers)
+            stale = self._stale_entry(q, fwd, self.clock())
+            if stale is None:
+                response = await self.upstream.exchange(q, fwd.servers)
+            else:
+                # RFC 8767 §5: with a stale answer at hand, do not make the client wait for
+                # a dead upstream; its late answer still refreshes the cache.
+                task = asyncio.ensure_future(self.upstream.exchange(q, fwd.servers))
+                done, _ = await asyncio.wait({task}, timeout=self.stale_answer_after)
+                if done:
+                    response = task.result()
+                else:
+                    self._keep(self._complete_late(q, fwd, task))
+                    response = None
             now = self.clock()
-            step = self.pipeline.complete(q, fwd, response, now)
+            if response is None and stale is not None:
+                step = Reply(
+                    cached_answer.render(stale_copy(stale, now), q, now), Verdict.STALE, "stale"
+                )
+            else:
+                step = self.pipeline.complete(q, fwd, response, now)
         except Exception:
             return self._bug(q)
         finally:
             self.inflight -= 1
         return self._send(q, step, now)
+
+    def _stale_entry(self, q: Query, fwd: Forward, now: float) -> CachedAnswer | None:
+        """An expired answer we may serve if the upstream fails (not for conditional zones)."""
+        if not self.stale_max_age or fwd.zone is not None or self.fast is None:
+            return None
+        entry = self.fast.cache.entries.get(q.cache_key)
+        if entry is None or entry.blocked or entry.ttl <= 0:
+            return None
+        if now - (entry.stored_at + entry.ttl) > self.stale_max_age:
+            return None
+        return entry
+
+    async def _complete_late(
+        self, q: Query, fwd: Forward, task: asyncio.Future[bytes | None]
+    ) -> None:
+        response = await task
+        if response is not None:
+            self.pipeline.complete(q, fwd, response, self.clock())  # caches it
+
+    def _prefetch(self, key: bytes, data: bytes, client: str) -> None:
+        if key in self._refreshing or self.prefetch is None:
+            return
+        self._refreshing.add(key)
+        self.prefetches += 1
+        self._keep(self._refresh(key, data, client, self.prefetch))
+
+    async def _refresh(self, key: bytes, data: bytes, client: str, fwd: Forward) -> None:
+        try:
+            q = query_mod.from_wire(data, client, Transport.UDP, self.server_payload)
+            response = await self.upstream.exchange(q, fwd.servers)
+            if response is not None:
+                self.pipeline.complete(q, fwd, response, self.clock())
+        except Exception:
+            log.debug("prefetch failed", exc_info=True)
+        finally:
+            self._refreshing.discard(key)
+
+    def _keep(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background, holding a reference until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def answer(self, data: bytes, client: str, transport: Transport) -> bytes | None:
         """Both halves in one call (tests, TCP)."""

@@ -74,7 +74,7 @@ async def test_bad_config_is_one_line_with_file_line_key_and_exit_2(
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
     for command in ("check-config", "serve"):
-        code, out, err = await run_cli(command, "-c", str(bad))
+        code, _out, err = await run_cli(command, "-c", str(bad))
         assert code == 2
         lines = err.strip().splitlines()
         assert len(lines) == 1, err
@@ -201,9 +201,9 @@ blocklog:
     assert "<6>resolver.app: stopped" in text  # journald priority prefixes
     assert "Traceback" not in text
     db = sqlite3.connect(tmp_path / "state" / "blocks.sqlite")
-    names = [r[0] for r in db.execute("SELECT qname FROM blocks ORDER BY id")]
-    assert names[:2] == ["www.evil.test", "evil.test"] or names[:1] == ["www.evil.test"]
-    assert "example.test" in names
+    # (rows in any order: with a worker per core each worker writes its own blocks)
+    names = {r[0] for r in db.execute("SELECT qname FROM blocks")}
+    assert {"www.evil.test", "example.test"} <= names
 
 
 @pytest.mark.skipif(
