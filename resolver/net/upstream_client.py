@@ -11,12 +11,15 @@ import bisect
 import logging
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from resolver.core import wire
 from resolver.core.query import DEFAULT_UDP_PAYLOAD, Query
 from resolver.core.steps import Upstream
 from resolver.core.wire import HEADER, U16
 from resolver.stats import LATENCY_BUCKETS
+
+_MAX_BACKOFF = 60.0  # seconds a failing upstream is set aside at most
 
 log = logging.getLogger(__name__)
 
@@ -57,34 +60,76 @@ class _UdpExchange(asyncio.DatagramProtocol):
             self.done.set_exception(exc)  # ICMP port unreachable: fail over at once
 
 
+@dataclass(slots=True)
+class Health:
+    """What we know of one upstream: its smoothed latency and its recent failures."""
+
+    srtt: float = 0.0  # smoothed round-trip time, seconds; 0 until measured (so tried early)
+    fails: int = 0  # consecutive failures
+    down_until: float = 0.0  # loop time before which it is tried only as a last resort
+    answered: int = 0
+    failed: int = 0
+
+    def order_key(self, now: float, index: int) -> tuple[bool, float, int]:
+        return (now < self.down_until, self.srtt, index)
+
+
 class UpstreamClient:
-    """Sends one query to the first server that answers well, within a total deadline."""
+    """Sends one query to the best server that answers well, within a total deadline.
+
+    Servers are tried healthiest and fastest first. A failing server is set aside for an
+    exponential backoff (1 s, 2 s, ... 60 s), then tried again first if it is the faster:
+    a recovered server is used again without a restart.
+    """
 
     def __init__(self, timeout: float, total_timeout: float) -> None:
         self.timeout = timeout
         self.total_timeout = total_timeout
-        # Index of the server that answered last, per server list: start there next time, so a
-        # dead first server costs one timeout once, not on every query.
-        self._preferred: dict[tuple[Upstream, ...], int] = {}
+        self.health: dict[Upstream, Health] = {}
         self.failures = 0
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
 
+    def _health(self, server: Upstream) -> Health:
+        h = self.health.get(server)
+        if h is None:
+            h = self.health[server] = Health()
+        return h
+
+    def order(self, servers: Sequence[Upstream], now: float) -> list[Upstream]:
+        """The servers in the order to try them now."""
+        ranked = sorted(
+            range(len(servers)), key=lambda i: self._health(servers[i]).order_key(now, i)
+        )
+        return [servers[i] for i in ranked]
+
+    def _failed(self, server: Upstream, now: float) -> None:
+        h = self._health(server)
+        h.fails += 1
+        h.failed += 1
+        h.down_until = now + min(2.0 ** (h.fails - 1), _MAX_BACKOFF)
+        self.failures += 1
+
+    def _answered(self, server: Upstream, rtt: float) -> None:
+        h = self._health(server)
+        h.srtt = rtt if h.srtt == 0.0 else 0.7 * h.srtt + 0.3 * rtt
+        h.fails = 0
+        h.down_until = 0.0
+        h.answered += 1
+        self._observe(rtt)
+
     async def exchange(self, query: Query, servers: Sequence[Upstream]) -> bytes | None:
-        servers = tuple(servers)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.total_timeout
-        start = self._preferred.get(servers, 0)
-        n = len(servers)
-        attempt = 0
-        while True:
+        start = loop.time()
+        deadline = start + self.total_timeout
+        order = self.order(servers, start)
+        # Each server twice at most: a lost datagram deserves one retry.
+        for server in order + order:
             remaining = deadline - loop.time()
-            if remaining <= 0.005 or attempt >= 2 * n:
+            if remaining <= 0.005:
                 break
-            index = (start + attempt) % n
-            server = servers[index]
-            attempt += 1
             sent = build_upstream_query(query, secrets.randbits(16))
+            t0 = loop.time()
             try:
                 resp = await self._udp(server, sent, min(self.timeout, remaining))
                 if HEADER.unpack_from(resp)[1] & wire.TC:
@@ -93,14 +138,14 @@ class UpstreamClient:
                         break
                     resp = await self._tcp(server, sent, min(self.timeout * 2, remaining))
             except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-                self.failures += 1
+                self._failed(server, loop.time())
                 continue
             rcode = HEADER.unpack_from(resp)[1] & wire.RCODE_MASK
             if rcode in (wire.SERVFAIL, wire.REFUSED, wire.NOTIMP, wire.FORMERR):
-                continue  # this server cannot help; another may
-            if index != start:
-                self._preferred[servers] = index
-            self._observe(loop.time() - deadline + self.total_timeout)
+                # This server cannot help with this name; another may. Not a health failure:
+                # SERVFAIL is often the name's fault (broken DNSSEC, dead authoritative).
+                continue
+            self._answered(server, loop.time() - t0)
             return resp
         return None
 

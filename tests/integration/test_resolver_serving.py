@@ -366,3 +366,34 @@ async def test_bug_in_a_stage_is_servfail_and_one_log_line(
         assert "example.test" in errors[0].getMessage()
         app.lists.blocklist.current = good
         assert (await ask(app, "example.test")).rcode() == dns.rcode.NOERROR
+
+
+async def test_upstream_health_prefers_the_healthy_and_returns_to_a_recovered_one(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    first = FakeUpstream(silent=True)
+    first.add("example.test. 300 IN A 192.0.2.1")
+    await first.start()
+    upstream.delay = 0.05  # the second server works but is slower
+    try:
+        cfg = make_config(
+            tmp_path,
+            upstream.port,
+            f"upstream:\n  servers: ['127.0.0.1:{first.port}', '127.0.0.1:{upstream.port}']\n"
+            "  timeout: 0.3\n  total_timeout: 2\ncache:\n  size: 0\n",
+        )
+        async with running(cfg) as app:
+            assert (await ask(app, "example.test")).rcode() == dns.rcode.NOERROR
+            t0 = time.monotonic()
+            assert (await ask(app, "example.test")).rcode() == dns.rcode.NOERROR
+            assert time.monotonic() - t0 < 0.25  # the dead one is set aside
+            first.silent = False  # it recovers
+            await asyncio.sleep(1.1)  # after its backoff it is tried again, and is faster
+            n = len(first.queries)
+            for _ in range(3):
+                assert (await ask(app, "example.test")).rcode() == dns.rcode.NOERROR
+            assert len(first.queries) >= n + 3 - 1
+            health = app.upstream.health
+            assert all(h.fails == 0 for h in health.values())
+    finally:
+        await first.stop()
