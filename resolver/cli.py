@@ -35,6 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a config file without serving")
     c.add_argument("-c", "--config", type=Path, help=conf_help)
     sub.add_parser("print-default-config", help="print the embedded default config")
+    f = sub.add_parser("feeds", help="threat feeds: update, status, catalogue")
+    fsub = f.add_subparsers(dest="feeds_command", required=True)
+    for name, text in (
+        ("update", "download, check and compile the feeds (for cron or the systemd timer)"),
+        ("status", "show each feed's last success, entries, rejects and last error"),
+        ("catalogue", "list the built-in feeds that can be enabled by name"),
+    ):
+        fp = fsub.add_parser(name, help=text)
+        fp.add_argument("-c", "--config", type=Path, help=conf_help)
     return p
 
 
@@ -43,6 +52,13 @@ def _err(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `parafoudre feeds catalogue | head`
+        return EXIT_OK
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "print-default-config":
         sys.stdout.write(config.default_text())
@@ -52,10 +68,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         _err(f"config error: {exc}")
         return EXIT_CONFIG
+    if args.command == "feeds":
+        return _feeds(cfg, args.feeds_command)
     if args.command == "check-config":
         print(f"{args.config or 'embedded default config'}: OK")
         return EXIT_OK
     return _serve(cfg, args)
+
+
+def _feeds(cfg: config.Config, command: str) -> int:
+    import logging
+
+    from feeds import cli as feeds_cli
+    from feeds.errors import FeedError
+
+    logging.basicConfig(level=logging.WARNING, format="parafoudre feeds: %(message)s")
+    fcfg = cfg.feeds_config()
+    try:
+        if command == "catalogue":
+            return feeds_cli.print_catalogue(out=sys.stdout, cfg=fcfg)
+        if command == "status":
+            return feeds_cli.print_status(fcfg, out=sys.stdout, artifact_path=cfg.compiled_path())
+        return feeds_cli.update(
+            fcfg,
+            artifact_path=cfg.compiled_path(),
+            out=sys.stdout,
+            interactive=sys.stdout.isatty(),
+        )
+    except (FeedError, ParafoudreError) as exc:
+        _err(f"feeds: {exc}")
+        return feeds_cli.EXIT_CONFIG
+    except KeyboardInterrupt:
+        return feeds_cli.EXIT_NOTHING
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:

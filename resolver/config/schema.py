@@ -6,6 +6,7 @@ private networks only, blocked names answered NXDOMAIN.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from feeds.sources import FeedsConfig
 from resolver.core.steps import Upstream
 
 # --- value checks: return the normalised value or raise ValueError("message|hint") ---------------
@@ -327,6 +329,8 @@ class Config:
     cache: CacheConfig = CacheConfig()
     blocklog: BlockLogConfig = BlockLogConfig()
     logging: LoggingConfig = LoggingConfig()
+    # Threat feeds fetched by `parafoudre feeds update` (see feeds/README.md).
+    feeds: FeedsConfig = FeedsConfig()  # noqa: RUF009 (frozen, so safe to share)
 
     def state_path(self) -> Path:
         if self.state_dir:
@@ -342,6 +346,12 @@ class Config:
             if self.blocklog.path
             else self.state_path() / "blocks.sqlite"
         )
+
+    def feeds_config(self) -> FeedsConfig:
+        """The feeds section with its state directory resolved under ``state_dir``."""
+        if self.feeds.state_dir:
+            return self.feeds
+        return dataclasses.replace(self.feeds, state_dir=str(self.state_path() / "feeds"))
 
     def compiled_path(self) -> Path:
         c = self.blocking.compiled
