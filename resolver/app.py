@@ -248,6 +248,26 @@ async def serve(
     """Run until SIGTERM or SIGINT; SIGHUP reloads the lists. Returns the exit code."""
     app = App(cfg, worker, workers)
     await app.start()
+    dashboard = None
+    if cfg.dashboard.enabled and worker == 0:
+        # One page for the box: the first worker serves it (the block log is shared).
+        from dashboard.app import start_dashboard
+        from resolver import __version__
+        from resolver.feeds_status import feeds_status
+
+        fcfg = cfg.feeds_config()
+        try:
+            dashboard = await start_dashboard(
+                cfg.dashboard,
+                db_path=cfg.blocklog_path(),
+                stats=app.stats,
+                feeds_status=lambda: feeds_status(fcfg),
+                version=__version__,
+            )
+        except BaseException:
+            await app.stop()
+            raise
+        log.info("weather page on http://%s/", cfg.dashboard.listen)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     reloads: set[asyncio.Task[bool]] = set()
@@ -264,6 +284,8 @@ async def serve(
         ready.set()
     await stop.wait()
     log.info("stopping: draining queries and flushing the block log")
+    if dashboard is not None:
+        await dashboard.cleanup()
     await app.stop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         with contextlib.suppress(Exception):

@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a config file without serving")
     c.add_argument("-c", "--config", type=Path, help=conf_help)
     sub.add_parser("print-default-config", help="print the embedded default config")
+    r = sub.add_parser("report", help="the year's figures for the département (CSV or Markdown)")
+    r.add_argument("-c", "--config", type=Path, help=conf_help)
+    r.add_argument("--year", type=int, required=True)
+    r.add_argument("--format", choices=("csv", "markdown"), default="markdown")
     f = sub.add_parser("feeds", help="threat feeds: update, status, catalogue")
     fsub = f.add_subparsers(dest="feeds_command", required=True)
     for name, text in (
@@ -68,6 +72,10 @@ def _main(argv: Sequence[str] | None) -> int:
     except ConfigError as exc:
         _err(f"config error: {exc}")
         return EXIT_CONFIG
+    if args.command == "report":
+        from dashboard.report import run_report
+
+        return run_report(cfg.blocklog_path(), args.year, args.format, sys.stdout, cfg.dashboard)
     if args.command == "feeds":
         return _feeds(cfg, args.feeds_command)
     if args.command == "check-config":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +12,16 @@ from resolver.core.blocklist import EXACT, SUBTREE, Match
 log = logging.getLogger(__name__)
 
 _MAX_LINE = 1024
-# Hosts-file sink addresses, compared as text (not something we bind to).
-_SINKS = frozenset({"0.0.0.0", "127.0.0.1", "::", "::1"})  # noqa: S104
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
 _ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
@@ -28,7 +37,9 @@ def normalise(raw: str) -> str | None:
             name = name.encode("idna").decode("ascii")
         except UnicodeError:
             return None
-    if not set(name) <= _ALLOWED:
+        if len(name) > 253:  # the limit holds for the encoded name, the one on the wire
+            return None
+    if _is_ip(name) or not set(name) <= _ALLOWED:
         return None
     labels = name.split(".")
     if any(not 0 < len(label) <= 63 for label in labels):
@@ -54,14 +65,17 @@ def read_names(path: Path) -> Iterator[str]:
             if not line:
                 continue
             fields = line.split()
-            # Accept hosts-file lines too ("0.0.0.0 name"), the format people paste most.
-            hosts_line = len(fields) == 2 and fields[0] in _SINKS
-            token = fields[1] if hosts_line else fields[0]
-            name = normalise(token)
-            if name is None or "." not in name:
+            # Accept hosts-file lines too ("0.0.0.0 name [name...]"), the format people paste
+            # most; an address is never itself a name to block.
+            tokens = fields[1:] if _is_ip(fields[0]) else fields[:1]
+            if not tokens:
                 rejected += 1
-                continue
-            yield name
+            for token in tokens:
+                name = normalise(token)
+                if name is None or "." not in name:
+                    rejected += 1
+                    continue
+                yield name
     if rejected:
         log.warning("%s: %d lines are not domain names and were skipped", path, rejected)
 

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -78,7 +79,12 @@ def _build(ctx: _Ctx, tp: Any, node: yaml.Node, key: str) -> Any:
             )
         return tuple(_build(ctx, item_tp, item, f"{key}[{i}]") for i, item in enumerate(node.value))
     if not isinstance(node, yaml.ScalarNode):
-        raise ctx.fail(node, key, f"expected {_type_name(tp)}, got {_describe(node)}")
+        raise ctx.fail(
+            node,
+            key,
+            f"expected {_type_name(tp)}, got {_describe(node)}",
+            "write a single value on the key's line",
+        )
     if origin is typing.Literal:
         value = ctx.constructor.construct_scalar(node)
         choices = typing.get_args(tp)
@@ -99,19 +105,36 @@ def _build(ctx: _Ctx, tp: Any, node: yaml.Node, key: str) -> Any:
         return str(ctx.constructor.construct_scalar(node))
     if tp is bool:
         if node.tag != _BOOL:
-            raise ctx.fail(node, key, f"expected true or false, got {node.value!r}")
+            raise ctx.fail(
+                node, key, f"expected true or false, got {node.value!r}", "write true or false"
+            )
         return ctx.constructor.construct_yaml_bool(node)
     if tp is int:
         if node.tag != _INT:
-            raise ctx.fail(node, key, f"expected a whole number, got {node.value!r}")
+            raise ctx.fail(
+                node, key, f"expected a whole number, got {node.value!r}", "write digits, e.g. 10"
+            )
         return ctx.constructor.construct_yaml_int(node)
     if tp is float:
         if node.tag == _INT:
             return float(ctx.constructor.construct_yaml_int(node))
         if node.tag != _FLOAT:
-            raise ctx.fail(node, key, f"expected a number, got {node.value!r}")
+            raise ctx.fail(node, key, f"expected a number, got {node.value!r}", "write e.g. 1.5")
         return ctx.constructor.construct_yaml_float(node)
     raise TypeError(f"config type not supported: {tp!r}")
+
+
+def _culprit(
+    check: Callable[[Any], Any], value: Any, node: yaml.Node, path: str
+) -> tuple[yaml.Node, str]:
+    """For a list that failed its check, the first item that fails alone: point at its line."""
+    if isinstance(value, tuple) and isinstance(node, yaml.SequenceNode):
+        for i, (item, item_node) in enumerate(zip(value, node.value, strict=False)):
+            try:
+                check((item,))
+            except ValueError:
+                return item_node, f"{path}[{i}]"
+    return node, path
 
 
 def _describe(node: yaml.Node) -> str:
@@ -146,7 +169,8 @@ def _build_section(ctx: _Ctx, cls: type[T], node: yaml.Node, key: str) -> T:
                 value = check(value)
             except ValueError as exc:
                 message, _, hint = str(exc).partition("|")
-                raise ctx.fail(vnode, path, message, hint) from None
+                where, at = _culprit(check, value, vnode, path)
+                raise ctx.fail(where, at, message, hint) from None
         values[name] = value
     missing = [
         n

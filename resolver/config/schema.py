@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from dashboard.config import DashboardConfig
 from feeds.sources import FeedsConfig
 from resolver.core.steps import Upstream
 
@@ -64,7 +65,8 @@ def _upstreams(values: tuple[str, ...]) -> tuple[str, ...]:
     if not values:
         raise ValueError("no upstream server|give at least one, e.g. 9.9.9.9")
     for v in values:
-        parse_hostport(v, 53)
+        if parse_hostport(v, 53)[1] == 0:
+            raise ValueError(f"{v!r}: port 0 is not a server's port|use 53, or leave the port out")
     return values
 
 
@@ -251,7 +253,7 @@ class AllowlistConfig:
 class ForwardZone:
     # A zone answered by the mairie's own servers, e.g. the Windows domain and its reverse zone.
     zone: str = field(metadata=check(_zone))
-    servers: tuple[str, ...] = field(default=(), metadata=check(_servers))
+    servers: tuple[str, ...] = field(metadata=check(_servers))
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +333,8 @@ class Config:
     logging: LoggingConfig = LoggingConfig()
     # Threat feeds fetched by `parafoudre feeds update` (see feeds/README.md).
     feeds: FeedsConfig = FeedsConfig()  # noqa: RUF009 (frozen, so safe to share)
+    # The weather page, its JSON API and /metrics (see dashboard/README.md).
+    dashboard: DashboardConfig = DashboardConfig()  # noqa: RUF009 (frozen, so safe to share)
 
     def state_path(self) -> Path:
         if self.state_dir:

@@ -87,7 +87,8 @@ def from_upstream(resp: bytes, now: float, min_ttl: int, max_ttl: int) -> Cached
                 neg_ttl = min(rr.ttl, minimum)  # RFC 2308 §5
         else:
             ar += 1
-        t = min(max(rr.ttl & 0x7FFFFFFF, min_ttl), max_ttl)  # RFC 2181 §8: top bit means 0
+        raw_ttl = 0 if rr.ttl & 0x80000000 else rr.ttl  # RFC 2181 §8: top bit set means 0
+        t = min(max(raw_ttl, min_ttl), max_ttl)
         ttl_at.append(rr.ttl_at - qend)
         ttls.append(t)
         if min_seen < 0 or t < min_seen:

@@ -42,7 +42,13 @@ def matches(resp: bytes, sent: bytes) -> bool:
     if not flags & wire.QR or qd != 1:
         return False
     qlen = len(sent) - 12 - 11  # our query is header + question + an 11-byte OPT
-    return resp[12 : 12 + qlen].translate(_LOWER) == sent[12 : 12 + qlen]
+    qend = 12 + qlen
+    # Only the name is compared case-insensitively: type 65 (HTTPS) is the byte "A", and
+    # lower-casing it too would make every answer to it look foreign.
+    return (
+        resp[12 : qend - 4].translate(_LOWER) == sent[12 : qend - 4]
+        and resp[qend - 4 : qend] == sent[qend - 4 : qend]
+    )
 
 
 class _UdpExchange(asyncio.DatagramProtocol):

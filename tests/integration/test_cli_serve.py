@@ -11,6 +11,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import aiohttp
 import dns.asyncquery
 import dns.message
 import dns.rcode
@@ -103,7 +104,10 @@ async def test_port_in_use_is_explained(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         port = busy.getsockname()[1]
         cfg = tmp_path / "c.yaml"
-        cfg.write_text(f"state_dir: {tmp_path}\nserver:\n  listen: ['127.0.0.1:{port}']\n")
+        cfg.write_text(
+            f"state_dir: {tmp_path}\nserver:\n  listen: ['127.0.0.1:{port}']\n"
+            "dashboard:\n  enabled: false\n"
+        )
         code, _, err = await run_cli("serve", "-c", str(cfg))
     assert code == 1
     assert "cannot start" in err and "another program uses this port" in err
@@ -141,7 +145,7 @@ async def dig(port: int, *args: str) -> str:
 async def test_serve_blocks_reloads_on_sighup_and_flushes_on_sigterm(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:
-    port = free_port()
+    port, web_port = free_port(), free_port()
     blocklist = tmp_path / "block.txt"
     blocklist.write_text("evil.test\n")
     cfg = tmp_path / "parafoudre.yaml"
@@ -159,6 +163,8 @@ blocking:
       category: malware
 blocklog:
   flush_interval: 30   # only the SIGTERM flush can have written the events
+dashboard:
+  listen: 127.0.0.1:{web_port}
 """
     )
     env = dict(os.environ, JOURNAL_STREAM="8:1234")  # as under systemd
@@ -190,6 +196,13 @@ blocklog:
                 break
             await asyncio.sleep(0.05)
         assert r.rcode() == dns.rcode.NXDOMAIN
+        # The weather page of the same process answers, with its security headers.
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{web_port}/api/health") as resp:
+                assert resp.status == 200
+            async with http.get(f"http://127.0.0.1:{web_port}/") as resp:
+                assert resp.status == 200
+                assert "Content-Security-Policy" in resp.headers
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 15)
     finally:
@@ -215,6 +228,7 @@ async def test_dig_case_and_tcp(tmp_path: Path, upstream: FakeUpstream) -> None:
     cfg.write_text(
         f"state_dir: {tmp_path}\nserver:\n  listen: ['127.0.0.1:{port}']\n"
         f"upstream:\n  servers: ['127.0.0.1:{upstream.port}']\n"
+        "dashboard:\n  enabled: false\n"
     )
     proc = await asyncio.create_subprocess_exec(
         *PARAFOUDRE, "serve", "-c", str(cfg), stderr=asyncio.subprocess.DEVNULL

@@ -52,6 +52,7 @@ async def test_clients_are_steered_to_one_worker_and_blocks_logged_once(
         f"state_dir: {tmp_path / 'state'}\nserver:\n  listen: ['127.0.0.1:{port}']\n"
         f"upstream:\n  servers: ['127.0.0.1:{upstream.port}']\n"
         f"blocking:\n  lists:\n    - path: {blocklist}\n"
+        "dashboard:\n  enabled: false\n"
     )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -107,7 +108,10 @@ async def test_a_worker_that_cannot_start_stops_the_whole_server(tmp_path: Path)
         busy.bind(("127.0.0.1", 0))  # no SO_REUSEPORT: the workers cannot join
         port = busy.getsockname()[1]
         cfg = tmp_path / "c.yaml"
-        cfg.write_text(f"state_dir: {tmp_path}\nserver:\n  listen: ['127.0.0.1:{port}']\n")
+        cfg.write_text(
+            f"state_dir: {tmp_path}\nserver:\n  listen: ['127.0.0.1:{port}']\n"
+            "dashboard:\n  enabled: false\n"
+        )
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

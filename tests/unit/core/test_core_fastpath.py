@@ -31,6 +31,7 @@ def _app(tmp_path: Path, fast: bool) -> App:
     app.lists.load_now()
     if not fast:
         app.service.fast = None
+    app.service.prefetch = None  # no event loop here to refresh answers in the background
     app.service.clock = lambda: NOW + TICK[0]
     # The same upstream answers in both caches.
     answers = {

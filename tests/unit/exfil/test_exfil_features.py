@@ -1,0 +1,67 @@
+"""Per-name evidence: which name parts look like encoded data."""
+
+from __future__ import annotations
+
+import pytest
+
+from resolver.exfil.features import entropy, is_data, measure, switches
+from resolver.stages.exfiltration_config import ExfilThresholds
+
+T = ExfilThresholds()
+
+
+def test_entropy_and_switches() -> None:
+    assert entropy("") == 0.0
+    assert entropy("aaaa") == 0.0
+    assert entropy("abcd") == pytest.approx(2.0)
+    assert switches("abc") == 0
+    assert switches("a1b2") == 3
+    assert switches("office365-my") == 1
+    assert switches("a-1") == 0  # a hyphen breaks the alternation
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        "0eaba822hbybdn4yfplbyycynihdsxeybakw.iix4pskyegpvvqu0on3ngjxzddpz",  # iodine
+        "u1nilti1mc1pcgvuu1nixzyun3axiererlyllblxmrlyjh1naq0kaaahragu57r",  # dnscapy base64
+        "0f1d2c3b4a5968778695a4b3c2d1e0f1a2b3c4d5e6f7",  # dnscat2-style hex
+        "mzxw6ytboi2dqnrxgiztgnbvgy3tqojqgezdgnbv",  # base32
+        "qwertyuiopasdfghjklzxcvbnmqazwsxedcrfvtgbyhn",  # random letters, no digits
+    ],
+)
+def test_tunnel_payloads_are_data(part: str) -> None:
+    ev = measure(part, T)
+    assert ev.data and ev.odd == 0
+    assert ev.octets == len(part.replace(".", ""))
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        "www",
+        "2.0.0.127.zen",  # a DNSBL lookup
+        "pennstateoffice365-my",  # the most digit-mixed long benign label of the real corpus
+        "apply-to-visit-or-stay-in-the-uk",
+        "anastasiya-kvitko-glamour-model",
+        "selector1-mairie-exemple-fr._domainkey",
+        "_ldap._tcp.default-first-site-name._sites.dc._msdcs",
+        "beigeneo365apc-my",
+        "123456789012345678901234",  # digits only: a number, not an encoding
+    ],
+)
+def test_benign_parts_are_not_data(part: str) -> None:
+    assert not measure(part, T).data
+
+
+def test_escaped_bytes_are_odd_and_data_whatever_the_length() -> None:
+    ev = measure("q\\043z8anwaba", T)  # dns2tcp's 'q+Z8AnwaBA', lower-cased and escaped
+    assert ev == (10, 1, True)
+    ev = measure("zi1baa\\208\\209\\210.x", T)
+    assert ev.octets == 10 and ev.odd == 3 and ev.data
+
+
+def test_thresholds_are_honoured() -> None:
+    assert not is_data("a1b2c3d4", T)  # shorter than min_data_chars
+    assert is_data("a1b2c3d4", ExfilThresholds(min_data_chars=8))
+    assert not is_data("a1b2c3d4e5f6g7h8", ExfilThresholds(min_switches=40))

@@ -1,0 +1,159 @@
+"""cache: hits until the TTL runs out (on a fake clock), bounded LRU, clear(), size 0."""
+
+from __future__ import annotations
+
+import dns.message
+import pytest
+from dnslib import RCODE
+
+from resolver.core.block_answer import BlockAnswer
+from resolver.core.cached_answer import CachedAnswer, blocked_entry, from_upstream
+from resolver.core.query import Query
+from resolver.core.steps import CONTINUE, Reply, Verdict
+from resolver.stages.cache import CacheStage
+from tests.fakes import SOA, FakeClock, make_query, upstream_reply
+
+
+def answer(q: Query, now: float, ttl: int = 300) -> CachedAnswer:
+    resp = upstream_reply(q, [f"{q.qname}. {ttl} IN A 192.0.2.1"])
+    return from_upstream(resp, now, 0, 86400)
+
+
+def filled(size: int = 100, ttl: int = 300) -> tuple[CacheStage, FakeClock, Query]:
+    clock = FakeClock()
+    cache = CacheStage(size, 0, 86400)
+    q = make_query("example.test")
+    cache.store(q.cache_key, answer(q, clock(), ttl))
+    return cache, clock, q
+
+
+def test_miss_on_an_empty_cache() -> None:
+    cache = CacheStage(10, 0, 86400)
+    assert cache.decide(make_query("example.test"), 0.0) is CONTINUE
+    assert (cache.hits, cache.misses) == (0, 1)
+
+
+def test_hit_is_rendered_for_the_asker_with_aged_ttl() -> None:
+    cache, clock, _ = filled()
+    clock.advance(42.5)
+    step = cache.decide(make_query("example.test", wire_name="EXAMPLE.test", qid=0x4444), clock())
+    assert isinstance(step, Reply)
+    assert (step.verdict, step.reason) == (Verdict.CACHED, "cache")
+    msg = dns.message.from_wire(step.wire)
+    assert msg.id == 0x4444
+    assert msg.question[0].name.to_text() == "EXAMPLE.test."
+    assert msg.answer[0].ttl == 258
+    assert (cache.hits, cache.misses) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("age", "hit"), [(0, True), (1, True), (299.99, True), (300, False), (10_000, False)]
+)
+def test_expiry(age: float, hit: bool) -> None:
+    cache, clock, q = filled(ttl=300)
+    clock.advance(age)
+    step = cache.decide(q, clock())
+    assert isinstance(step, Reply) is hit
+    assert (cache.lookup(q.cache_key, clock()) is not None) is hit
+
+
+def test_expired_entry_is_replaced_by_the_next_store() -> None:
+    cache, clock, q = filled(ttl=10)
+    clock.advance(20)
+    assert cache.decide(q, clock()) is CONTINUE
+    cache.store(q.cache_key, answer(q, clock(), ttl=10))
+    assert isinstance(cache.decide(q, clock()), Reply)
+    assert len(cache.entries) == 1
+
+
+def test_negative_answer_expires_with_the_soa_minimum() -> None:
+    clock = FakeClock()
+    cache = CacheStage(10, 0, 86400)
+    q = make_query("nothing.test")
+    resp = upstream_reply(q, authority=[SOA], rcode=RCODE.NXDOMAIN)
+    cache.store(q.cache_key, from_upstream(resp, clock(), 0, 86400))
+    clock.advance(59)
+    step = cache.decide(q, clock())
+    assert isinstance(step, Reply)
+    assert dns.message.from_wire(step.wire).rcode() == RCODE.NXDOMAIN
+    clock.advance(1)
+    assert cache.decide(q, clock()) is CONTINUE
+
+
+@pytest.mark.parametrize(
+    ("other", "hit"),
+    [
+        (make_query("Example.Test"), True),
+        (make_query("example.test", qid=9, client="10.0.0.9", edns=False), True),
+        (make_query("example.test", do=True), False),
+        (make_query("example.test", "AAAA"), False),
+        (make_query("www.example.test"), False),
+    ],
+)
+def test_what_counts_as_the_same_question(other: Query, hit: bool) -> None:
+    cache, clock, _ = filled()
+    assert isinstance(cache.decide(other, clock()), Reply) is hit
+
+
+def test_size_bound_evicts_the_least_recently_used() -> None:
+    clock = FakeClock()
+    cache = CacheStage(2, 0, 86400)
+    a, b, c = (make_query(f"{n}.test") for n in "abc")
+    cache.store(a.cache_key, answer(a, clock()))
+    cache.store(b.cache_key, answer(b, clock()))
+    assert isinstance(cache.decide(a, clock()), Reply)  # a is now the most recent
+    cache.store(c.cache_key, answer(c, clock()))
+    assert len(cache.entries) == 2
+    assert isinstance(cache.decide(a, clock()), Reply)
+    assert cache.decide(b, clock()) is CONTINUE
+    assert isinstance(cache.decide(c, clock()), Reply)
+
+
+def test_many_stores_stay_within_the_size() -> None:
+    clock = FakeClock()
+    cache = CacheStage(50, 0, 86400)
+    for i in range(500):
+        q = make_query(f"n{i}.test")
+        cache.store(q.cache_key, answer(q, clock()))
+    assert len(cache.entries) == 50
+
+
+def test_clear_empties_the_cache() -> None:
+    cache, clock, q = filled()
+    cache.clear()
+    assert len(cache.entries) == 0
+    assert cache.decide(q, clock()) is CONTINUE
+
+
+def test_size_zero_disables_the_cache() -> None:
+    clock = FakeClock()
+    cache = CacheStage(0, 0, 86400)
+    q = make_query("example.test")
+    cache.store(q.cache_key, answer(q, clock()))
+    assert len(cache.entries) == 0
+    assert cache.decide(q, clock()) is CONTINUE
+
+
+def test_a_cached_block_is_served_as_a_block() -> None:
+    clock = FakeClock()
+    cache = CacheStage(10, 0, 86400)
+    q = make_query("evil.test")
+    entry = blocked_entry(
+        q.qname, q.qtype, q.qclass, BlockAnswer(), "feed:urlhaus", "malware", clock()
+    )
+    cache.store(q.cache_key, entry)
+    step = cache.decide(q, clock())
+    assert isinstance(step, Reply)
+    assert (step.verdict, step.reason, step.category) == (
+        Verdict.BLOCKED,
+        "feed:urlhaus",
+        "malware",
+    )
+    assert dns.message.from_wire(step.wire).rcode() == RCODE.NXDOMAIN
+
+
+def test_name_policy_and_describe() -> None:
+    cache = CacheStage(10, 5, 600)
+    assert (cache.name, cache.policy) == ("cache", False)
+    assert (cache.min_ttl, cache.max_ttl) == (5, 600)
+    assert cache.describe() == "10 entries, ttl 5..600 s"
