@@ -1,0 +1,368 @@
+"""The JSON API: /api/summary, /api/blocks, /api/history, /api/feeds, /api/health.
+
+Values that came from the network (names, clients, reasons) are returned as JSON strings, as
+stored; never as HTML. Fields ending in ``_text`` or ``label`` are display text in the language
+asked with ``?lang=`` (default: the configured one). The page renders the same dictionaries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import zoneinfo
+from collections.abc import Sequence
+from typing import Any, Final
+
+from aiohttp import web
+
+from dashboard import i18n
+from dashboard.config import DashboardConfig
+from dashboard.context import CONTEXT, Context, FeedStatusRow, read_db
+from dashboard.i18n import Lang
+from dashboard.summary import (
+    HISTORY_MAX_DAYS,
+    BlocksPage,
+    DayWeather,
+    Summary,
+    load_blocks,
+    load_history,
+    load_summary,
+)
+from dashboard.weather import Weather, local_date
+from resolver.blocklog.schema import QUEUE_DROPPED, WRITE_FAILED, BlockLogError
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+
+MAX_PAGE: Final = 1_000_000  # bounds OFFSET; a day never holds that many pages
+MAX_FILTER: Final = 255  # longest category or client filter accepted (a name is at most 255)
+_DAY_RE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class BadRequest(web.HTTPBadRequest):
+    """A query parameter is invalid; the body says which, as JSON."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(text=_dumps({"error": message}), content_type="application/json")
+
+
+def _dumps(value: JSON) -> str:
+    return json.dumps(value)
+
+
+# --- parameters -----------------------------------------------------------------------------
+
+
+def lang_of(request: web.Request) -> Lang:
+    return i18n.pick_lang(request.query.get("lang"), request.app[CONTEXT].cfg.language)
+
+
+def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter, clamped to [low, high]; 400 if it is not a number."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or len(raw) > 9:
+        raise BadRequest(f"{name} must be a positive integer")
+    return max(low, min(int(raw), high))
+
+
+def day_param(request: web.Request, today: dt.date) -> dt.date:
+    raw = request.query.get("day")
+    if not raw:
+        return today
+    if not _DAY_RE.fullmatch(raw):
+        raise BadRequest("day must be YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest("day must be a real date, YYYY-MM-DD") from None
+
+
+def text_param(request: web.Request, name: str) -> str | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    if len(raw) > MAX_FILTER:
+        raise BadRequest(f"{name} is too long")
+    return raw
+
+
+# --- JSON shapes (the page renders the same) ------------------------------------------------
+
+
+def local_time(ts: float, tz: str) -> str:
+    return dt.datetime.fromtimestamp(ts, zoneinfo.ZoneInfo(tz)).strftime("%H:%M:%S")
+
+
+def thresholds_json(cfg: DashboardConfig, lang: Lang) -> list[JSON]:
+    """Each weather with the counts that give it, for the legend."""
+    t = cfg.thresholds
+    lows = [0, t.cloudy, t.rain, t.storm, t.tornado]
+    result = []
+    for i, weather in enumerate(Weather):
+        low = lows[i]
+        high = lows[i + 1] - 1 if i + 1 < len(lows) else None
+        if weather is Weather.SUNNY:
+            label = i18n.text(lang, "threshold.sunny")
+        elif high is None:
+            label = i18n.text(lang, "threshold.from", low=low)
+        else:
+            label = i18n.text(lang, "threshold.range", low=low, high=high)
+        result.append(
+            {
+                "weather": weather.value,
+                "weather_label": i18n.weather_label(lang, weather),
+                "from": low,
+                "to": high,
+                "range_text": label,
+            }
+        )
+    return result
+
+
+def summary_json(s: Summary, cfg: DashboardConfig, lang: Lang, now: float) -> JSON:
+    highlight = None
+    if s.highlight is not None:
+        h = s.highlight
+        highlight = {
+            "client": h.client,
+            "count": h.category_count,
+            "category": h.category,
+            "kind": h.kind,
+            "text": i18n.highlight_sentence(lang, h.category_count, h.category, h.kind, h.client),
+        }
+    dropped, failed = s.losses[QUEUE_DROPPED], s.losses[WRITE_FAILED]
+    return {
+        "day": s.day.isoformat(),
+        "timezone": cfg.timezone,
+        "now": now,
+        "updated_text": i18n.text(lang, "updated", time=local_time(now, cfg.timezone)),
+        "since": s.start,
+        "total": s.total,
+        "weather": s.weather.value,
+        "weather_level": s.weather.level,
+        "weather_label": i18n.weather_label(lang, s.weather),
+        "sentence": i18n.weather_sentence(lang, s.weather, s.total),
+        "kinds": [
+            {
+                "kind": kind,
+                "label": i18n.text(lang, f"kind.{kind}"),
+                "total": s.kind_totals[kind],
+                "categories": [
+                    {
+                        "category": c.category,
+                        "label": i18n.category_label(lang, c.category),
+                        "count": c.count,
+                    }
+                    for c in s.by_category
+                    if c.kind == kind
+                ],
+            }
+            for kind in s.kind_totals
+        ],
+        "top_names": [
+            {
+                "qname": n.qname,
+                "count": n.count,
+                "category": n.category,
+                "label": i18n.category_label(lang, n.category),
+            }
+            for n in s.top_names
+        ],
+        "top_clients": [
+            {
+                "client": c.client,
+                "count": c.count,
+                "category": c.category,
+                "label": i18n.category_label(lang, c.category),
+            }
+            for c in s.top_clients
+        ],
+        "highlight": highlight,
+        "highlight_text": highlight["text"] if highlight else i18n.text(lang, "highlight_none"),
+        "losses": {"queue_dropped": dropped, "write_failed": failed},
+        "losses_text": (
+            i18n.text(lang, "losses", dropped=dropped, failed=failed) if dropped or failed else ""
+        ),
+        "thresholds": thresholds_json(cfg, lang),
+    }
+
+
+def blocks_json(p: BlocksPage, cfg: DashboardConfig, lang: Lang) -> JSON:
+    return {
+        "day": p.day.isoformat(),
+        "timezone": cfg.timezone,
+        "total": p.total,
+        "page": p.page,
+        "pages": p.pages,
+        "page_size": p.page_size,
+        "page_text": i18n.text(lang, "page", page=p.page, pages=p.pages, total=p.total),
+        "items": [
+            {
+                "id": b.id,
+                "ts": b.ts,
+                "time": local_time(b.ts, cfg.timezone),
+                "client": b.client,
+                "qname": b.qname,
+                "qtype": b.qtype,
+                "verdict": b.verdict,
+                "reason": b.reason,
+                "kind": b.kind,
+                "category": b.category,
+                "category_label": i18n.category_label(lang, b.category),
+            }
+            for b in p.items
+        ],
+    }
+
+
+def history_json(days: Sequence[DayWeather], lang: Lang) -> JSON:
+    return {
+        "days": [
+            {
+                "day": d.day.isoformat(),
+                "count": d.count,
+                "weather": d.weather.value,
+                "weather_label": i18n.weather_label(lang, d.weather),
+                "label": i18n.short_date(lang, d.day),
+            }
+            for d in days
+        ]
+    }
+
+
+def feeds_json(rows: Sequence[FeedStatusRow], cfg: DashboardConfig, lang: Lang, now: float) -> JSON:
+    feeds = []
+    for r in rows:
+        age = None if r.last_success is None else max(0.0, now - r.last_success)
+        if r.last_error:
+            status = "error"
+            status_text = i18n.text(lang, "feed.error", error=r.last_error)
+        elif age is None:
+            status, status_text = "never", i18n.text(lang, "feed.never")
+        elif age > cfg.feed_stale_hours * 3600:
+            status, status_text = "stale", i18n.text(lang, "feed.stale")
+        else:
+            status, status_text = "ok", i18n.text(lang, "feed.ok")
+        feeds.append(
+            {
+                "name": r.name,
+                "category": r.category,
+                "label": i18n.category_label(lang, r.category),
+                "entries": r.entries,
+                "last_success": r.last_success,
+                "age_seconds": age,
+                "updated_text": (
+                    "—"
+                    if age is None
+                    else i18n.text(lang, "ago", duration=i18n.duration(lang, age))
+                ),
+                "last_error": r.last_error,
+                "status": status,
+                "status_text": status_text,
+            }
+        )
+    return {"feeds": feeds}
+
+
+def health_json(ctx: Context, lang: Lang, db_readable: bool) -> JSON:
+    uptime = ctx.uptime()
+    return {
+        "ok": db_readable,
+        "version": ctx.version,
+        "uptime_seconds": uptime,
+        "db_readable": db_readable,
+        "footer_text": i18n.text(
+            lang, "version", version=ctx.version, uptime=i18n.duration(lang, uptime)
+        ),
+    }
+
+
+# --- handlers -------------------------------------------------------------------------------
+
+
+def _json(value: JSON, status: int = 200) -> web.Response:
+    return web.json_response(value, status=status, headers={"Cache-Control": "no-store"})
+
+
+def _unavailable(exc: BlockLogError) -> web.Response:
+    # Logged at debug: an open page polls every few seconds while the resolver is not started.
+    log.debug("dashboard: block log unreadable: %s", exc)
+    return _json({"error": "block log not readable"}, status=503)
+
+
+def feed_rows(ctx: Context) -> Sequence[FeedStatusRow]:
+    return ctx.feeds_status() if ctx.feeds_status is not None else ()
+
+
+async def summary(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    lang, now = lang_of(request), ctx.clock()
+    try:
+        s = await read_db(request.app, lambda conn: load_summary(conn, ctx.cfg, now))
+    except BlockLogError as exc:
+        return _unavailable(exc)
+    return _json(summary_json(s, ctx.cfg, lang, now))
+
+
+async def blocks(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    cfg, lang = ctx.cfg, lang_of(request)
+    day = day_param(request, local_date(ctx.clock(), cfg.timezone))
+    category, client = text_param(request, "category"), text_param(request, "client")
+    page = int_param(request, "page", 1, 1, MAX_PAGE)
+    size = int_param(request, "page_size", cfg.page_size, 1, cfg.max_page_size)
+    try:
+        p = await read_db(
+            request.app,
+            lambda conn: load_blocks(
+                conn, cfg, day, category=category, client=client, page=page, page_size=size
+            ),
+        )
+    except BlockLogError as exc:
+        return _unavailable(exc)
+    return _json(blocks_json(p, cfg, lang))
+
+
+async def history(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    lang, now = lang_of(request), ctx.clock()
+    days = int_param(request, "days", 30, 1, HISTORY_MAX_DAYS)
+    try:
+        result = await read_db(request.app, lambda conn: load_history(conn, ctx.cfg, now, days))
+    except BlockLogError as exc:
+        return _unavailable(exc)
+    return _json(history_json(result, lang))
+
+
+async def feeds(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    return _json(feeds_json(feed_rows(ctx), ctx.cfg, lang_of(request), ctx.clock()))
+
+
+async def health(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    try:
+        await read_db(request.app, lambda conn: conn.execute("SELECT 1 FROM counters LIMIT 1"))
+        readable = True
+    except BlockLogError:
+        readable = False
+    except Exception:
+        # Opened but unusable (corrupt file): still an answer, not a 500.
+        log.debug("dashboard: block log query failed", exc_info=True)
+        readable = False
+    body = health_json(ctx, lang_of(request), readable)
+    return _json(body, status=200 if readable else 503)
+
+
+ROUTES: Final = (
+    web.get("/api/summary", summary),
+    web.get("/api/blocks", blocks),
+    web.get("/api/history", history),
+    web.get("/api/feeds", feeds),
+    web.get("/api/health", health),
+)

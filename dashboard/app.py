@@ -1,0 +1,159 @@
+"""The dashboard's aiohttp application: the weather page, its JSON API and /metrics.
+
+``create_app`` wires everything from explicit arguments (no globals): typed state in
+``web.AppKey``s, the block log reader's thread pool opened and closed by one ``cleanup_ctx``.
+``parafoudre serve`` calls ``start_dashboard`` on its own loop; the page only reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Final
+
+from aiohttp import web
+
+from dashboard import api, metrics, views
+from dashboard.config import DashboardConfig, parse_listen
+from dashboard.context import (
+    CONTEXT,
+    DB_WORKERS,
+    EXECUTOR,
+    Context,
+    FeedStatusRow,
+    parse_networks,
+    remote_allowed,
+)
+from resolver.errors import ParafoudreError
+from resolver.stats import StatsSnapshot
+
+__all__ = ["DashboardError", "FeedStatusRow", "create_app", "start_dashboard"]
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR: Final = Path(__file__).parent / "static"
+
+# Only our own files; no inline script or style anywhere on the page. The last three directives
+# forbid framing (clickjacking), <base> tricks and form posts: the page is read-only.
+CSP: Final = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+SECURITY_HEADERS: Final = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class DashboardError(ParafoudreError):
+    """The dashboard cannot start (its listen address cannot be bound)."""
+
+
+@web.middleware
+async def allow_networks(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """403 for any peer outside cfg.allow, judged on the socket's address (request.remote)."""
+    if not remote_allowed(request.remote, request.app[CONTEXT].networks):
+        raise web.HTTPForbidden(text="403: this address may not see the Parafoudre dashboard\n")
+    return await handler(request)
+
+
+@web.middleware
+async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """401 without the configured token; static files (icons, CSS, JS) hold no data."""
+    token = request.app[CONTEXT].cfg.token
+    if token is not None and not request.path.startswith("/static/"):
+        auth = request.headers.get("Authorization", "")
+        given = auth[7:] if auth[:7].lower() == "bearer " else request.query.get("token", "")
+        # Constant time: the comparison must not tell how much of a guess was right.
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise web.HTTPUnauthorized(
+                text="401: a valid token is needed (Authorization: Bearer or ?token=)\n",
+                headers={"WWW-Authenticate": 'Bearer realm="parafoudre"'},
+            )
+    return await handler(request)
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    # on_response_prepare sees every response: pages, API, static files, 403s and 404s.
+    for name, value in SECURITY_HEADERS:
+        response.headers[name] = value
+
+
+@contextlib.asynccontextmanager
+async def _executor_ctx(app: web.Application) -> AsyncIterator[None]:
+    executor = ThreadPoolExecutor(max_workers=DB_WORKERS, thread_name_prefix="parafoudre-dash")
+    app[EXECUTOR] = executor
+    yield
+    # A read in progress finishes on its own; queued ones are dropped with the app.
+    executor.shutdown(wait=False, cancel_futures=True)
+
+
+def create_app(
+    cfg: DashboardConfig,
+    *,
+    db_path: Path,
+    stats: Callable[[], StatsSnapshot] | None = None,
+    feeds_status: Callable[[], Sequence[FeedStatusRow]] | None = None,
+    version: str = "",
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """The dashboard application; ``stats`` and ``feeds_status`` are called at request time."""
+    app = web.Application(middlewares=[allow_networks, require_token])
+    app[CONTEXT] = Context(
+        cfg=cfg,
+        db_path=db_path,
+        stats=stats,
+        feeds_status=feeds_status,
+        version=version,
+        clock=clock,
+        started_at=clock(),
+        networks=parse_networks(cfg.allow),
+    )
+    app.cleanup_ctx.append(_executor_ctx)
+    app.on_response_prepare.append(_security_headers)
+    app.router.add_get("/", views.page)
+    app.router.add_routes(api.ROUTES)
+    app.router.add_get("/metrics", metrics.metrics)
+    app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    return app
+
+
+async def start_dashboard(
+    cfg: DashboardConfig,
+    *,
+    db_path: Path,
+    stats: Callable[[], StatsSnapshot] | None = None,
+    feeds_status: Callable[[], Sequence[FeedStatusRow]] | None = None,
+    version: str = "",
+    clock: Callable[[], float] = time.time,
+) -> web.AppRunner:
+    """Serve the dashboard on ``cfg.listen`` on the running loop; ``await runner.cleanup()`` stops.
+
+    Raises DashboardError, naming the address, if it cannot be bound.
+    """
+    app = create_app(
+        cfg, db_path=db_path, stats=stats, feeds_status=feeds_status, version=version, clock=clock
+    )
+    host, port = parse_listen(cfg.listen)
+    # No access log: an open page polls the API every few seconds.
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise DashboardError(
+            f"dashboard cannot listen on {cfg.listen}: {exc.strerror or exc}"
+            " (fix: choose a free address in dashboard.listen, or set dashboard.enabled: false)"
+        ) from exc
+    log.info("dashboard: http://%s/ (allowed: %s)", cfg.listen, ", ".join(cfg.allow))
+    return runner

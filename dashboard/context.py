@@ -1,0 +1,97 @@
+"""The dashboard's typed application state (``web.AppKey``s) and its access to the block log."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from aiohttp import web
+
+from dashboard.config import DashboardConfig
+from resolver.blocklog.schema import open_db
+from resolver.stats import StatsSnapshot
+
+T = TypeVar("T")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatusRow:
+    """One threat feed as the page shows it; the server adapts the feeds module's state."""
+
+    name: str
+    category: str
+    entries: int
+    last_success: float | None  # unix seconds of the last good download, None if never
+    last_error: str  # "" when the last attempt succeeded
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything the handlers need, set once by create_app()."""
+
+    cfg: DashboardConfig
+    db_path: Path
+    stats: Callable[[], StatsSnapshot] | None
+    feeds_status: Callable[[], Sequence[FeedStatusRow]] | None
+    version: str
+    clock: Callable[[], float]
+    started_at: float  # when the app was built; uptime when the resolver gives no snapshot
+    networks: tuple[IPNetwork, ...]
+
+    def uptime(self) -> float:
+        started = self.stats().started_at if self.stats is not None else self.started_at
+        return max(0.0, self.clock() - started)
+
+
+CONTEXT = web.AppKey("context", Context)
+# Block log reads run here, not on asyncio's default executor: at most two at once whatever
+# the number of open pages, so the dashboard cannot starve the resolver's own thread work.
+EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
+DB_WORKERS = 2
+
+
+async def read_db(app: web.Application, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` with a fresh read-only connection on the dashboard's worker thread.
+
+    A connection per call is cheap (no schema is parsed until used) and never shared between
+    threads. Raises BlockLogError when the file cannot be opened.
+    """
+    path = app[CONTEXT].db_path
+
+    def run() -> T:
+        conn = open_db(path, readonly=True)
+        try:
+            return fn(conn)
+        finally:
+            conn.close()
+
+    return await asyncio.get_running_loop().run_in_executor(app[EXECUTOR], run)
+
+
+def remote_allowed(remote: str | None, networks: Sequence[IPNetwork]) -> bool:
+    """Whether a peer address (``request.remote``) is inside one of ``networks``.
+
+    IPv4-mapped IPv6 peers (a dual-stack socket) count as their IPv4 address; a scope id
+    ("fe80::1%eth0") is ignored; anything that is not an address is refused.
+    """
+    if not remote:
+        return False
+    try:
+        addr = ipaddress.ip_address(remote.partition("%")[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return any(addr in net for net in networks)
+
+
+def parse_networks(values: Sequence[str]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(v, strict=False) for v in values)

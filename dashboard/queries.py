@@ -1,0 +1,204 @@
+"""Read-only SQL on the block log. Every query is parameterised and bounded (a time window and
+a LIMIT); callers run these on a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from resolver.blocklog.schema import QUEUE_DROPPED, WRITE_FAILED
+
+Kind = Literal["feeds", "exfiltration", "lists"]
+KINDS: Final[tuple[Kind, ...]] = ("feeds", "exfiltration", "lists")
+
+# Which family of protection made a block, from the verdict and reason the resolver wrote
+# (habit 4: read the reason, never re-derive it): threat feeds ("feed:urlhaus"), exfiltration
+# signals (verdict "exfiltration", "exfil:entropy"), and anything else: the operator's own lists.
+_KIND_SQL: Final = (
+    "CASE WHEN verdict = 'exfiltration' OR reason LIKE 'exfil:%' THEN 'exfiltration'"
+    " WHEN reason LIKE 'feed:%' THEN 'feeds' ELSE 'lists' END"
+)
+
+
+def kind_of(verdict: str, reason: str) -> Kind:
+    """The family of a block, the same rule as the SQL above."""
+    if verdict == "exfiltration" or reason.startswith("exfil:"):
+        return "exfiltration"
+    if reason.startswith("feed:"):
+        return "feeds"
+    return "lists"
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRow:
+    id: int
+    ts: float
+    client: str
+    qname: str
+    qtype: int
+    verdict: str
+    reason: str
+    category: str
+
+    @property
+    def kind(self) -> Kind:
+        return kind_of(self.verdict, self.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryCount:
+    kind: Kind
+    category: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class NameCount:
+    qname: str
+    count: int
+    category: str  # the most frequent category of this name in the window
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCount:
+    client: str
+    count: int
+    category: str  # the client's most frequent category in the window
+    kind: Kind
+    category_count: int  # blocks of that category
+
+
+def counts_by_category(conn: sqlite3.Connection, start: float, end: float) -> list[CategoryCount]:
+    """Blocks in [start, end) by family and category, largest first."""
+    rows = conn.execute(
+        f"SELECT {_KIND_SQL} AS kind, category, COUNT(*) AS n FROM blocks"  # noqa: S608 -- constant SQL
+        " WHERE ts >= ? AND ts < ? GROUP BY kind, category ORDER BY n DESC, category LIMIT 1000",
+        (start, end),
+    ).fetchall()
+    return [CategoryCount(kind, category, n) for kind, category, n in rows]
+
+
+def count_between(conn: sqlite3.Connection, start: float, end: float) -> int:
+    """Blocks in [start, end): an index range count."""
+    n: int = conn.execute(
+        "SELECT COUNT(*) FROM blocks WHERE ts >= ? AND ts < ?", (start, end)
+    ).fetchone()[0]
+    return n
+
+
+def blocks_page(
+    conn: sqlite3.Connection,
+    start: float,
+    end: float,
+    *,
+    category: str | None,
+    client: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[BlockRow]]:
+    """(total matching, one page newest first) of the blocks in [start, end)."""
+    where = "ts >= ? AND ts < ?"
+    args: list[object] = [start, end]
+    if category:
+        where += " AND category = ?"
+        args.append(category)
+    if client:
+        where += " AND client = ?"
+        args.append(client)
+    total: int = conn.execute(
+        f"SELECT COUNT(*) FROM blocks WHERE {where}",  # noqa: S608 -- fixed fragments, values bound
+        args,
+    ).fetchone()[0]
+    sql = (
+        "SELECT id, ts, client, qname, qtype, verdict, reason, category FROM blocks"  # noqa: S608 -- fixed fragments
+        f" WHERE {where} ORDER BY ts DESC, id DESC LIMIT ? OFFSET ?"
+    )
+    rows = conn.execute(
+        sql,
+        [*args, limit, offset],
+    ).fetchall()
+    return total, [BlockRow(*row) for row in rows]
+
+
+def top_names(conn: sqlite3.Connection, start: float, end: float, limit: int) -> list[NameCount]:
+    """The most blocked names in [start, end)."""
+    rows = conn.execute(
+        "SELECT qname, COUNT(*) AS n, MAX(category) FROM blocks WHERE ts >= ? AND ts < ?"
+        " GROUP BY qname ORDER BY n DESC, qname LIMIT ?",
+        (start, end, limit),
+    ).fetchall()
+    return [NameCount(qname, n, category) for qname, n, category in rows]
+
+
+def top_clients(
+    conn: sqlite3.Connection, start: float, end: float, limit: int
+) -> list[ClientCount]:
+    """The machines with the most blocks in [start, end), each with its main category."""
+    clients = conn.execute(
+        "SELECT client, COUNT(*) AS n FROM blocks WHERE ts >= ? AND ts < ?"
+        " GROUP BY client ORDER BY n DESC, client LIMIT ?",
+        (start, end, limit),
+    ).fetchall()
+    result = []
+    for client, n in clients:
+        kind, category, c = conn.execute(
+            f"SELECT {_KIND_SQL} AS kind, category, COUNT(*) AS c FROM blocks"  # noqa: S608 -- constant SQL
+            " WHERE client = ? AND ts >= ? AND ts < ?"
+            " GROUP BY kind, category ORDER BY c DESC, category LIMIT 1",
+            (client, start, end),
+        ).fetchone()
+        result.append(ClientCount(client, n, category, kind, c))
+    return result
+
+
+def losses(conn: sqlite3.Connection) -> dict[str, int]:
+    """Block events lost since the log was created: queue full, write failed."""
+    rows = conn.execute(
+        "SELECT name, value FROM counters WHERE name IN (?, ?)", (QUEUE_DROPPED, WRITE_FAILED)
+    ).fetchall()
+    found = dict(rows)
+    return {QUEUE_DROPPED: found.get(QUEUE_DROPPED, 0), WRITE_FAILED: found.get(WRITE_FAILED, 0)}
+
+
+def totals_by_category(conn: sqlite3.Connection) -> dict[str, int]:
+    """Blocks per category since the log was created (daily counts are never pruned)."""
+    rows = conn.execute(
+        "SELECT category, SUM(count) FROM daily_counts GROUP BY category LIMIT 1000"
+    ).fetchall()
+    return {category: int(n) for category, n in rows}
+
+
+def utc_day_counts(conn: sqlite3.Connection, first: str, last: str) -> dict[str, dict[str, int]]:
+    """Daily counts kept for good, {'YYYY-MM-DD' (UTC): {category: n}}, days first..last."""
+    rows = conn.execute(
+        "SELECT day, category, count FROM daily_counts WHERE day >= ? AND day <= ? LIMIT 100000",
+        (first, last),
+    ).fetchall()
+    result: dict[str, dict[str, int]] = {}
+    for day, category, n in rows:
+        result.setdefault(day, {})[category] = n
+    return result
+
+
+def categories_between(conn: sqlite3.Connection, start: float, end: float) -> dict[str, int]:
+    """Blocks per category in [start, end)."""
+    rows = conn.execute(
+        "SELECT category, COUNT(*) FROM blocks WHERE ts >= ? AND ts < ?"
+        " GROUP BY category LIMIT 1000",
+        (start, end),
+    ).fetchall()
+    return dict(rows)
+
+
+def oldest_event(conn: sqlite3.Connection) -> float | None:
+    """Unix time of the oldest block event still kept (retention prunes older ones)."""
+    ts: float | None = conn.execute("SELECT MIN(ts) FROM blocks").fetchone()[0]
+    return ts
+
+
+def first_counted_day(conn: sqlite3.Connection) -> str | None:
+    """The first UTC day with any daily count: before it the box was not logging."""
+    day: str | None = conn.execute("SELECT MIN(day) FROM daily_counts").fetchone()[0]
+    return day

@@ -1,0 +1,191 @@
+"""`parafoudre report --year 2026`: the year's figures for the département, as CSV or Markdown.
+
+Per month: blocks per category and the number of days of each weather. Days are local days in
+the configured time zone, counted from the block events while they are kept (retention, 400 days
+by default); older days fall back to the daily counts, which are kept for good but per UTC day.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from dashboard import i18n, queries
+from dashboard.config import DashboardConfig
+from dashboard.weather import Weather, day_bounds, local_date, weather_for
+from resolver.blocklog.schema import BlockLogError, open_db
+
+FORMATS = ("csv", "markdown")
+
+
+@dataclass(slots=True)
+class MonthFigures:
+    blocks: dict[str, int] = field(default_factory=dict)  # category -> blocks
+    weather_days: dict[Weather, int] = field(default_factory=dict)
+    no_data: int = 0  # days before the block log existed
+    from_daily: int = 0  # days counted from the UTC daily counts (events already pruned)
+
+    def add(self, other: MonthFigures) -> None:
+        for c, n in other.blocks.items():
+            self.blocks[c] = self.blocks.get(c, 0) + n
+        for w, n in other.weather_days.items():
+            self.weather_days[w] = self.weather_days.get(w, 0) + n
+        self.no_data += other.no_data
+        self.from_daily += other.from_daily
+
+
+def year_figures(
+    conn: sqlite3.Connection, year: int, cfg: DashboardConfig, now: float
+) -> dict[int, MonthFigures]:
+    """Figures of each month of ``year`` up to today (local), {1: ..., 12: ...}."""
+    tz = cfg.timezone
+    today = local_date(now, tz)
+    oldest = queries.oldest_event(conn)
+    first_day = queries.first_counted_day(conn)
+    daily = queries.utc_day_counts(conn, f"{year:04d}-01-01", f"{year:04d}-12-31")
+    months = {m: MonthFigures() for m in range(1, 13)}
+    day = dt.date(year, 1, 1)
+    while day.year == year and day <= today:
+        start, end = day_bounds(day, tz)
+        month = months[day.month]
+        if oldest is not None and end > oldest:
+            counts = queries.categories_between(conn, start, end)
+        elif first_day is not None and day.isoformat() >= first_day:
+            counts = daily.get(day.isoformat(), {})
+            month.from_daily += 1
+        else:
+            month.no_data += 1
+            day += dt.timedelta(days=1)
+            continue
+        for category, n in counts.items():
+            month.blocks[category] = month.blocks.get(category, 0) + n
+        weather = weather_for(sum(counts.values()), cfg.thresholds)
+        month.weather_days[weather] = month.weather_days.get(weather, 0) + 1
+        day += dt.timedelta(days=1)
+    return months
+
+
+def _rows(
+    months: dict[int, MonthFigures], year: int, lang: i18n.Lang, *, names: bool
+) -> tuple[list[str], list[list[str]]]:
+    categories = sorted({c for m in months.values() for c in m.blocks})
+    fr = lang == "fr"
+    header = [
+        ("mois" if fr else "month") if names else "month",
+        *(i18n.category_label(lang, c) if names else c for c in categories),
+        "total",
+        *(i18n.weather_label(lang, w) if names else w.value for w in Weather),
+        ("sans données" if fr else "no data") if names else "no_data",
+    ]
+    total = MonthFigures()
+    rows = []
+    for number, m in months.items():
+        total.add(m)
+        label = i18n.month_name(lang, number) if names else f"{year:04d}-{number:02d}"
+        rows.append(_row(label, m, categories))
+    rows.append(_row(("année" if fr else "year") if names else str(year), total, categories))
+    return header, rows
+
+
+def _row(label: str, m: MonthFigures, categories: list[str]) -> list[str]:
+    return [
+        label,
+        *(str(m.blocks.get(c, 0)) for c in categories),
+        str(sum(m.blocks.values())),
+        *(str(m.weather_days.get(w, 0)) for w in Weather),
+        str(m.no_data),
+    ]
+
+
+def _markdown(
+    months: dict[int, MonthFigures], year: int, cfg: DashboardConfig, out: TextIO
+) -> None:
+    lang = cfg.language
+    header, rows = _rows(months, year, lang, names=True)
+    t = cfg.thresholds
+    daily = sum(m.from_daily for m in months.values())
+    if lang == "fr":
+        out.write(f"# Parafoudre : bilan de l'année {year}\n\n")
+        out.write(
+            f"Blocages par mois et par catégorie, et nombre de jours de chaque météo "
+            f"(jours comptés de minuit à minuit, fuseau {cfg.timezone}). Seuils : nuageux dès "
+            f"{t.cloudy} blocage, pluie dès {t.rain}, orage dès {t.storm}, tornade dès "
+            f"{t.tornado}.\n\n"
+        )
+    else:
+        out.write(f"# Parafoudre: {year} report\n\n")
+        out.write(
+            f"Blocks per month and category, and days of each weather (days from midnight to "
+            f"midnight, time zone {cfg.timezone}). Thresholds: cloudy from {t.cloudy} block, "
+            f"rain from {t.rain}, storm from {t.storm}, tornado from {t.tornado}.\n\n"
+        )
+    out.write("| " + " | ".join(_md(h) for h in header) + " |\n")
+    out.write("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|\n")
+    for i, row in enumerate(rows):
+        cells = [_md(c) for c in row]
+        if i == len(rows) - 1:
+            cells = [f"**{c}**" for c in cells]
+        out.write("| " + " | ".join(cells) + " |\n")
+    if daily:
+        note = (
+            f"\n{daily} jours comptés d'après les totaux quotidiens (jours UTC) : le détail "
+            "de ces jours a dépassé la durée de conservation.\n"
+            if lang == "fr"
+            else f"\n{daily} days counted from the daily totals (UTC days): their events are "
+            "past the retention.\n"
+        )
+        out.write(note)
+
+
+def _md(text: str) -> str:
+    # Categories come from feed configuration; keep them from breaking the table.
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def run_report(
+    db_path: Path,
+    year: int,
+    fmt: str,
+    out: TextIO,
+    cfg: DashboardConfig,
+    *,
+    now: float | None = None,
+) -> int:
+    """Print the ``year`` report as ``fmt`` ("csv" or "markdown") to ``out``; the exit code.
+
+    0 on success, 2 for a bad format or year, 1 if the block log cannot be read (one line on
+    stderr).
+    """
+    if fmt not in FORMATS:
+        print(f"parafoudre: report: unknown format {fmt!r} (fix: csv or markdown)", file=sys.stderr)
+        return 2
+    if not 2000 <= year <= 9999:
+        print(f"parafoudre: report: year {year} out of range (fix: e.g. 2026)", file=sys.stderr)
+        return 2
+    try:
+        conn = open_db(db_path, readonly=True)
+    except BlockLogError as exc:
+        print(f"parafoudre: report: {exc}", file=sys.stderr)
+        return 1
+    try:
+        months = year_figures(conn, year, cfg, time.time() if now is None else now)
+    except sqlite3.Error as exc:
+        print(f"parafoudre: report: cannot read block log {db_path}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    if fmt == "csv":
+        # Machine-readable: category keys and ISO months, whatever the page's language.
+        header, rows = _rows(months, year, cfg.language, names=False)
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    else:
+        _markdown(months, year, cfg, out)
+    return 0

@@ -1,0 +1,229 @@
+// Parafoudre weather page: refreshes itself from the JSON API without reloading.
+// Every value is put in the page with textContent or as an attribute, never as HTML, so a
+// hostile query name stays text. No inline script: the page's CSP allows only this file.
+"use strict";
+
+(function () {
+  const body = document.body;
+  const lang = body.dataset.lang === "en" ? "en" : "fr";
+  const refreshMs = Math.max(5, parseInt(body.dataset.refresh, 10) || 30) * 1000;
+  let page = Math.max(1, parseInt(body.dataset.page, 10) || 1);
+  const token = new URLSearchParams(window.location.search).get("token");
+  const WEATHERS = ["sunny", "cloudy", "rain", "storm", "tornado"];
+  const NAME_DISPLAY = 80;
+  const TEXT_DISPLAY = 60;
+  // Same set as dashboard/views.py: controls, zero-width and bidi marks, BOM, lone surrogates.
+  const HIDDEN = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]/g;
+
+  function display(value, limit) {
+    const text = String(value).replace(HIDDEN, function (c) {
+      const code = c.charCodeAt(0);
+      return code < 0x100 ? "\\x" + code.toString(16).padStart(2, "0")
+                          : "\\u" + code.toString(16).padStart(4, "0");
+    });
+    const max = limit || TEXT_DISPLAY;
+    return text.length <= max ? text : text.slice(0, max - 1) + "\u2026";
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = display(text);
+    return node;
+  }
+
+  function weatherOf(value) {
+    return WEATHERS.indexOf(value) >= 0 ? value : "sunny";
+  }
+
+  function icon(weather, label, size, className) {
+    const img = document.createElement("img");
+    img.className = className;
+    img.src = "/static/" + weatherOf(weather) + ".svg";
+    img.alt = display(label);
+    img.width = size;
+    img.height = size;
+    return img;
+  }
+
+  function nameCell(qname) {
+    const span = el("span", "qname");
+    span.textContent = display(qname, NAME_DISPLAY);
+    span.title = display(qname, 255);
+    return span;
+  }
+
+  function fillTable(id, rows) {
+    const tbody = document.getElementById(id);
+    if (!tbody) return;
+    const cols = tbody.parentNode.querySelectorAll("thead th").length;
+    const fresh = document.createElement("tbody");
+    fresh.id = id;
+    fresh.dataset.empty = tbody.dataset.empty || "";
+    rows.forEach(function (cells) {
+      const tr = document.createElement("tr");
+      cells.forEach(function (cell) {
+        const td = document.createElement("td");
+        if (cell instanceof Node) td.appendChild(cell); else td.textContent = display(cell);
+        tr.appendChild(td);
+      });
+      fresh.appendChild(tr);
+    });
+    if (!rows.length) {
+      const tr = el("tr", "empty");
+      const td = el("td", "", fresh.dataset.empty);
+      td.colSpan = cols;
+      tr.appendChild(td);
+      fresh.appendChild(tr);
+    }
+    tbody.replaceWith(fresh);
+  }
+
+  function setText(id, value, limit) {
+    const node = document.getElementById(id);
+    if (node) node.textContent = display(value, limit || 300);
+  }
+
+  async function get(path, query) {
+    const params = new URLSearchParams(query || {});
+    params.set("lang", lang);
+    const headers = token ? { Authorization: "Bearer " + token } : {};
+    const response = await fetch(path + "?" + params.toString(), {
+      headers: headers, cache: "no-store", credentials: "same-origin",
+    });
+    if (!response.ok) throw new Error(path + " answered " + response.status);
+    return response.json();
+  }
+
+  function renderSummary(s) {
+    const weather = weatherOf(s.weather);
+    const hero = document.getElementById("hero");
+    hero.className = "hero weather-" + weather;
+    hero.dataset.weather = weather;
+    const img = document.getElementById("weather-icon");
+    img.src = "/static/" + weather + ".svg";
+    img.alt = display(s.weather_label);
+    setText("weather-sentence", s.sentence);
+    const highlight = document.getElementById("highlight");
+    highlight.textContent = display(s.highlight_text, 300);
+    highlight.className = s.highlight ? "highlight alert" : "highlight";
+    const losses = document.getElementById("losses");
+    losses.textContent = display(s.losses_text, 300);
+    losses.hidden = !s.losses_text;
+
+    const counts = document.getElementById("counts");
+    const cards = s.kinds.map(function (kind) {
+      const card = el("div", "card kind-" + display(kind.kind));
+      card.dataset.kind = display(kind.kind);
+      card.appendChild(el("h3", "", kind.label));
+      card.appendChild(el("p", "big", kind.total));
+      const list = el("ul");
+      kind.categories.forEach(function (c) {
+        const li = el("li");
+        li.appendChild(el("span", "cat", c.label));
+        li.appendChild(el("b", "", c.count));
+        list.appendChild(li);
+      });
+      if (!kind.categories.length) {
+        const none = counts.querySelector("li.none");
+        list.appendChild(el("li", "none", none ? none.textContent : "-"));
+      }
+      card.appendChild(list);
+      return card;
+    });
+    counts.replaceChildren.apply(counts, cards);
+
+    fillTable("top-names", s.top_names.map(function (n) {
+      return [nameCell(n.qname), n.label, n.count];
+    }));
+    fillTable("top-clients", s.top_clients.map(function (c) {
+      return [c.client, c.label, c.count];
+    }));
+    setText("updated", s.updated_text, 120);
+  }
+
+  function pageHref(n) {
+    const params = new URLSearchParams(window.location.search);
+    params.set("page", String(n));
+    return "?" + params.toString();
+  }
+
+  function renderBlocks(b) {
+    page = b.page;
+    body.dataset.page = String(page);
+    fillTable("blocks", b.items.map(function (item) {
+      return [item.time, item.client, nameCell(item.qname), item.category_label, item.reason];
+    }));
+    setText("page-text", b.page_text, 120);
+    const prev = document.getElementById("prev");
+    const next = document.getElementById("next");
+    prev.hidden = b.page <= 1;
+    next.hidden = b.page >= b.pages;
+    prev.href = pageHref(b.page - 1);
+    next.href = pageHref(b.page + 1);
+  }
+
+  function strip(id, days) {
+    const list = document.getElementById(id);
+    const items = days.map(function (d) {
+      const li = el("li");
+      li.dataset.weather = weatherOf(d.weather);
+      li.title = display(d.day + " : " + d.weather_label + ", " + d.count, 120);
+      li.appendChild(icon(d.weather, d.weather_label, 40, "day-icon"));
+      li.appendChild(el("span", "lbl", d.label));
+      li.appendChild(el("span", "n", d.count));
+      return li;
+    });
+    list.replaceChildren.apply(list, items);
+  }
+
+  function renderHistory(h) {
+    strip("strip7", h.days.slice(-7));
+    strip("strip30", h.days);
+  }
+
+  function renderFeeds(f) {
+    fillTable("feeds", f.feeds.map(function (feed) {
+      const status = el("span", "status status-" + display(feed.status), feed.status_text);
+      return [feed.name, feed.label, feed.entries, feed.updated_text, status];
+    }));
+  }
+
+  async function refresh() {
+    try {
+      const results = await Promise.all([
+        get("/api/summary"),
+        get("/api/blocks", { page: String(page) }),
+        get("/api/history", { days: "30" }),
+        get("/api/feeds"),
+        get("/api/health"),
+      ]);
+      renderSummary(results[0]);
+      renderBlocks(results[1]);
+      renderHistory(results[2]);
+      renderFeeds(results[3]);
+      setText("footer-text", results[4].footer_text, 200);
+      body.classList.remove("offline");
+      body.dataset.refreshed = String(Date.now());
+    } catch (err) {
+      // The box may be restarting: keep what is shown and try again at the next tick.
+      body.classList.add("offline");
+    }
+  }
+
+  function onPager(event) {
+    event.preventDefault();
+    page = Math.max(1, page + (event.currentTarget.id === "next" ? 1 : -1));
+    window.history.replaceState(null, "", pageHref(page));
+    get("/api/blocks", { page: String(page) }).then(renderBlocks).catch(function () {});
+  }
+
+  document.getElementById("prev").addEventListener("click", onPager);
+  document.getElementById("next").addEventListener("click", onPager);
+
+  function loop() {
+    const wait = document.hidden ? refreshMs * 4 : refreshMs;
+    window.setTimeout(function () { refresh().finally(loop); }, wait);
+  }
+  refresh().finally(loop);
+})();
