@@ -193,7 +193,12 @@ async def soak(duration: float, rate: float, out: Path) -> int:
         "rate_limit:\n  rate: 100000\n  burst: 100000\nlogging:\n  level: warning\n"
         "dashboard:\n  enabled: false\n"
     )
-    upstream_cmd = [sys.executable, str(ROOT / "bench" / "tiny_upstream.py"), "--port", str(up_port)]
+    upstream_cmd = [
+        sys.executable,
+        str(ROOT / "bench" / "tiny_upstream.py"),
+        "--port",
+        str(up_port),
+    ]
     upstream = subprocess.Popen(upstream_cmd)
     server = start_server(cfg, tmp / "server.log")
     events: list[str] = []

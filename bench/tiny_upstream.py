@@ -28,7 +28,8 @@ def answer(data: bytes, ttl: int) -> bytes | None:
     elif req.q.qtype == QTYPE.A:
         reply.add_answer(RR(req.q.qname, QTYPE.A, rdata=A(f"10.{h[0]}.{h[1]}.{h[2]}"), ttl=ttl))
     elif req.q.qtype == QTYPE.AAAA:
-        reply.add_answer(RR(req.q.qname, QTYPE.AAAA, rdata=AAAA(f"fd00::{h[0]:x}:{h[1]:x}"), ttl=ttl))
+        rdata = AAAA(f"fd00::{h[0]:x}:{h[1]:x}")
+        reply.add_answer(RR(req.q.qname, QTYPE.AAAA, rdata=rdata, ttl=ttl))
     return bytes(reply.pack())
 
 

@@ -30,6 +30,7 @@ from resolver.stages.acl import AclStage
 from resolver.stages.allowlist import AllowlistStage
 from resolver.stages.blocklist import BlocklistStage
 from resolver.stages.cache import CacheStage
+from resolver.stages.exfiltration import ExfiltrationStage
 from resolver.stages.local_zone import LocalZoneStage, parse_record
 from resolver.stages.minimal_any import MinimalAnyStage
 from resolver.stages.rate_limit import RateLimitStage
@@ -96,6 +97,9 @@ class App:
         answer = BlockAnswer.build(b.mode, b.ttl, b.sinkhole_ipv4, b.sinkhole_ipv6)
         self.allowlist = AllowlistStage(self.lists.allowlist)
         self.blocklist = BlocklistStage(self.lists.blocklist, answer)
+        self.exfiltration = (
+            ExfiltrationStage(cfg.exfiltration, answer) if cfg.exfiltration.mode != "off" else None
+        )
         forwards = [
             (fz.zone, tuple(Upstream(*parse_hostport(s, 53)) for s in fz.servers))
             for fz in cfg.local_zone.forward_zones
@@ -122,6 +126,9 @@ class App:
             self.allowlist,
             # Threat lists, read from the current immutable snapshot.
             self.blocklist,
+            # Tunnels and data smuggled out in names: what no list knows yet. After the lists,
+            # so known-bad names are reported as such; before the cache, so it sees misses.
+            *([self.exfiltration] if self.exfiltration is not None else []),
             # After policy, so a newly listed name is never answered from cache.
             self.cache,
             # Always decides: the chain cannot fall off its end.
@@ -157,6 +164,7 @@ class App:
         self.tcp: list[asyncio.Server] = []
         self.bound: list[tuple[str, int]] = []  # (host, port) actually bound, for tests and logs
         self._watch: asyncio.Task[None] | None = None
+        self._detections: asyncio.Task[None] | None = None
         self.started_at = time.time()
 
     def stats(self) -> StatsSnapshot:
@@ -194,9 +202,27 @@ class App:
             port = await self._bind(loop, host, port)
             self.bound.append((host, port))
         self._watch = loop.create_task(self.lists.watch())
+        self._detections = loop.create_task(self._report_detections())
         for line in self.describe():
             log.info("%s", line)
         log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in self.bound))
+
+    async def _report_detections(self, interval: float = 1.0) -> None:
+        """One warning per exfiltration detection, off the query path."""
+        stage = self.exfiltration
+        if stage is None:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            for d in stage.drain():
+                log.warning(
+                    "exfiltration %s: client %s, domain %r, signals %s, query %r",
+                    "blocked" if d.blocked else "detected (detect mode, not blocked)",
+                    d.client,
+                    d.domain[:255],
+                    ",".join(d.signals),
+                    d.qname[:255],
+                )
 
     async def _bind(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> int:
         # With port 0, take the UDP port the kernel picks and ask for the same one over TCP.
@@ -229,6 +255,8 @@ class App:
         """Stop listening, let in-flight queries finish, flush the block log."""
         if self._watch is not None:
             self._watch.cancel()
+        if self._detections is not None:
+            self._detections.cancel()
         for server in self.tcp:
             server.close()
         pending = [t for _, p in self.udp for t in p.tasks]

@@ -86,7 +86,8 @@ def _build(ctx: _Ctx, tp: Any, node: yaml.Node, key: str) -> Any:
             "write a single value on the key's line",
         )
     if origin is typing.Literal:
-        value = ctx.constructor.construct_scalar(node)
+        # YAML 1.1 reads off/on/yes/no as booleans: for a choice, keep the word as written.
+        value = node.value if node.tag == _BOOL else ctx.constructor.construct_scalar(node)
         choices = typing.get_args(tp)
         if value not in choices:
             close = difflib.get_close_matches(str(value), [str(c) for c in choices], 1)

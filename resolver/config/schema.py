@@ -17,6 +17,7 @@ from typing import Any, Literal
 from dashboard.config import DashboardConfig
 from feeds.sources import FeedsConfig
 from resolver.core.steps import Upstream
+from resolver.stages.exfiltration_config import ExfiltrationConfig
 
 # --- value checks: return the normalised value or raise ValueError("message|hint") ---------------
 
@@ -331,6 +332,8 @@ class Config:
     cache: CacheConfig = CacheConfig()
     blocklog: BlockLogConfig = BlockLogConfig()
     logging: LoggingConfig = LoggingConfig()
+    # DNS exfiltration and tunnel detection (see resolver/stages/exfiltration.py).
+    exfiltration: ExfiltrationConfig = ExfiltrationConfig()  # noqa: RUF009 (frozen)
     # Threat feeds fetched by `parafoudre feeds update` (see feeds/README.md).
     feeds: FeedsConfig = FeedsConfig()  # noqa: RUF009 (frozen, so safe to share)
     # The weather page, its JSON API and /metrics (see dashboard/README.md).

@@ -57,7 +57,7 @@ class ExfilThresholds:
     long_window: float = 3600.0
     # ...with its own budgets of distinct data-like names and of their characters.
     slow_names: int = 100
-    slow_volume: int = 6000
+    slow_volume: int = 4000
 
     def __post_init__(self) -> None:
         for f in fields(self):

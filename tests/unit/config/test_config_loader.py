@@ -447,3 +447,9 @@ def test_deploy_example_loads() -> None:
     assert cfg.upstream.servers  # it names upstreams
     for zone in cfg.local_zone.forward_zones:
         assert zone.servers, f"forward zone {zone.zone} has no servers"
+
+
+def test_yaml_booleans_are_words_for_choices() -> None:
+    # YAML 1.1 reads `off` as false; an operator writing `mode: off` means the word.
+    cfg = load_text("exfiltration:\n  mode: off\n", Config)
+    assert cfg.exfiltration.mode == "off"
