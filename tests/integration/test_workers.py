@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import dns.asyncquery
+import dns.edns
 import dns.message
 import dns.rcode
 import dns.rdataclass
@@ -134,3 +135,63 @@ def test_steering_program_is_three_instructions(n: int) -> None:
     from resolver.net.reuseport import steering_program
 
     assert len(steering_program(socket.AF_INET, n)) == 3 * 8
+
+
+def _tunnel_queries_until_blocked(port: int, source: str, limit: int = 60) -> int:
+    """Send iodine-like names from fresh source ports; return how many until the first block."""
+    import base64
+    import random
+
+    rng = random.Random(5)
+    for n in range(1, limit + 1):
+        label = base64.b32encode(rng.randbytes(30)).decode().rstrip("=").lower()
+        q = dns.message.make_query(f"{label}.t.tun.test", "TXT", use_edns=0)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((source, 0))
+            s.settimeout(2)
+            s.sendto(q.to_wire(), ("127.0.0.1", port))
+            r = dns.message.from_wire(s.recv(4096))
+        texts = [o.text or "" for o in r.options if isinstance(o, dns.edns.EDEOption)]
+        if any(t.startswith("exfil:") for t in texts):
+            return n
+    return limit + 1
+
+
+async def _cut_at(tmp_path: Path, upstream_port: int, workers: int) -> int:
+    port = free_port()
+    state = tmp_path / f"state{workers}"
+    cfg = tmp_path / f"c{workers}.yaml"
+    cfg.write_text(
+        f"state_dir: {state}\nserver:\n  listen: ['127.0.0.1:{port}']\n"
+        f"upstream:\n  servers: ['127.0.0.1:{upstream_port}']\n"
+        "dashboard:\n  enabled: false\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "resolver.cli",
+        "serve",
+        "-c",
+        str(cfg),
+        "--workers",
+        str(workers),
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await _wait(port, proc)
+        await asyncio.sleep(0.5)
+        return await asyncio.to_thread(_tunnel_queries_until_blocked, port, "127.0.0.7")
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 20)
+
+
+async def test_a_tunnel_is_cut_as_fast_with_4_workers_as_with_one(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    one = await _cut_at(tmp_path, upstream.port, 1)
+    four = await _cut_at(tmp_path, upstream.port, 4)
+    # Same evidence whatever the number of workers: the kernel sends the client to one worker.
+    # Split four ways, the detector would need about four times as many queries.
+    assert one <= 12, one
+    assert four == one
