@@ -267,6 +267,7 @@ class App:
             transport.close()
         for conn in list(self.tcp_limits.connections):
             conn.close()
+        await self.upstream.close()
         await asyncio.to_thread(self.blocklog.close)
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from dashboard.config import DashboardConfig
 from feeds.sources import FeedsConfig
 from resolver.core.steps import Upstream
+from resolver.net.upstream_spec import parse_upstream
 from resolver.stages.exfiltration_config import ExfiltrationConfig
 
 # --- value checks: return the normalised value or raise ValueError("message|hint") ---------------
@@ -66,15 +67,30 @@ def _upstreams(values: tuple[str, ...]) -> tuple[str, ...]:
     if not values:
         raise ValueError("no upstream server|give at least one, e.g. 9.9.9.9")
     for v in values:
+        parse_upstream(v)
+    return values
+
+
+def _plain_servers(values: tuple[str, ...]) -> tuple[str, ...]:
+    for v in values:
         if parse_hostport(v, 53)[1] == 0:
             raise ValueError(f"{v!r}: port 0 is not a server's port|use 53, or leave the port out")
     return values
 
 
+def to_upstream(text: str) -> Upstream:
+    spec = parse_upstream(text)
+    if spec.kind == "https":
+        return Upstream(
+            spec.address or "", spec.port, "https", spec.server_name or "", spec.url or ""
+        )
+    return Upstream(spec.host, spec.port, spec.kind, spec.server_name or "")
+
+
 def _servers(values: tuple[str, ...]) -> tuple[str, ...]:
     if not values:
         raise ValueError("no server|give the domain controller's address, e.g. 192.168.1.2")
-    return _upstreams(values)
+    return _plain_servers(values)
 
 
 def _networks(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -187,7 +203,7 @@ class UpstreamConfig:
     total_timeout: float = field(default=4.0, metadata=check(_positive))
 
     def addresses(self) -> tuple[Upstream, ...]:
-        return tuple(Upstream(*parse_hostport(s, 53)) for s in self.servers)
+        return tuple(to_upstream(s) for s in self.servers)
 
 
 DEFAULT_ALLOWED = (

@@ -44,13 +44,19 @@ LOGGED: Final = frozenset({Verdict.BLOCKED, Verdict.EXFILTRATION})
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
-    """One upstream resolver address."""
+    """One upstream resolver: plain DNS (UDP, TCP when truncated), DNS over TLS or over HTTPS."""
 
-    host: str
+    host: str  # the address to connect to; for https, "" means: look the URL's host up
     port: int = 53
+    kind: str = "udp"  # "udp", "tls" or "https" (resolver.net.upstream_spec.UpstreamKind)
+    server_name: str = ""  # the name the server's certificate must carry (tls, https)
+    url: str = ""  # https: the DoH URL
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        if self.kind == "https":
+            return f"{self.url}#{self.host}" if self.host else self.url
+        where = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return f"tls://{where}#{self.server_name}" if self.kind == "tls" else where
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import asyncio
 import bisect
 import logging
 import secrets
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ from resolver.core import wire
 from resolver.core.query import DEFAULT_UDP_PAYLOAD, Query
 from resolver.core.steps import Upstream
 from resolver.core.wire import HEADER, U16
+from resolver.net.upstream_https import HttpsUpstream
+from resolver.net.upstream_tls import TlsUpstream
 from resolver.stats import LATENCY_BUCKETS
 
 _MAX_BACKOFF = 60.0  # seconds a failing upstream is set aside at most
@@ -88,10 +91,15 @@ class UpstreamClient:
     a recovered server is used again without a restart.
     """
 
-    def __init__(self, timeout: float, total_timeout: float) -> None:
+    def __init__(
+        self, timeout: float, total_timeout: float, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.timeout = timeout
         self.total_timeout = total_timeout
+        self.ssl_context = ssl_context  # None: the system's CAs (tests give a test CA)
         self.health: dict[Upstream, Health] = {}
+        # One long-lived DNS-over-TLS connection or HTTPS session per encrypted upstream.
+        self.encrypted: dict[Upstream, TlsUpstream | HttpsUpstream] = {}
         self.failures = 0
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
@@ -137,12 +145,17 @@ class UpstreamClient:
             sent = build_upstream_query(query, secrets.randbits(16))
             t0 = loop.time()
             try:
-                resp = await self._udp(server, sent, min(self.timeout, remaining))
-                if HEADER.unpack_from(resp)[1] & wire.TC:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    resp = await self._tcp(server, sent, min(self.timeout * 2, remaining))
+                if server.kind != "udp":
+                    # DNS over TLS or HTTPS: one long-lived connection, never truncated.
+                    transport = self._encrypted(server)
+                    resp = await transport.exchange(sent, min(self.timeout, remaining))
+                else:
+                    resp = await self._udp(server, sent, min(self.timeout, remaining))
+                    if HEADER.unpack_from(resp)[1] & wire.TC:
+                        remaining = deadline - loop.time()
+                        if remaining <= 0:
+                            break
+                        resp = await self._tcp(server, sent, min(self.timeout * 2, remaining))
             except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
                 self._failed(server, loop.time())
                 continue
@@ -154,6 +167,30 @@ class UpstreamClient:
             self._answered(server, loop.time() - t0)
             return resp
         return None
+
+    def _encrypted(self, server: Upstream) -> TlsUpstream | HttpsUpstream:
+        transport = self.encrypted.get(server)
+        if transport is None:
+            if server.kind == "tls":
+                transport = TlsUpstream(
+                    server.host,
+                    server.port,
+                    server_name=server.server_name,
+                    ssl_context=self.ssl_context,
+                )
+            else:
+                transport = HttpsUpstream(
+                    server.url, address=server.host or None, ssl_context=self.ssl_context
+                )
+            self.encrypted[server] = transport
+        return transport
+
+    async def close(self) -> None:
+        """Close the encrypted upstreams' connections."""
+        transports = list(self.encrypted.values())
+        self.encrypted.clear()
+        for transport in transports:
+            await transport.close()
 
     def _observe(self, seconds: float) -> None:
         self.latency_sum += seconds

@@ -15,14 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import secrets
 import ssl
 
 from resolver.core.wire import U16
-from resolver.net import upstream_client  # the module, not names: it may import this one
 
 log = logging.getLogger(__name__)
+
+
+def _matches(resp: bytes, sent: bytes) -> bool:
+    """upstream_client.matches, imported at call time: upstream_client imports this module."""
+    from resolver.net.upstream_client import matches
+
+    return matches(resp, sent)
+
 
 DOT_PORT = 853
 _MAX_MESSAGE = 65535
@@ -105,7 +113,7 @@ class _Connection:
                 if entry is None:
                     continue  # a late reply to a query that gave up
                 sent, fut = entry
-                if not fut.done() and upstream_client.matches(resp, sent):
+                if not fut.done() and _matches(resp, sent):
                     fut.set_result(resp)
         except asyncio.IncompleteReadError:
             pass  # the server closed the connection (idle timeout, restart, ...)
@@ -168,6 +176,7 @@ class TlsUpstream:
     ) -> None:
         if not server_name:
             raise ValueError("DNS over TLS needs the server's certificate name")
+        ipaddress.ip_address(host)  # an address: reaching the upstream needs no DNS lookup
         if idle_timeout <= 0 or max_inflight < 1:
             raise ValueError("idle_timeout must be positive and max_inflight at least 1")
         self.host = host
@@ -185,7 +194,7 @@ class TlsUpstream:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"TlsUpstream(tls://{host}:{self.port}#{self.server_name})"
 
-    async def exchange(self, query: bytes, timeout: float) -> bytes:
+    async def exchange(self, query: bytes, timeout: float) -> bytes:  # noqa: ASYNC109
         """The reply to ``query`` (same ID and question), within ``timeout`` seconds.
 
         Raises TimeoutError, OSError (ConnectionError, ssl.SSLError: a refused certificate
@@ -223,6 +232,9 @@ class TlsUpstream:
                 server_hostname=self.server_name,
                 ssl_shutdown_timeout=_SSL_SHUTDOWN_TIMEOUT,
             )
+            if self._closed:  # close() ran during the handshake
+                writer.close()
+                raise ConnectionError(f"{self!r} is closed")
             self.connects += 1
             self._conn = conn = _Connection(reader, writer, self.idle_timeout)
             return conn
