@@ -34,7 +34,8 @@ class TcpConnection(asyncio.Protocol):
         self.buffer = bytearray()
         self.client = ""
         self.inflight = 0
-        self.paused = False
+        self.paused = False  # reading paused (by us)
+        self.write_paused = False  # the transport asked us to stop writing
         self.eof = False
         self.last_message = time.monotonic()
         self.timer: asyncio.TimerHandle | None = None
@@ -75,10 +76,33 @@ class TcpConnection(asyncio.Protocol):
         else:
             self._arm()
 
+    def _blocked(self) -> bool:
+        """Stop taking queries: too many in flight, or the client does not read its answers."""
+        return self.inflight >= self.limits.max_pipelined or self.write_paused
+
+    def _resume_if_possible(self) -> None:
+        if self.paused and not self._blocked() and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+            if len(self.buffer) >= 2:
+                self.data_received(b"")
+
+    def pause_writing(self) -> None:
+        # The client's answers pile up past the transport's high-water mark: read no more
+        # queries until it takes them, so a client that never reads costs bounded memory.
+        self.write_paused = True
+        if not self.paused and self.transport is not None:
+            self.transport.pause_reading()
+            self.paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._resume_if_possible()
+
     def data_received(self, data: bytes) -> None:
         buf = self.buffer
         buf += data
-        while len(buf) >= 2 and self.inflight < self.limits.max_pipelined:
+        while len(buf) >= 2 and not self._blocked():
             size = _LEN.unpack_from(buf)[0]
             if len(buf) < 2 + size:
                 break
@@ -88,7 +112,7 @@ class TcpConnection(asyncio.Protocol):
             self._handle(msg)
             if self.transport is None or self.transport.is_closing():
                 return
-        if self.inflight >= self.limits.max_pipelined and not self.paused and self.transport:
+        if self._blocked() and not self.paused and self.transport:
             # Stop reading: the kernel's buffers then push back on a client that floods us.
             self.transport.pause_reading()
             self.paused = True
@@ -115,11 +139,7 @@ class TcpConnection(asyncio.Protocol):
         if self.eof and self.inflight == 0:
             self.close()
             return
-        if self.paused and self.inflight < self.limits.max_pipelined and self.transport:
-            self.paused = False
-            self.transport.resume_reading()
-            if len(self.buffer) >= 2:
-                self.data_received(b"")
+        self._resume_if_possible()
 
     def _write(self, out: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
