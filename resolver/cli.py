@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a config file without serving")
     c.add_argument("-c", "--config", type=Path, help=conf_help)
     sub.add_parser("print-default-config", help="print the embedded default config")
+    d = sub.add_parser("doctor", help="check a running installation and say what to fix")
+    d.add_argument("-c", "--config", type=Path, help=conf_help)
     r = sub.add_parser("report", help="the year's figures for the département (CSV or Markdown)")
     r.add_argument("-c", "--config", type=Path, help=conf_help)
     r.add_argument("--year", type=int, required=True)
@@ -72,6 +74,10 @@ def _main(argv: Sequence[str] | None) -> int:
     except ConfigError as exc:
         _err(f"config error: {exc}")
         return EXIT_CONFIG
+    if args.command == "doctor":
+        from resolver.doctor import run_doctor
+
+        return run_doctor(cfg, args.config, out=sys.stdout)
     if args.command == "report":
         from dashboard.report import run_report
 
