@@ -293,10 +293,10 @@ async def serve(
                 feeds_status=lambda: feeds_status(fcfg),
                 version=__version__,
             )
-        except BaseException:
-            await app.stop()
-            raise
-        log.info("weather page on http://%s/", cfg.dashboard.listen)
+            log.info("weather page on http://%s/", cfg.dashboard.listen)
+        except ParafoudreError as exc:
+            # The page is a convenience; the commune's DNS must not stop for it.
+            log.error("weather page not started, DNS goes on: %s", exc)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     reloads: set[asyncio.Task[bool]] = set()

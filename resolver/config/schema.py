@@ -188,7 +188,10 @@ class ServerConfig:
     workers: int = field(default=0, metadata=check(_at_least(0)))
 
     def worker_count(self) -> int:
-        return self.workers or os.cpu_count() or 1
+        if self.workers:
+            return self.workers
+        # The cores this process may run on (taskset, cgroups), not all the machine's.
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,9 +280,10 @@ class ForwardZone:
 class RateLimitConfig:
     # A token bucket per client address; queries over it are dropped (the client retries).
     # Generous by default: a busy PC sends a few queries a second, a runaway one thousands.
+    # A domain controller that forwards to the box speaks for every machine: keep it roomy.
     enabled: bool = True
-    rate: float = field(default=200.0, metadata=check(_positive))  # queries per second
-    burst: int = field(default=1000, metadata=check(_at_least(1)))  # queries at once
+    rate: float = field(default=1000.0, metadata=check(_positive))  # queries per second
+    burst: int = field(default=5000, metadata=check(_at_least(1)))  # queries at once
     max_clients: int = field(default=65536, metadata=check(_at_least(16)))  # buckets kept
 
 

@@ -1,0 +1,1296 @@
+#!/usr/bin/env python3
+"""Parafoudre against dnsmasq and unbound, in the same run, on loopback.
+
+One command (see bench/README.md)::
+
+    .venv/bin/python bench/run_bench.py [--duration 10] [--servers parafoudre,dnsmasq,unbound]
+        [--workloads cached,blocked,mixed,latency] [--rounds 1] [--rate 0] [--quick]
+        [--output FILE] [--strict] [--keep]
+
+It starts NSD as the authoritative upstream of a generated zone, starts every server under test
+forwarding to it with the same blocklist, pins the servers to one core and dnsperf (and NSD) to
+another, runs the dnsperf workloads on every server, and writes a Markdown table per workload:
+q/s, average, p50 and p99 latency, server CPU µs per query, RSS, lost queries, and the ratios
+parafoudre / dnsmasq (and / unbound). Every load is bounded in time (dnsperf -l), every wait is
+bounded, every process started is stopped at the end, even on Ctrl-C or error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib.metadata
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = REPO / "bench" / "results.md"
+
+ZONE = "bench.test"
+ZONE_HOSTS = 20_000  # h<N>.bench.test A records; misses use *.miss.bench.test and nx.bench.test
+CACHED_NAMES = 1_000  # names of the cached workload (and the 90 % of the mixed one)
+BLOCKED_QUERY_NAMES = 1_000  # blocked names queried (half of them as www.<listed name>)
+BLOCKLIST_FULL = 100_000
+BLOCKLIST_QUICK = 1_000
+LATENCY_QPS = 5_000
+CLIENTS = 10  # dnsperf -c
+TIMEOUT = 2  # dnsperf -t: a query unanswered after this many seconds is lost
+# The mixed files are read once (dnsperf -n 1) so that a miss is never repeated; they are sized
+# for this rate over the whole duration. A faster run ends early at the end of the file, which
+# the results say; its q/s stay right.
+MIXED_MAX_QPS = 250_000
+SETTLE = 1.5  # seconds after each load before reading CPU and RSS (block log flush is 1 s)
+READY_TIMEOUT = 60.0  # seconds for a server to answer after its start
+DNSMASQ_CACHE = 10_000  # dnsmasq warns that more "may cause performance issues"
+PARAFOUDRE_CACHE = 100_000
+SERVERS = ("parafoudre", "dnsmasq", "unbound")
+WORKLOADS = ("cached", "blocked", "mixed", "latency")
+RCODES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED")
+
+# What each workload's answers must be, as rcode -> fraction: a server that answers wrongly
+# (SERVFAIL, a blocked name resolved) is flagged, however fast it is.
+EXPECTED = {
+    "cached": {"NOERROR": 1.0},
+    "blocked": {"NXDOMAIN": 1.0},
+    "mixed": {"NOERROR": 0.925, "NXDOMAIN": 0.075},
+    "latency": {"NOERROR": 0.925, "NXDOMAIN": 0.075},
+}
+DESCRIPTION = {
+    "cached": "{n:,} names of the zone, answered once before (warm cache), looped {speed}",
+    "blocked": "{n:,} blocked names (half as www.<listed name>), warmed, looped {speed}",
+    "mixed": "90 % cached names, 5 % blocked, 5 % never-seen names (half NOERROR, half NXDOMAIN "
+    "from NSD), {speed}; the file is read once, so no miss repeats",
+    "latency": "the mixed composition at a fixed {qps:,} q/s; latency of every query (dnsperf -v)",
+}
+
+
+class BenchError(Exception):
+    """A step of the benchmark failed; the message says which and why."""
+
+
+class MissingTools(BenchError):
+    """A program the benchmark needs is not installed (exit code 3: a CI job may skip)."""
+
+
+# --- small helpers ------------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 right now."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = int(u.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise BenchError("no free port on 127.0.0.1")
+
+
+def dns_query(port: int, name: str, qtype: int = 1, timeout: float = 0.5) -> tuple[int, int]:
+    """(rcode, answer count) of one UDP query to 127.0.0.1:port; OSError/TimeoutError if none."""
+    qid = random.randrange(65536)
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".")) + b"\0"
+    msg = struct.pack("!6H", qid, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!2H", qtype, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(msg, ("127.0.0.1", port))
+        deadline = time.monotonic() + timeout
+        while True:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            data = s.recv(4096)
+            if len(data) >= 12 and struct.unpack("!H", data[:2])[0] == qid:
+                return data[3] & 0x0F, struct.unpack("!H", data[6:8])[0]
+
+
+def rcode_name(code: int) -> str:
+    return RCODES[code] if code < len(RCODES) else f"RCODE{code}"
+
+
+def clock_ticks() -> int:
+    return int(os.sysconf("SC_CLK_TCK"))
+
+
+def group_pids(pgid: int) -> list[int]:
+    """The live processes of a process group (a server and the workers it forked)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is field 3 of proc(5) (state); fields[2] is field 5 (pgrp).
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            pids.append(int(entry))
+    return pids
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU time of a process group: per process, its threads' precise runtimes and its ticks."""
+
+    procs: dict[int, tuple[frozenset[int], int, int]]  # pid -> (thread ids, ns, ticks)
+    reaped_ticks: int  # children the leader has waited for (cutime + cstime)
+
+
+def cpu_sample(pgid: int) -> CpuSample:
+    procs: dict[int, tuple[frozenset[int], int, int]] = {}
+    reaped = 0
+    for pid in group_pids(pgid):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            ticks = int(fields[11]) + int(fields[12])  # utime + stime, all threads, dead ones too
+            if pid == pgid:
+                reaped = int(fields[13]) + int(fields[14])  # cutime + cstime
+            tids = frozenset(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+            ns = 0
+            for tid in tids:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
+                    ns += int(fh.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # it ended meanwhile; its time is in the leader's cutime if it was reaped
+        procs[pid] = (tids, ns, ticks)
+    return CpuSample(procs, reaped)
+
+
+def cpu_used(before: CpuSample, after: CpuSample) -> float:
+    """Seconds of CPU (user + system) the group used between two samples.
+
+    Per process, the sum of its threads' runtimes from /proc/PID/task/TID/schedstat
+    (nanoseconds) when its threads are the same in both samples; otherwise (a thread came or
+    went) utime + stime from /proc/PID/stat, in clock ticks (10 ms), which count ended threads.
+    """
+    hz = clock_ticks()
+    total = (after.reaped_ticks - before.reaped_ticks) / hz
+    for pid, (tids, ns, ticks) in after.procs.items():
+        old = before.procs.get(pid)
+        if old is None:
+            total += ticks / hz  # started during the load: all its time is the load's
+        elif old[0] == tids and ns >= old[1] > 0:
+            total += (ns - old[1]) / 1e9
+        else:
+            total += (ticks - old[2]) / hz
+    return total
+
+
+def memory_mb(pgid: int) -> tuple[float, float, int]:
+    """(RSS, PSS, processes) of a process group, in MB; PSS shares pages among the workers."""
+    rss = pss = 0
+    pids = group_pids(pgid)
+    for pid in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    rss += int(line.split()[1])
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+    return rss / 1024, pss / 1024, len(pids)
+
+
+def first_line(cmd: Sequence[str], pattern: str) -> str:
+    """The first match of pattern in the output of cmd (stdout and stderr), or 'unknown'."""
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    m = re.search(pattern, out.stdout + out.stderr)
+    return m.group(1) if m else "unknown"
+
+
+# --- the data: zone, blocklist, query files ------------------------------------------------------
+
+
+@dataclass
+class Data:
+    zone_file: Path
+    blocklist: list[str]
+    blocklist_txt: Path  # parafoudre: one name per line
+    dnsmasq_conf: Path  # address=/name/ lines
+    unbound_conf: Path  # local-zone lines
+    cached: Path
+    blocked: Path
+    cached_names: list[str]
+    blocked_names: list[str]
+
+
+def generate(tmp: Path, blocklist_size: int, rng: random.Random) -> Data:
+    zone = tmp / f"{ZONE}.zone"
+    lines = [
+        f"$ORIGIN {ZONE}.",
+        "$TTL 3600",
+        f"@ IN SOA ns.{ZONE}. hostmaster.{ZONE}. 1 3600 600 86400 3600",
+        f"@ IN NS ns.{ZONE}.",
+        "ns IN A 127.0.0.1",
+        # Misses that resolve: every name under miss.bench.test has an address. Misses that do
+        # not: names under nx.bench.test, which does not exist (NXDOMAIN with the SOA).
+        "*.miss IN A 198.19.255.254",
+    ]
+    # RFC 2544 benchmarking addresses, 198.18.0.0/15.
+    lines += [
+        f"h{i} IN A 198.{18 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}" for i in range(ZONE_HOSTS)
+    ]
+    zone.write_text("\n".join(lines) + "\n")
+
+    parents = max(10, blocklist_size // 100)
+    blocklist = [f"b{i}.blocked-{i % parents}.test" for i in range(blocklist_size)]
+    txt = tmp / "blocklist.txt"
+    txt.write_text("".join(f"{n}\n" for n in blocklist))
+    dm = tmp / "dnsmasq-blocklist.conf"
+    dm.write_text("".join(f"address=/{n}/\n" for n in blocklist))  # no address: NXDOMAIN
+    ub = tmp / "unbound-blocklist.conf"
+    ub.write_text("".join(f'local-zone: "{n}." always_nxdomain\n' for n in blocklist))
+
+    cached_names = [f"h{i}.{ZONE}" for i in rng.sample(range(ZONE_HOSTS), CACHED_NAMES)]
+    picked = rng.sample(blocklist, min(BLOCKED_QUERY_NAMES, len(blocklist)))
+    blocked_names = [("www." + n if k % 2 else n) for k, n in enumerate(picked)]
+    cached = tmp / "q-cached.txt"
+    cached.write_text("".join(f"{n} A\n" for n in cached_names))
+    blocked = tmp / "q-blocked.txt"
+    blocked.write_text("".join(f"{n} A\n" for n in blocked_names))
+    return Data(zone, blocklist, txt, dm, ub, cached, blocked, cached_names, blocked_names)
+
+
+def mixed_file(path: Path, data: Data, lines: int, tag: str, rng: random.Random) -> None:
+    """Blocks of 100 shuffled lines: 90 cached, 5 blocked, 5 misses never asked before.
+
+    Miss names carry the tag (workload and round), so no miss is ever asked twice of a server;
+    every server reads the same file, each with its own cache.
+    """
+    out: list[str] = []
+    miss = 0
+    with path.open("w") as fh:
+        for _ in range(max(1, lines // 100)):
+            block = [f"{n} A\n" for n in rng.choices(data.cached_names, k=90)]
+            block += [f"{n} A\n" for n in rng.choices(data.blocked_names, k=5)]
+            for _ in range(5):
+                sub = "miss" if miss % 2 == 0 else "nx"
+                block.append(f"{tag}{miss}.{sub}.{ZONE} A\n")
+                miss += 1
+            rng.shuffle(block)
+            out += block
+            if len(out) >= 100_000:
+                fh.write("".join(out))
+                out.clear()
+        fh.write("".join(out))
+
+
+# --- the processes -------------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    name: str
+    port: int
+    popen: subprocess.Popen[bytes]
+    stderr: Path
+    extra: dict[str, Path] = field(default_factory=dict)
+    stopped: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stderr_text(self) -> str:
+        try:
+            return self.stderr.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+class Processes:
+    """Every process started, stopped in reverse order at the end whatever happens."""
+
+    def __init__(self) -> None:
+        self.procs: list[Proc] = []
+
+    def start(
+        self, name: str, port: int, cmd: list[str], tmp: Path, cpu: int | None, **kw: object
+    ) -> Proc:
+        if cpu is not None:
+            cmd = ["taskset", "-c", str(cpu), *cmd]
+        err = tmp / f"{name}.stderr"
+        out = tmp / f"{name}.stdout"
+        log(f"start {name}: {' '.join(cmd)}")
+        with err.open("wb") as ferr, out.open("wb") as fout:
+            popen = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=fout,
+                stderr=ferr,
+                start_new_session=True,  # its own process group: Ctrl-C is ours to handle
+                **kw,  # type: ignore[call-overload]
+            )
+        proc = Proc(name, port, popen, err)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: Proc, timeout: float = 10.0) -> None:
+        if proc.stopped:
+            return
+        if proc.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log(f"{proc.name} did not stop in {timeout:.0f} s: killing it")
+        # Children left in its group (NSD's server and xfrd) too, whatever the leader did. While
+        # a member is left the group id cannot be reused: the signal only reaches our processes.
+        if proc.alive() or group_pids(proc.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.popen.wait(5)
+        proc.stopped = True
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            self.stop(proc)
+        # Grandchildren orphaned by a leader that ended first (NSD's server process) were given
+        # to us (become_subreaper): collect them, so that none is left as a zombie.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(0.05)
+
+
+def become_subreaper() -> None:
+    """Orphans of our children become ours (Linux prctl PR_SET_CHILD_SUBREAPER), not init's."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def wait_ready(proc: Proc, name: str, expect_rcode: int = 0) -> float:
+    """Seconds until proc answers `name` with expect_rcode; BenchError when it dies or is late."""
+    start = time.monotonic()
+    deadline = start + READY_TIMEOUT
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise BenchError(
+                f"{proc.name} exited with code {proc.popen.returncode}: "
+                f"{proc.stderr_text().strip()[-1500:]}"
+            )
+        try:
+            rcode, _ = dns_query(proc.port, name, timeout=0.3)
+        except OSError:  # TimeoutError, ConnectionRefused (ICMP port unreachable)
+            time.sleep(0.1)
+            continue
+        if rcode == expect_rcode:
+            return time.monotonic() - start
+        last = rcode_name(rcode)
+        time.sleep(0.2)
+    raise BenchError(f"{proc.name} not ready after {READY_TIMEOUT:.0f} s (last answer: {last})")
+
+
+def start_nsd(ps: Processes, tmp: Path, data: Data, cpu: int | None) -> Proc:
+    port = free_port()
+    d = tmp / "nsd"
+    d.mkdir()
+    conf = d / "nsd.conf"
+    conf.write_text(
+        f"""server:
+  ip-address: 127.0.0.1@{port}
+  do-ip6: no
+  server-count: 1
+  username: ""
+  chroot: ""
+  zonesdir: "{tmp}"
+  database: ""
+  zonelistfile: "{d}/zone.list"
+  pidfile: "{d}/nsd.pid"
+  xfrdfile: "{d}/xfrd.state"
+  xfrdir: "{d}"
+  logfile: "{d}/nsd.log"
+  verbosity: 0
+  hide-version: yes
+  # Response rate limiting (on by default in Debian's NSD, 200 answers/s per client) would
+  # drop most misses, all of which come from 127.0.0.1.
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
+remote-control:
+  control-enable: no
+zone:
+  name: {ZONE}
+  zonefile: "{data.zone_file}"
+"""
+    )
+    cmd = ["nsd", "-d", "-c", str(conf)]
+    # NSD shares its core with dnsperf, which keeps that core busy at full load: real-time
+    # priority lets NSD answer at once instead of after dnsperf's time slice (tens of ms), as a
+    # responsive upstream would. It does little work (the misses only), so it starves nobody.
+    if os.geteuid() == 0 and shutil.which("chrt"):
+        cmd = ["chrt", "-f", "1", *cmd]
+    proc = ps.start("nsd", port, cmd, tmp, cpu)
+    wait_ready(proc, f"h0.{ZONE}")
+    return proc
+
+
+def start_parafoudre(ps: Processes, tmp: Path, data: Data, nsd: Proc, cpu: int | None) -> Proc:
+    port = free_port()
+    state = tmp / "parafoudre-state"
+    state.mkdir()
+    conf = tmp / "parafoudre.yaml"
+    # All the load comes from one client, 127.0.0.1: where parafoudre has a per-client rate
+    # limit, keep it on (its cost is part of every query) but out of the load's reach.
+    default = (REPO / "resolver" / "config" / "default.yaml").read_text()
+    # One worker process: the server under test has one core, as dnsmasq and unbound have.
+    workers = "  workers: 1\n" if re.search(r"^  workers:", default, re.MULTILINE) else ""
+    rate_limit = ""
+    if re.search(r"^rate_limit:", default, re.MULTILINE):
+        rate_limit = "rate_limit:\n  enabled: true\n  rate: 1000000000.0\n  burst: 1000000000\n"
+    # Same for the exfiltration detector's query-rate signal (per client and registered domain):
+    # this one client asks thousands of bench.test names a second for the whole commune. The
+    # detector stays on and judges every query; its other signals keep their defaults.
+    exfil = ""
+    if re.search(r"^exfiltration:\n(  .*\n|\s*\n)*    rate:", default, re.MULTILINE):
+        exfil = "exfiltration:\n  thresholds:\n    rate: 1000000000\n"
+    # The weather page stays on, as deployed, on a free port instead of the fixed 8053.
+    dashboard = ""
+    if re.search(r"^dashboard:\n(  .*\n|\s*\n)*  listen:", default, re.MULTILINE):
+        dashboard = f'dashboard:\n  listen: "127.0.0.1:{free_port()}"\n'
+
+    conf.write_text(
+        f"""state_dir: "{state}"
+server:
+  listen: ["127.0.0.1:{port}"]
+{workers}upstream:
+  servers: ["127.0.0.1:{nsd.port}"]
+acl:
+  allow: ["127.0.0.0/8"]
+blocking:
+  mode: nxdomain
+  lists:
+    - path: "{data.blocklist_txt}"
+      category: malware
+      match: subtree
+  compiled: "{state}/blocklist.pfb"
+cache:
+  size: {PARAFOUDRE_CACHE}
+{rate_limit}{exfil}{dashboard}blocklog:
+  path: "{state}/blocks.sqlite"
+logging:
+  level: warning
+"""
+    )
+    env = dict(os.environ)
+    # The tree this script lives in, whatever is installed in the interpreter running it.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "resolver.cli", "serve", "-c", str(conf)]
+    proc = ps.start("parafoudre", port, cmd, tmp, cpu, env=env, cwd=str(REPO))
+    proc.extra["blocklog"] = state / "blocks.sqlite"
+    return proc
+
+
+def start_dnsmasq(ps: Processes, tmp: Path, data: Data, nsd: Proc, cpu: int | None) -> Proc:
+    port = free_port()
+    cmd = [
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",  # not /etc/dnsmasq.conf
+        f"--conf-file={data.dnsmasq_conf}",
+        "--no-resolv",
+        "--no-hosts",
+        "--no-poll",
+        f"--server=127.0.0.1#{nsd.port}",
+        f"--cache-size={DNSMASQ_CACHE}",
+        f"--port={port}",
+        "--listen-address=127.0.0.1",
+        "--bind-interfaces",
+        f"--pid-file={tmp}/dnsmasq.pid",
+        "--log-facility=-",
+    ]
+    if os.geteuid() == 0:
+        cmd.append("--user=root")  # do not depend on a 'nobody'/'dnsmasq' account
+    return ps.start("dnsmasq", port, cmd, tmp, cpu)
+
+
+def start_unbound(ps: Processes, tmp: Path, data: Data, nsd: Proc, cpu: int | None) -> Proc:
+    port = free_port()
+    conf = tmp / "unbound.conf"
+    conf.write_text(
+        f"""server:
+  interface: 127.0.0.1@{port}
+  do-ip6: no
+  do-not-query-localhost: no
+  username: ""
+  chroot: ""
+  directory: "{tmp}"
+  pidfile: "{tmp}/unbound.pid"
+  use-syslog: no
+  logfile: ""
+  verbosity: 1
+  num-threads: 1
+  module-config: "iterator"
+  qname-minimisation: no
+  msg-cache-size: 16m
+  rrset-cache-size: 32m
+  access-control: 127.0.0.0/8 allow
+  # .test is one of unbound's default local zones: forward it to NSD like everything else.
+  local-zone: "test." nodefault
+  domain-insecure: "test."
+  include: "{data.unbound_conf}"
+forward-zone:
+  name: "."
+  forward-addr: 127.0.0.1@{nsd.port}
+remote-control:
+  control-enable: no
+"""
+    )
+    return ps.start("unbound", port, ["unbound", "-d", "-c", str(conf)], tmp, cpu)
+
+
+STARTERS = {"parafoudre": start_parafoudre, "dnsmasq": start_dnsmasq, "unbound": start_unbound}
+
+
+def check_answers(proc: Proc, data: Data) -> list[str]:
+    """What the server answers wrongly among a few known names (empty list: all right)."""
+    cases = [
+        (data.cached_names[0], 0, True),
+        (data.blocklist[0], 3, False),
+        ("www." + data.blocklist[-1], 3, False),
+        (f"check.miss.{ZONE}", 0, True),
+        (f"check.nx.{ZONE}", 3, False),
+    ]
+    problems = []
+    for name, want, answer in cases:
+        try:
+            rcode, ancount = dns_query(proc.port, name, timeout=2.0)
+        except OSError as exc:
+            problems.append(f"{name}: no answer ({exc.__class__.__name__})")
+            continue
+        if rcode != want or (answer and ancount == 0):
+            problems.append(
+                f"{name}: {rcode_name(rcode)} with {ancount} answers, expected "
+                f"{rcode_name(want)}{' with an address' if answer else ''}"
+            )
+    return problems
+
+
+# --- dnsperf -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    server: str
+    workload: str
+    sent: int = 0
+    completed: int = 0
+    lost: int = 0
+    qps: float = 0.0
+    runtime: float = 0.0
+    avg_ms: float = float("nan")
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    cpu_us: float = float("nan")
+    cpu_pct: float = float("nan")
+    rss_mb: float = float("nan")
+    pss_mb: float = float("nan")
+    procs: int = 1
+    rcodes: dict[str, int] = field(default_factory=dict)
+    eof: bool = False  # dnsperf reached the end of a read-once file before the time limit
+    warnings: int = 0  # dnsperf "unexpected id" warnings: answers after the timeout
+    error: str = ""
+
+
+def dnsperf_cmd(
+    port: int,
+    qfile: Path,
+    limit: float,
+    cpu: int | None,
+    *,
+    once: bool,
+    qps: int = 0,
+    verbose: bool = False,
+) -> list[str]:
+    cmd = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    cmd += ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(qfile)]
+    cmd += ["-l", f"{limit:g}", "-c", str(CLIENTS), "-t", str(TIMEOUT)]
+    if once:
+        cmd += ["-n", "1"]  # read the file once: its misses are never asked twice
+    if qps:
+        cmd += ["-Q", str(qps)]
+    if verbose:
+        cmd += ["-v"]  # one line per query with its latency
+    return cmd
+
+
+def run_dnsperf(cmd: list[str], limit: float) -> str:
+    try:
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=limit + TIMEOUT + 30, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"dnsperf did not end in time: {' '.join(cmd)}") from None
+    if "Testing complete (interruption)" in out.stdout:
+        raise BenchError("dnsperf was interrupted")
+    if out.returncode != 0 or "Statistics:" not in out.stdout:
+        raise BenchError(
+            f"dnsperf failed (exit {out.returncode}): {' '.join(cmd)}\n{out.stderr[-1000:]}"
+        )
+    return out.stdout + out.stderr
+
+
+def parse_dnsperf(text: str, run: Run) -> None:
+    def num(pattern: str) -> float:
+        m = re.search(pattern, text)
+        if not m:
+            raise BenchError(f"dnsperf output without {pattern!r}:\n{text[-2000:]}")
+        return float(m.group(1))
+
+    run.sent = int(num(r"Queries sent:\s+(\d+)"))
+    run.completed = int(num(r"Queries completed:\s+(\d+)"))
+    run.lost = int(num(r"Queries lost:\s+(\d+)"))
+    run.runtime = num(r"Run time \(s\):\s+([\d.]+)")
+    run.qps = num(r"Queries per second:\s+([\d.]+)")
+    if run.completed:
+        run.avg_ms = num(r"Average Latency \(s\):\s+([\d.]+)") * 1000
+    m = re.search(r"Response codes:\s+(.*)", text)
+    if m:
+        run.rcodes = {k: int(v) for k, v in re.findall(r"([A-Z0-9]+) (\d+) \(", m.group(1))}
+    run.eof = "Testing complete (end of file)" in text
+    run.warnings = text.count("unexpected (maybe timed out) id")
+
+
+def latencies(text: str, lost: int) -> tuple[float, float, float]:
+    """(average, p50, p99) in ms from dnsperf -v lines "> RCODE name type seconds".
+
+    A lost query counts as the timeout in the percentiles: losing it is worse than answering
+    late. (Lost queries are printed "> T name type" or "> I name type", without a latency.)
+    """
+    values = [float(m) for m in re.findall(r"^> \S+ \S+ \S+ ([\d.]+)$", text, re.MULTILINE)]
+    if not values:
+        return float("nan"), float("nan"), float("nan")
+    avg = statistics.fmean(values) * 1000
+    values += [float(TIMEOUT)] * lost
+    values.sort()
+
+    def pct(p: float) -> float:
+        return values[min(len(values) - 1, int(len(values) * p))] * 1000
+
+    return avg, pct(0.50), pct(0.99)
+
+
+def measure(
+    proc: Proc,
+    workload: str,
+    qfile: Path,
+    duration: float,
+    load_cpu: int | None,
+    save: Path,
+    rate: int = 0,
+) -> Run:
+    run = Run(proc.name, workload)
+    once = workload in ("mixed", "latency")
+    verbose = workload == "latency"
+    qps = LATENCY_QPS if verbose else rate
+    cmd = dnsperf_cmd(proc.port, qfile, duration, load_cpu, once=once, qps=qps, verbose=verbose)
+    if not proc.alive():
+        run.error = f"{proc.name} is not running (exit code {proc.popen.returncode})"
+        return run
+    before = cpu_sample(proc.pid)
+    try:
+        text = run_dnsperf(cmd, duration)
+        save.write_text(" ".join(cmd) + "\n" + text)  # kept with --keep
+        time.sleep(SETTLE)  # work the load left behind (block log writes) is the load's too
+        used = cpu_used(before, cpu_sample(proc.pid))
+        parse_dnsperf(text, run)
+        run.rss_mb, run.pss_mb, run.procs = memory_mb(proc.pid)
+    except (BenchError, OSError) as exc:
+        run.error = str(exc).splitlines()[0]
+        return run
+    if run.completed:
+        run.cpu_us = used / run.completed * 1e6
+    if run.runtime:
+        run.cpu_pct = used / run.runtime * 100
+    if verbose:
+        run.avg_ms, run.p50_ms, run.p99_ms = latencies(text, run.lost)
+    return run
+
+
+def warm(proc: Proc, data: Data, load_cpu: int | None) -> None:
+    for qfile in (data.cached, data.blocked):
+        text = run_dnsperf(dnsperf_cmd(proc.port, qfile, 30, load_cpu, once=True), 30)
+        r = Run(proc.name, "warm")
+        parse_dnsperf(text, r)
+        if r.lost:
+            log(f"warning: {proc.name} lost {r.lost} of {r.sent} queries warming {qfile.name}")
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def median(values: Sequence[float]) -> float:
+    vals = [v for v in values if v == v]  # drop NaN
+    return statistics.median(vals) if vals else float("nan")
+
+
+@dataclass
+class Row:
+    server: str
+    qps: float
+    avg_ms: float
+    p50_ms: float | None
+    p99_ms: float | None
+    cpu_us: float
+    cpu_pct: float
+    rss_mb: float
+    lost: int
+    sent: int
+    check: str
+    notes: list[str]
+
+
+def summarise(runs: list[Run], workload: str) -> Row:
+    nan = float("nan")
+    notes = [f"round {i + 1}: {r.error}" for i, r in enumerate(runs) if r.error]
+    good = [r for r in runs if not r.error]
+    if not good:
+        return Row(runs[0].server, nan, nan, None, None, nan, nan, nan, 0, 0, "failed", notes)
+    rcodes: dict[str, int] = {}
+    for r in good:
+        for k, v in r.rcodes.items():
+            rcodes[k] = rcodes.get(k, 0) + v
+    total = sum(rcodes.values())
+    expected = EXPECTED[workload]
+    bad = []
+    for k in sorted(set(rcodes) | set(expected)):
+        v = rcodes.get(k, 0)
+        share = v / total if total else 0.0
+        want = expected.get(k, 0.0)
+        # The mixed files hold exactly 7.5 % NXDOMAIN names in every 100 lines.
+        tolerance = 0.005 if 0 < want < 1 else 0.0
+        if abs(share - want) > tolerance + 1e-12:
+            bad.append(f"{k} {v:,} ({share:.2%}, expected {want:.1%})")
+    check = "ok" if not bad else "WRONG: " + ", ".join(bad)
+    if any(r.eof for r in good):
+        notes.append("the read-once query file ended before the time limit (shorter run)")
+    procs = max(r.procs for r in good)
+    if procs > 1:
+        pss = median([r.pss_mb for r in good])
+        notes.append(f"{procs} processes: RSS is their sum; PSS (shared pages split) {pss:.1f} MB")
+    late = sum(r.warnings for r in good)
+    if late:
+        notes.append(f"{late} answers arrived after the {TIMEOUT} s timeout")
+
+    def opt(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return median(known) if known else None
+
+    return Row(
+        server=runs[0].server,
+        qps=median([r.qps for r in good]),
+        avg_ms=median([r.avg_ms for r in good]),
+        p50_ms=opt([r.p50_ms for r in good]),
+        p99_ms=opt([r.p99_ms for r in good]),
+        cpu_us=median([r.cpu_us for r in good]),
+        cpu_pct=median([r.cpu_pct for r in good]),
+        rss_mb=median([r.rss_mb for r in good]),
+        lost=sum(r.lost for r in good),
+        sent=sum(r.sent for r in good),
+        check=check,
+        notes=notes,
+    )
+
+
+def fmt(v: float | None, digits: int = 1, thousands: bool = False) -> str:
+    if v is None or v != v:
+        return "–"
+    return f"{v:,.{digits}f}" if thousands else f"{v:.{digits}f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or a != a or b != b or b == 0:
+        return "–"
+    return f"{a / b:.2f}×"
+
+
+def table(rows: list[Row]) -> list[str]:
+    out = [
+        "| server | q/s | avg ms | p50 ms | p99 ms | CPU µs/query | server CPU % | RSS MB "
+        "| lost / sent | answers |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r.server} | {fmt(r.qps, 0, True)} | {fmt(r.avg_ms, 3)} | {fmt(r.p50_ms, 3)} "
+            f"| {fmt(r.p99_ms, 3)} | {fmt(r.cpu_us, 2)} | {fmt(r.cpu_pct, 0)} "
+            f"| {fmt(r.rss_mb, 1)} | {r.lost:,} / {r.sent:,} | {r.check} |"
+        )
+    by = {r.server: r for r in rows}
+    p = by.get("parafoudre")
+    for other in ("dnsmasq", "unbound"):
+        o = by.get(other)
+        if p is None or o is None:
+            continue
+        out.append(
+            f"| **parafoudre / {other}** | {ratio(p.qps, o.qps)} | {ratio(p.avg_ms, o.avg_ms)} "
+            f"| {ratio(p.p50_ms, o.p50_ms)} | {ratio(p.p99_ms, o.p99_ms)} "
+            f"| **{ratio(p.cpu_us, o.cpu_us)}** | | {ratio(p.rss_mb, o.rss_mb)} | | |"
+        )
+    return out
+
+
+def targets(rows: dict[str, dict[str, Row]]) -> list[str]:
+    """The issue's targets, met or not, from this run."""
+    out = ["| target | this run | met |", "|---|---|---|"]
+
+    def cpu_ratio(w: str) -> float | None:
+        p = rows.get(w, {}).get("parafoudre")
+        d = rows.get(w, {}).get("dnsmasq")
+        if p is None or d is None or not d.cpu_us or d.cpu_us != d.cpu_us:
+            return None
+        return p.cpu_us / d.cpu_us
+
+    for w, limit, what in (
+        ("cached", 1.0, "server CPU per cached answer"),
+        ("blocked", 1.0, "server CPU per blocked answer"),
+        ("mixed", 1.3, "server CPU per query, mixed"),
+    ):
+        r = cpu_ratio(w)
+        if r is not None:
+            p, d = rows[w]["parafoudre"], rows[w]["dnsmasq"]
+            out.append(
+                f"| {what} ≤ {limit:.1f}× dnsmasq | {r:.2f}× ({p.cpu_us:.1f} µs vs "
+                f"{d.cpu_us:.1f} µs) | {'yes' if r <= limit else 'no'} |"
+            )
+    lat = rows.get("latency", {})
+    pl = lat.get("parafoudre")
+    if pl is not None and pl.p99_ms is not None:
+        others = ", ".join(
+            f"{s} {r.p99_ms:.3f} ms" for s, r in lat.items() if s != "parafoudre" and r.p99_ms
+        )
+        context = f" (same machine, same run: {others})" if others else ""
+        out.append(
+            f"| p99 latency at {LATENCY_QPS:,} q/s ≤ 0.3 ms | {pl.p99_ms:.3f} ms{context} "
+            f"| {'yes' if pl.p99_ms <= 0.3 else 'no'} |"
+        )
+    lost = [(w, r) for w, by in rows.items() for s, r in by.items() if s == "parafoudre"]
+    if lost:
+        total = sum(r.lost for _, r in lost)
+        detail = ", ".join(f"{w} {r.lost:,}/{r.sent:,}" for w, r in lost)
+        met = "yes" if total == 0 else "no"
+        out.append(f"| zero queries lost (parafoudre) | {detail} | {met} |")
+    return out
+
+
+def versions() -> dict[str, str]:
+    v: dict[str, str] = {}
+    sys.path.insert(0, str(REPO))
+    try:
+        import resolver
+
+        v["parafoudre"] = resolver.__version__
+    except ImportError:
+        v["parafoudre"] = "unknown"
+    finally:
+        sys.path.remove(str(REPO))
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=False,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10, check=False,
+        ).stdout.strip()  # fmt: skip
+        if rev:
+            v["parafoudre"] += f" (git {rev}{', working tree modified' if dirty else ''})"
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    try:
+        v["uvloop"] = importlib.metadata.version("uvloop")
+    except importlib.metadata.PackageNotFoundError:
+        v["uvloop"] = "not installed (asyncio loop)"
+    v["Python"] = platform.python_version()
+    v["dnsmasq"] = first_line(["dnsmasq", "-v"], r"Dnsmasq version (\S+)")
+    v["unbound"] = first_line(["unbound", "-V"], r"Version (\S+)")
+    v["NSD"] = first_line(["nsd", "-v"], r"NSD version (\S+)")
+    v["dnsperf"] = first_line(["dnsperf", "-h"], r"Version (\S+)")
+    v["Linux"] = platform.release()
+    return v
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--duration", type=float, help="seconds per workload (default 10; 2 --quick)")
+    p.add_argument("--servers", default=",".join(SERVERS), help="comma-separated, of: %(default)s")
+    p.add_argument(
+        "--workloads", default=",".join(WORKLOADS), help="comma-separated, of: %(default)s"
+    )
+    p.add_argument("--rounds", type=int, default=1, help="runs of each load; medians reported")
+    p.add_argument(
+        "--rate",
+        type=int,
+        default=0,
+        help="q/s of the cached, blocked and mixed loads (default 0: as fast as dnsperf can); "
+        "a fixed rate compares CPU per query at equal load",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke test: 2 s loads, {BLOCKLIST_QUICK:,}-name blocklist, results not written "
+        "to bench/results.md unless --output says so",
+    )
+    p.add_argument("--output", type=Path, help=f"Markdown results file (default {DEFAULT_OUTPUT})")
+    p.add_argument("--strict", action="store_true", help="also fail when a query is lost")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--seed", type=int, default=6, help="random seed of the generated names")
+    args = p.parse_args(argv)
+    args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    for s in args.servers:
+        if s not in SERVERS:
+            p.error(f"unknown server {s!r} (choose among {', '.join(SERVERS)})")
+    for w in args.workloads:
+        if w not in WORKLOADS:
+            p.error(f"unknown workload {w!r} (choose among {', '.join(WORKLOADS)})")
+    if not args.servers or not args.workloads:
+        p.error("give at least one server and one workload")
+    if args.duration is None:
+        args.duration = 2.0 if args.quick else 10.0
+    if not 0.5 <= args.duration <= 600:
+        p.error("--duration must be between 0.5 and 600 seconds")
+    if not 1 <= args.rounds <= 20:
+        p.error("--rounds must be between 1 and 20")
+    if args.rate < 0:
+        p.error("--rate must be 0 (full speed) or a number of queries per second")
+    if args.output is None and not args.quick:
+        args.output = DEFAULT_OUTPUT
+    return args
+
+
+def check_tools(servers: Sequence[str]) -> None:
+    need = {"dnsperf": "dnsperf", "nsd": "nsd", "taskset": "util-linux"}
+    need.update({"dnsmasq": "dnsmasq-base", "unbound": "unbound"})
+    wanted = ["dnsperf", "nsd", "taskset"] + [s for s in servers if s != "parafoudre"]
+    missing = [t for t in wanted if shutil.which(t) is None]
+    if missing:
+        pkgs = " ".join(sorted({need[t] for t in missing}))
+        raise MissingTools(f"missing {', '.join(missing)}: apt-get install -y {pkgs}")
+    if "parafoudre" in servers:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            log("warning: uvloop is not importable: parafoudre runs on asyncio's slower loop")
+
+
+def cores() -> tuple[int | None, int | None, str]:
+    """(server CPU, load CPU, description): different cores where there are two."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) >= 2:
+        return (
+            allowed[0],
+            allowed[1],
+            (
+                f"server under test pinned to CPU {allowed[0]}; dnsperf and NSD pinned to CPU "
+                f"{allowed[1]}"
+            ),
+        )
+    return None, None, "one CPU: nothing pinned, server and load generator share it"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = datetime.datetime.now(datetime.UTC)
+    try:
+        check_tools(args.servers)
+    except MissingTools as exc:
+        log(f"error: {exc}")
+        return 3
+    server_cpu, load_cpu, pinning = cores()
+    rng = random.Random(args.seed)
+    blocklist_size = BLOCKLIST_QUICK if args.quick else BLOCKLIST_FULL
+    tmp = Path(tempfile.mkdtemp(prefix="parafoudre-bench-"))
+    ps = Processes()
+    failures: list[str] = []
+    server_notes: dict[str, list[str]] = {}
+    results: dict[str, dict[str, list[Run]]] = {w: {} for w in args.workloads}
+    load_avg = os.getloadavg()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    become_subreaper()
+    # Ctrl-C, kill and a closed terminal all end the run the same way: every process stopped.
+    # (SIGINT explicitly: a shell starting us in the background would have it ignored.)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    try:
+        log(f"temporary directory {tmp}; generating zone, {blocklist_size:,}-name blocklist")
+        data = generate(tmp, blocklist_size, rng)
+        nsd = start_nsd(ps, tmp, data, load_cpu)
+        procs: dict[str, Proc] = {}
+        for s in args.servers:
+            procs[s] = STARTERS[s](ps, tmp, data, nsd, server_cpu)
+        for s, proc in list(procs.items()):
+            try:
+                took = wait_ready(proc, data.cached_names[0])
+            except BenchError as exc:
+                failures.append(f"{s}: {exc}")
+                log(f"{s}: {exc}")
+                del procs[s]
+                continue
+            rss, pss, n = memory_mb(proc.pid)
+            procs_note = f" in {n} processes (PSS {pss:.1f} MB)" if n > 1 else ""
+            note = f"ready {took:.1f} s after start, RSS {rss:.1f} MB{procs_note} before any load"
+            log(f"{s}: {note}")
+            server_notes.setdefault(s, []).append(note)
+            problems = check_answers(proc, data)
+            if problems:
+                failures += [f"{s}: wrong answer: {p}" for p in problems]
+                log(f"{s}: wrong answers: {'; '.join(problems)}")
+            if not proc.alive():
+                err = proc.stderr_text().strip()[-1500:]
+                failures.append(f"{s}: exited with code {proc.popen.returncode}: {err}")
+                log(f"{s}: exited with code {proc.popen.returncode}: {err}")
+                del procs[s]
+                continue
+            warm(proc, data, load_cpu)
+        # What each server burns doing nothing: part of every CPU µs/query figure, largest
+        # share at low rates.
+        idle_s = 1.0 if args.quick else 3.0
+        before = {s: cpu_sample(p.pid) for s, p in procs.items()}
+        time.sleep(idle_s)
+        for s, p in procs.items():
+            idle = cpu_used(before[s], cpu_sample(p.pid)) / idle_s * 100
+            server_notes.setdefault(s, []).append(
+                f"idle (no query for {idle_s:g} s): {idle:.2f} % CPU"
+            )
+        if not procs:
+            raise BenchError("no server to measure")
+
+        order = list(procs)
+        for rnd in range(args.rounds):
+            for w in args.workloads:
+                if w in ("cached", "blocked"):
+                    qfile = data.cached if w == "cached" else data.blocked
+                else:
+                    qfile = tmp / f"q-{w}-{rnd}.txt"
+                    rate = LATENCY_QPS if w == "latency" else (args.rate or MIXED_MAX_QPS)
+                    rate *= 1.2 if rate < MIXED_MAX_QPS else 1.0
+                    lines = int(rate * args.duration) + 1000
+                    tag = f"{w[0]}{rnd}x"
+                    log(f"writing {qfile.name} ({lines:,} lines)")
+                    mixed_file(qfile, data, lines, tag, rng)
+                for s in order:
+                    log(f"round {rnd + 1}/{args.rounds}: {w} on {s} ({args.duration:g} s)")
+                    save = tmp / f"dnsperf-{s}-{w}-{rnd}.txt"
+                    run = measure(procs[s], w, qfile, args.duration, load_cpu, save, args.rate)
+                    results[w].setdefault(s, []).append(run)
+                    if run.error:
+                        log(f"  {s}: {run.error}")
+                        failures.append(f"{s} {w}: {run.error}")
+                    else:
+                        p99 = f", p99 {run.p99_ms:.3f} ms" if run.p99_ms is not None else ""
+                        log(
+                            f"  {s}: {run.qps:,.0f} q/s, avg {run.avg_ms:.3f} ms{p99}, "
+                            f"{run.cpu_us:.2f} µs CPU/query ({run.cpu_pct:.0f} % CPU), "
+                            f"lost {run.lost}/{run.sent}, rcodes {run.rcodes}"
+                        )
+                if w in ("mixed", "latency"):
+                    qfile.unlink()
+            order = order[1:] + order[:1]  # who goes first changes from round to round
+
+        # Stop the servers now, so their own end-of-run reports can be read.
+        if "dnsmasq" in procs and procs["dnsmasq"].alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(procs["dnsmasq"].pid, signal.SIGUSR1)  # statistics to its log
+            time.sleep(0.5)
+        for s, proc in procs.items():
+            ps.stop(proc)
+            server_notes.setdefault(s, []).extend(server_report(proc))
+    except KeyboardInterrupt:
+        log("interrupted: stopping every process")
+        return 130
+    except BenchError as exc:
+        log(f"error: {exc}")
+        return 1
+    finally:
+        ps.stop_all()
+        if args.keep:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    rows = {w: {s: summarise(runs, w) for s, runs in by.items()} for w, by in results.items() if by}
+    text = report(args, rows, server_notes, failures, started, pinning, blocklist_size, load_avg)
+    print(text)
+    if args.output:
+        args.output.write_text(text)
+        log(f"results written to {args.output}")
+    bad = failures + [
+        f"{s} {w}: {r.check}" for w, by in rows.items() for s, r in by.items() if r.check != "ok"
+    ]
+    if args.strict:
+        bad += [
+            f"{s} {w}: {r.lost:,} queries lost"
+            for w, by in rows.items()
+            for s, r in by.items()
+            if r.lost
+        ]
+    for b in bad:
+        log(f"FAILED: {b}")
+    return 1 if bad else 0
+
+
+def server_report(proc: Proc) -> list[str]:
+    """What the server itself said: its stderr lines, and its own counters where it has them."""
+    notes: list[str] = []
+    text = proc.stderr_text()
+    if proc.name == "parafoudre":
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        if lines:
+            notes.append(f"stderr ({len(lines)} lines): " + " / ".join(lines[:5]))
+        else:
+            notes.append("stderr: empty (logging level warning)")
+        db = proc.extra.get("blocklog")
+        if db and db.exists():
+            try:
+                con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+                try:
+                    written = con.execute("SELECT count(*) FROM blocks").fetchone()[0]
+                    dropped = dict(con.execute("SELECT name, value FROM counters").fetchall())
+                finally:
+                    con.close()
+                notes.append(
+                    f"block log: {written:,} blocks written, {dropped.get('queue_dropped', 0):,} "
+                    f"dropped from its queue, {dropped.get('write_failed', 0):,} failed writes"
+                )
+            except sqlite3.Error as exc:
+                notes.append(f"block log unreadable: {exc}")
+    elif proc.name == "dnsmasq":
+        for pat in (r"queries forwarded \d+, queries answered locally \d+", r"cache size .*"):
+            m = re.search(pat, text)
+            if m:
+                notes.append(m.group(0))
+    elif proc.name == "unbound":
+        m = re.search(r"server stats for thread 0: (\d+ queries, \d+ answers from cache, "
+                      r"\d+ recursions)", text)  # fmt: skip
+        if m:
+            notes.append(m.group(1))
+    if proc.popen.returncode not in (0, None, -signal.SIGTERM):
+        notes.append(f"exit code {proc.popen.returncode}")
+    return notes
+
+
+def report(
+    args: argparse.Namespace,
+    rows: dict[str, dict[str, Row]],
+    server_notes: dict[str, list[str]],
+    failures: list[str],
+    started: datetime.datetime,
+    pinning: str,
+    blocklist_size: int,
+    load_avg: tuple[float, float, float],
+) -> str:
+    v = versions()
+    cmd = ".venv/bin/python bench/run_bench.py " + " ".join(sys.argv[1:])
+    out = [
+        "# Parafoudre benchmark: parafoudre, dnsmasq, unbound in the same run",
+        "",
+        f"Written by `bench/run_bench.py` (see `bench/README.md`). Command: `{cmd.strip()}`",
+        "",
+        f"- Date: {started:%Y-%m-%d %H:%M} UTC",
+        f"- CPU: {cpu_model()}, {os.cpu_count()} cores; {pinning}; load average before the run "
+        f"{load_avg[0]:.2f} (other work on the machine makes figures noisy: compare ratios)",
+        "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        f"- Setup: every server forwards to NSD on 127.0.0.1 (zone {ZONE}, {ZONE_HOSTS:,} A "
+        f"records) and blocks the same {blocklist_size:,} names (NXDOMAIN); dnsperf "
+        f"{CLIENTS} clients, {TIMEOUT} s timeout, {args.duration:g} s per load, {args.rounds} "
+        f"round(s) (medians; lost and sent summed); caches: parafoudre {PARAFOUDRE_CACHE:,}, "
+        f"dnsmasq {DNSMASQ_CACHE:,} names, unbound 16 MB msg + 32 MB rrset; parafoudre with one "
+        "worker process, unbound with one thread; parafoudre's per-client limits (rate limit, "
+        "exfiltration query-rate signal) on but out of reach, since one client stands for a "
+        "whole commune",
+        "",
+        "q/s: answers per second. CPU µs/query: server CPU time (user + system, all threads and "
+        f"processes) during the load and the {SETTLE:g} s after it, divided by the queries "
+        "answered. Server CPU %: the same time over the load's duration; near 100 % the server "
+        "set the pace, well below it dnsperf did (its core is the limit), so compare q/s only "
+        "between servers near 100 %. RSS: resident memory after the load. p50/p99: latency "
+        "workload only, from every query's latency (a lost query counts as the timeout).",
+    ]
+    speed = f"at {args.rate:,} q/s" if args.rate else "as fast as dnsperf can"
+    for w in args.workloads:
+        if w not in rows:
+            continue
+        desc = DESCRIPTION[w].format(n=CACHED_NAMES, qps=LATENCY_QPS, speed=speed)
+        out += ["", f"## {w}: {desc}", ""]
+        ordered = [rows[w][s] for s in SERVERS if s in rows[w]]
+        out += table(ordered)
+        notes = [f"- {r.server}: {n}" for r in ordered for n in r.notes]
+        if notes:
+            out += ["", *notes]
+    t = targets(rows)
+    if len(t) > 2:
+        out += ["", "## Targets (issue 6)", "", *t]
+    if server_notes:
+        out += ["", "## What the servers said", ""]
+        for s in SERVERS:
+            for n in server_notes.get(s, []):
+                out.append(f"- {s}: {n}")
+    if failures:
+        out += ["", "## Problems", ""] + [f"- {f}" for f in failures]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        log(f"error: {exc}")
+        sys.exit(1)
