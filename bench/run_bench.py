@@ -466,11 +466,23 @@ zone:
     return proc
 
 
+def _compile_list(txt: Path, out: Path) -> None:
+    sys.path.insert(0, str(REPO))
+    from resolver import blocklist_file
+    from resolver.core.blocklist import SUBTREE
+
+    names = sorted(n for n in txt.read_text().split() if n)
+    blocklist_file.write_atomic(out, [(n, SUBTREE, 0) for n in names], [("feed:bench", "malware")])
+
+
 def start_parafoudre(ps: Processes, tmp: Path, data: Data, nsd: Proc, cpu: int | None) -> Proc:
     port = free_port()
     state = tmp / "parafoudre-state"
     state.mkdir()
     conf = tmp / "parafoudre.yaml"
+    # The list as deployed: compiled by the feeds updater into a memory-mapped artifact (the
+    # same names, as subtree entries), not an operator's text file.
+    _compile_list(data.blocklist_txt, state / "blocklist.pfb")
     # All the load comes from one client, 127.0.0.1: where parafoudre has a per-client rate
     # limit, keep it on (its cost is part of every query) but out of the load's reach.
     default = (REPO / "resolver" / "config" / "default.yaml").read_text()
@@ -500,10 +512,6 @@ acl:
   allow: ["127.0.0.0/8"]
 blocking:
   mode: nxdomain
-  lists:
-    - path: "{data.blocklist_txt}"
-      category: malware
-      match: subtree
   compiled: "{state}/blocklist.pfb"
 cache:
   size: {PARAFOUDRE_CACHE}
