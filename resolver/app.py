@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import functools
 import ipaddress
 import logging
 import signal
@@ -38,10 +37,6 @@ from resolver.stages.upstream import UpstreamStage
 from resolver.stats import StatsSnapshot
 
 log = logging.getLogger(__name__)
-
-
-def _same(proto: UdpServer) -> UdpServer:
-    return proto
 
 
 class ListenError(ParafoudreError):
@@ -160,7 +155,7 @@ class App:
             cfg.server.tcp_max_connections,
             cfg.server.tcp_max_pipelined,
         )
-        self.udp: list[tuple[asyncio.DatagramTransport, UdpServer]] = []
+        self.udp: list[UdpServer] = []
         self.tcp: list[asyncio.Server] = []
         self.bound: list[tuple[str, int]] = []  # (host, port) actually bound, for tests and logs
         self._watch: asyncio.Task[None] | None = None
@@ -236,14 +231,12 @@ class App:
                 if port:
                     raise
                 continue
-            proto = UdpServer(self.service)
-            transport, _ = await loop.create_datagram_endpoint(
-                functools.partial(_same, proto), sock=udp_sock
-            )
+            udp = UdpServer(self.service, udp_sock)
+            udp.start(loop)
             server = await loop.create_server(
                 lambda: TcpConnection(self.service, self.tcp_limits), sock=tcp_sock, backlog=256
             )
-            self.udp.append((transport, proto))
+            self.udp.append(udp)
             self.tcp.append(server)
             return bound_port
         raise ListenError(f"cannot listen on {host}: no port free for both UDP and TCP")
@@ -259,12 +252,12 @@ class App:
             self._detections.cancel()
         for server in self.tcp:
             server.close()
-        pending = [t for _, p in self.udp for t in p.tasks]
+        pending = [t for u in self.udp for t in u.tasks]
         pending += [t for c in list(self.tcp_limits.connections) for t in c.tasks]
         if pending:
             await asyncio.wait(pending, timeout=drain)
-        for transport, _ in self.udp:
-            transport.close()
+        for udp in self.udp:
+            udp.close()
         for conn in list(self.tcp_limits.connections):
             conn.close()
         await self.upstream.close()

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from resolver import blocklist_file
 from resolver.config.schema import Config
 from resolver.core.blocklist import EMPTY, SUBTREE, Blocklist, ListHolder, Match, MemoryBlocklist
 from resolver.list_files import load_list, read_names
@@ -51,9 +52,7 @@ def load_compiled(path: Path) -> Blocklist | None:
     """The feeds artifact, or None when there is none yet. Raises on a bad artifact."""
     if not path.exists():
         return None
-    from resolver import blocklist_file  # written by `parafoudre feeds update`
-
-    return blocklist_file.read(path)
+    return blocklist_file.read(path)  # written by `parafoudre feeds update`
 
 
 def build_blocklist(cfg: Config, compiled: Blocklist | None) -> Blocklist:
