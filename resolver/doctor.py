@@ -10,18 +10,21 @@ and the result is 0 when nothing FAILs (warnings included), 1 otherwise, so the 
 serves a person at a terminal, a monitoring probe and a container HEALTHCHECK.
 
 Every network check is one query with a short timeout, sent from this process with blocking
-sockets; nothing here needs the resolver's event loop, and nothing leaves the addresses of the
-configuration (the listen addresses, the upstreams, the forwarding servers).
+sockets (encrypted upstreams through the resolver's own DoT/DoH transports, on a short-lived
+event loop of their own); nothing is sent anywhere but to the addresses of the configuration
+(the listen addresses, the upstreams, the forwarding servers).
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import secrets
 import shutil
 import socket
 import sqlite3
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ from typing import Final, TextIO
 from resolver.blocklog.schema import BlockLogError, SchemaError, open_db
 from resolver.config.schema import Config, parse_hostport
 from resolver.core import wire
+from resolver.core.steps import Upstream
 
 OK: Final = "OK"
 WARN: Final = "WARN"
@@ -133,6 +137,55 @@ def ask_tcp(host: str, port: int, name: str, qtype: int, timeout: float) -> tupl
         raise _NoAnswer(_oserror(exc)) from None
 
 
+def ask_upstream(
+    up: Upstream, name: str, qtype: int, timeout: float, ssl_context: ssl.SSLContext | None
+) -> tuple[int, int]:
+    """Ask one upstream as the resolver does (plain UDP, DNS over TLS or over HTTPS)."""
+    if up.kind == "udp":
+        return ask_udp(up.host, up.port, name, qtype, timeout)
+    return asyncio.run(_ask_encrypted(up, name, qtype, timeout, ssl_context))
+
+
+async def _ask_encrypted(
+    up: Upstream, name: str, qtype: int, wait: float, ssl_context: ssl.SSLContext | None
+) -> tuple[int, int]:
+    # The resolver's own transports: the same certificate checks, the same framing.
+    from resolver.net.upstream_https import HttpsUpstream
+    from resolver.net.upstream_tls import TlsUpstream
+
+    qid, msg = _query(name, qtype)
+    transport: TlsUpstream | HttpsUpstream
+    try:
+        if up.kind == "tls":
+            transport = TlsUpstream(
+                up.host, up.port, server_name=up.server_name, ssl_context=ssl_context
+            )
+        else:
+            transport = HttpsUpstream(up.url, address=up.host or None, ssl_context=ssl_context)
+    except ValueError as exc:
+        raise _NoAnswer(str(exc)) from None
+    try:
+        reply = await transport.exchange(msg, wait)
+    except ssl.SSLCertVerificationError as exc:
+        raise _NoAnswer(
+            f"its certificate is refused ({exc.verify_message or exc.reason}): check the name "
+            "after '#' and the box's clock"
+        ) from None
+    except ssl.SSLError as exc:
+        raise _NoAnswer(f"the TLS handshake failed ({exc.reason or exc})") from None
+    except TimeoutError:
+        raise _NoAnswer(f"no answer within {wait:g} s") from None
+    except ConnectionRefusedError:
+        raise _NoAnswer("nothing listens there (connection refused)") from None
+    except OSError as exc:
+        raise _NoAnswer(_oserror(exc)) from None
+    except ValueError as exc:
+        raise _NoAnswer(str(exc)) from None
+    finally:
+        await transport.close()
+    return _check_reply(reply, qid)
+
+
 def _read_exactly(sock: socket.socket, n: int, deadline: float, timeout: float) -> bytes:
     buf = b""
     while len(buf) < n:
@@ -224,14 +277,16 @@ def _check_listen(cfg: Config, timeout: float) -> list[_Result]:
     return results
 
 
-def _check_upstreams(cfg: Config, timeout: float) -> list[_Result]:
+def _check_upstreams(
+    cfg: Config, timeout: float, ssl_context: ssl.SSLContext | None
+) -> list[_Result]:
     results: list[_Result] = []
     ok = 0
     servers = cfg.upstream.addresses()
     for up in servers:
-        where = _where(up.host, up.port)
+        where = str(up)
         try:
-            rcode, _ = ask_udp(up.host, up.port, ".", wire.T_NS, timeout)
+            rcode, _ = ask_upstream(up, ".", wire.T_NS, timeout, ssl_context)
         except _NoAnswer as exc:
             results.append(_Result(FAIL, f"upstream {where}: {exc}", ""))
             continue
@@ -249,7 +304,8 @@ def _check_upstreams(cfg: Config, timeout: float) -> list[_Result]:
     # One dead upstream is a warning (the resolver fails over); all dead is a failure.
     fix_all = (
         "the box cannot reach any upstream resolver: check its network cable, its gateway "
-        "(`ip route`) and that the firewall lets it out on port 53 (UDP and TCP)"
+        "(`ip route`) and that the firewall lets it out (port 53 UDP and TCP for plain "
+        "entries, 853 for tls://, 443 for https://)"
     )
     fix_one = "the others take over; if it stays down, remove it from upstream.servers"
     return [
@@ -471,18 +527,20 @@ def run_doctor(
     timeout: float = TIMEOUT,
     now: float | None = None,
     disk_usage: Callable[[Path], tuple[int, int, int]] = shutil.disk_usage,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> int:
     """Check the installation described by ``cfg``; print one line per check; return 0 or 1.
 
     ``cfg`` was already loaded from ``config_path`` (None: the embedded default). ``timeout``
-    bounds each query; ``now`` and ``disk_usage`` are for tests.
+    bounds each query; ``now``, ``disk_usage`` and ``ssl_context`` (the CAs trusted for
+    tls:// and https:// upstreams; default: the system's) are for tests.
     """
     when = time.time() if now is None else now
     config_arg = f" -c {config_path}" if config_path is not None else ""
     checks: list[Callable[[], list[_Result]]] = [
         lambda: _check_config(config_path),
         lambda: _check_listen(cfg, timeout),
-        lambda: _check_upstreams(cfg, timeout),
+        lambda: _check_upstreams(cfg, timeout, ssl_context),
         lambda: _check_forward_zones(cfg, timeout),
         lambda: _check_feeds(cfg, config_arg, when),
         lambda: _check_state_dir(cfg),
@@ -504,7 +562,6 @@ def run_doctor(
     if counts[FAIL]:
         out.write(f"parafoudre doctor: {summary}: fix the FAIL lines above.\n")
         return 1
-    out.write(
-        f"parafoudre doctor: {summary}: the box is {'healthy' if not counts[WARN] else 'working, see the warnings'}.\n"
-    )
+    state = "working, see the warnings" if counts[WARN] else "healthy"
+    out.write(f"parafoudre doctor: {summary}: the box is {state}.\n")
     return 0
