@@ -264,6 +264,12 @@ class App:
         await asyncio.to_thread(self.blocklog.close)
 
 
+def _log_pusher_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        # The observatory is a report, not a service: DNS goes on without it.
+        log.error("observatory push stopped: %s", task.exception())
+
+
 async def serve(
     cfg: Config, ready: asyncio.Event | None = None, worker: int = 0, workers: int = 1
 ) -> int:
@@ -299,6 +305,21 @@ async def serve(
         reloads.add(t)
         t.add_done_callback(reloads.discard)
 
+    push_stop = asyncio.Event()
+    push_task: asyncio.Task[None] | None = None
+    if cfg.observatory.enabled and worker == 0:
+        # One outbox per box: the first worker pushes the (shared) block log's new rows.
+        from resolver.observatory_push.outbox import run_pusher
+
+        push_task = loop.create_task(
+            run_pusher(
+                cfg.observatory,
+                blocklog_path=cfg.blocklog_path(),
+                state_dir=cfg.state_path(),
+                stop=push_stop,
+            )
+        )
+        push_task.add_done_callback(_log_pusher_end)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
@@ -308,6 +329,10 @@ async def serve(
     log.info("stopping: draining queries and flushing the block log")
     if dashboard is not None:
         await dashboard.cleanup()
+    if push_task is not None:
+        push_stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(push_task, 5)
     await app.stop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         with contextlib.suppress(Exception):

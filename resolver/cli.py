@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate a config file without serving")
     c.add_argument("-c", "--config", type=Path, help=conf_help)
     sub.add_parser("print-default-config", help="print the embedded default config")
+    o = sub.add_parser("observatory", help="run the départemental observatory (its own config)")
+    o.add_argument("-c", "--config", type=Path, required=True, help="the observatory's YAML file")
     d = sub.add_parser("doctor", help="check a running installation and say what to fix")
     d.add_argument("-c", "--config", type=Path, help=conf_help)
     r = sub.add_parser("report", help="the year's figures for the département (CSV or Markdown)")
@@ -69,6 +71,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "print-default-config":
         sys.stdout.write(config.default_text())
         return EXIT_OK
+    if args.command == "observatory":
+        from observatory.server import run_observatory
+
+        return run_observatory(args.config)
     try:
         cfg = config.load(args.config)
     except ConfigError as exc:

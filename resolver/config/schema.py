@@ -18,6 +18,7 @@ from dashboard.config import DashboardConfig
 from feeds.sources import FeedsConfig
 from resolver.core.steps import Upstream
 from resolver.net.upstream_spec import parse_upstream
+from resolver.observatory_push.config import ObservatoryPushConfig
 from resolver.stages.exfiltration_config import ExfiltrationConfig
 
 # --- value checks: return the normalised value or raise ValueError("message|hint") ---------------
@@ -356,6 +357,8 @@ class Config:
     exfiltration: ExfiltrationConfig = ExfiltrationConfig()  # noqa: RUF009 (frozen)
     # Threat feeds fetched by `parafoudre feeds update` (see feeds/README.md).
     feeds: FeedsConfig = FeedsConfig()  # noqa: RUF009 (frozen, so safe to share)
+    # Reporting blocks to the département's observatory (see observatory/README.md). Off by default.
+    observatory: ObservatoryPushConfig = ObservatoryPushConfig()  # noqa: RUF009 (frozen)
     # The weather page, its JSON API and /metrics (see dashboard/README.md).
     dashboard: DashboardConfig = DashboardConfig()  # noqa: RUF009 (frozen, so safe to share)
 

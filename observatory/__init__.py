@@ -1,0 +1,1 @@
+"""The départemental observatory: many communes' Parafoudre boxes report their blocks here."""

@@ -1,0 +1,148 @@
+"""A throw-away PostgreSQL cluster on 127.0.0.1 for tests, benchmarks and a quick trial.
+
+Uses Debian's ``postgresql`` package binaries (``/usr/lib/postgresql/<version>/bin``). PostgreSQL
+refuses to run as root, so under root the cluster runs as ``nobody`` in a directory it owns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+START_TIMEOUT = 30.0
+
+
+def pg_bin_dir() -> Path | None:
+    """The newest installed PostgreSQL's bin directory, or None when none is installed."""
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: (
+            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+        ),
+    )
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    port: int
+    root: Path
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+
+def _as_owner(cmd: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "nobody", "--", *cmd]
+    return cmd
+
+
+@contextlib.contextmanager
+def temp_cluster(*, durable: bool = False) -> Iterator[Cluster]:
+    """Start a cluster (trust auth, loopback only, a free port) and remove it afterwards.
+
+    ``durable`` keeps PostgreSQL's default fsync and commit settings (for honest benchmark
+    figures); tests turn them off, a throw-away cluster need not survive a power cut.
+
+    Raises FileNotFoundError when PostgreSQL is not installed, RuntimeError if it does not start.
+    """
+    bindir = pg_bin_dir()
+    if bindir is None:
+        raise FileNotFoundError("PostgreSQL binaries not found (apt-get install postgresql)")
+    root = Path(tempfile.mkdtemp(prefix="parafoudre-pg-"))
+    data = root / "data"
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(root, "nobody", "nogroup")
+        subprocess.run(  # noqa: S603 (our own argument list, no shell)
+            _as_owner(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        port = free_port()
+        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        subprocess.run(  # noqa: S603 (our own argument list, no shell)
+            _as_owner(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(root / "log"),
+                    "-w",
+                    "-t",
+                    str(int(START_TIMEOUT)),
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=START_TIMEOUT + 10,
+        )
+        _wait_port(port)
+        try:
+            yield Cluster(port=port, root=root)
+        finally:
+            subprocess.run(  # noqa: S603 (our own argument list, no shell)
+                _as_owner([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+    except subprocess.CalledProcessError as exc:
+        log = (root / "log").read_text(errors="replace") if (root / "log").exists() else ""
+        raise RuntimeError(
+            f"PostgreSQL did not start: {exc.stderr.decode(errors='replace')} {log}"
+        ) from exc
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_port(port: int) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL did not open port {port}") from None
+            time.sleep(0.05)

@@ -1,0 +1,94 @@
+"""What the observatory stores, behind one small async protocol with two engines.
+
+PostgreSQL (``store_pg``) is the engine for a département: one server it already runs, backs up
+and can replicate. SQLite (``store_sqlite``) is for a trial on one machine and for fast tests.
+Both store a batch and its events in one transaction with the batch id, so a batch sent twice
+is stored once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+# Bounds on text that came from a box (the box applies the same ones to its own log).
+MAX_QNAME = 255
+MAX_TEXT = 200
+MAX_CLIENT = 64
+
+DailyRow = tuple[dt.date, str, str, int]  # day, INSEE code, category, count
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One blocked query as a box reported it; ``day`` is its local date at the observatory."""
+
+    ts: float
+    day: dt.date
+    category: str
+    reason: str  # the feed or the signal: "feed:urlhaus", "exfil:entropy"
+    verdict: str
+    qname: str
+    qtype: int
+    client: str  # pseudonym made on the box; the observatory cannot reverse it
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """A name or a feed blocked in several communes on the same day."""
+
+    kind: Literal["name", "feed"]
+    value: str
+    communes: tuple[str, ...]  # INSEE codes, sorted
+    events: int
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and create or migrate the schema."""
+
+    async def close(self) -> None: ...
+
+    async def insert_batch(
+        self, *, batch_id: str | None, insee: str, received: float, events: Sequence[Event]
+    ) -> bool:
+        """Store a batch once: False if ``batch_id`` was already stored (nothing written).
+
+        ``batch_id`` None is a heartbeat: only the box's last report time is updated.
+        """
+
+    async def counts_by_commune(self, day: dt.date) -> dict[str, int]:
+        """Events per INSEE code on ``day``."""
+
+    async def totals(self, first: dt.date, last: dt.date) -> dict[str, int]:
+        """Events per category from ``first`` to ``last`` included, all communes."""
+
+    async def campaigns(self, day: dt.date, min_communes: int, limit: int) -> list[Campaign]:
+        """Names, then feeds, blocked in at least ``min_communes`` communes on ``day``."""
+
+    async def last_seen(self) -> dict[str, float]:
+        """Unix time of each box's last report (batch or heartbeat), by INSEE code."""
+
+    async def daily_rows(self, first: dt.date, last: dt.date) -> list[DailyRow]:
+        """(day, INSEE code, category, count) from ``first`` to ``last``, for the yearly report."""
+
+    async def event_count(self) -> int:
+        """Events stored, all time."""
+
+    async def batch_count(self) -> int:
+        """Batches stored, all time."""
+
+
+def open_store(url: str, *, pool_size: int = 10) -> Store:
+    """The store for a ``postgresql://`` or ``sqlite:///`` URL (not yet opened)."""
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        from observatory.store_sqlite import SqliteStore
+
+        return SqliteStore(Path(url[len("sqlite://") :]))
+    from observatory.store_pg import PgStore
+
+    return PgStore(url, pool_size=pool_size)

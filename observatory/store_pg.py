@@ -1,0 +1,257 @@
+"""The observatory's PostgreSQL store (asyncpg).
+
+Events are partitioned by month (``events_YYYY_MM``, created on first use), so a query of one
+day or one month reads one partition and a whole year's old data can be detached or dropped
+in one statement. Daily counts per commune and category are kept in their own small table,
+updated in the same transaction as the events: totals for a day, a month or a year read at most
+communes x days x categories rows, never the events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Sequence
+from typing import Final
+
+import asyncpg
+
+from observatory.store import Campaign, DailyRow, Event
+from observatory.store_sqlite import daily_counts
+
+SCHEMA_VERSION: Final = 1
+# pg_advisory_xact_lock key: schema migration and partition creation, one process at a time.
+_LOCK: Final = 0x70617261  # "para"
+
+_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS batches (
+        batch_id uuid PRIMARY KEY,
+        commune text NOT NULL,
+        received timestamptz NOT NULL,
+        events integer NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS events (
+        day date NOT NULL,            -- local date at the observatory
+        ts timestamptz NOT NULL,
+        commune text NOT NULL,        -- INSEE code
+        category text NOT NULL,
+        reason text NOT NULL,         -- the feed or the signal
+        verdict text NOT NULL,
+        qname text NOT NULL,
+        qtype integer NOT NULL,
+        client text NOT NULL          -- pseudonym made on the box
+    ) PARTITION BY RANGE (day)""",
+    # On the parent: PostgreSQL creates the same index on every partition.
+    "CREATE INDEX IF NOT EXISTS events_day_commune ON events (day, commune)",
+    "CREATE INDEX IF NOT EXISTS events_qname_day ON events (qname, day)",
+    """CREATE TABLE IF NOT EXISTS daily_counts (
+        day date NOT NULL,
+        commune text NOT NULL,
+        category text NOT NULL,
+        count bigint NOT NULL,
+        PRIMARY KEY (day, commune, category)
+    )""",
+    """CREATE TABLE IF NOT EXISTS box_status (
+        commune text PRIMARY KEY,
+        last_seen timestamptz NOT NULL
+    )""",
+)
+_EVENT_COLUMNS: Final = (
+    "day",
+    "ts",
+    "commune",
+    "category",
+    "reason",
+    "verdict",
+    "qname",
+    "qtype",
+    "client",
+)
+_ADD_DAILY: Final = (
+    "INSERT INTO daily_counts (day, commune, category, count) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT (day, commune, category)"
+    " DO UPDATE SET count = daily_counts.count + excluded.count"
+)
+_SEEN: Final = (
+    "INSERT INTO box_status (commune, last_seen) VALUES ($1, $2) ON CONFLICT (commune)"
+    " DO UPDATE SET last_seen = greatest(box_status.last_seen, excluded.last_seen)"
+)
+# Two levels: (name, commune) pairs first with a hash aggregate, then the communes per name.
+# count(DISTINCT) would sort the whole day instead; measured 4x slower on 50,000 events a day.
+_CAMPAIGNS: Final = (
+    "SELECT {col}, count(*), sum(n)::bigint, array_agg(commune ORDER BY commune)"
+    " FROM (SELECT {col}, commune, count(*) AS n FROM events WHERE day = $1"
+    " GROUP BY {col}, commune) AS pairs"
+    " GROUP BY {col} HAVING count(*) >= $2 ORDER BY 2 DESC, 3 DESC, 1 LIMIT $3"
+)
+
+
+def _utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+def month_start(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def partition_ddl(month: dt.date) -> str:
+    """CREATE TABLE for the partition of ``month``; its text comes from a date only."""
+    name = f"events_{month:%Y_%m}"
+    return (
+        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF events"
+        f" FOR VALUES FROM ('{month.isoformat()}') TO ('{next_month(month).isoformat()}')"
+    )
+
+
+class PgStore:
+    """The Store protocol on PostgreSQL."""
+
+    def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
+        self._dsn = dsn
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._months: set[dt.date] = set()  # partitions known to exist
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        pool = await asyncpg.create_pool(
+            self._dsn, min_size=1, max_size=self._pool_size, command_timeout=60
+        )
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+                for statement in _SCHEMA:
+                    await conn.execute(statement)
+                found = await conn.fetchval("SELECT max(version) FROM schema_version")
+                if found is None:
+                    await conn.execute(
+                        "INSERT INTO schema_version (version) VALUES ($1)", SCHEMA_VERSION
+                    )
+                elif found > SCHEMA_VERSION:
+                    raise RuntimeError(
+                        f"observatory database has schema v{found}, newer than v{SCHEMA_VERSION}:"
+                        " upgrade Parafoudre"
+                    )
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def _ensure_partitions(
+        self, conn: asyncpg.pool.PoolConnectionProxy, days: set[dt.date]
+    ) -> None:
+        missing = {month_start(d) for d in days} - self._months
+        if not missing:
+            return
+        async with conn.transaction():
+            # Two connections creating the same partition at once would collide in the catalog.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+            for month in sorted(missing):
+                await conn.execute(partition_ddl(month))
+        self._months |= missing
+
+    async def insert_batch(
+        self, *, batch_id: str | None, insee: str, received: float, events: Sequence[Event]
+    ) -> bool:
+        records = [
+            (
+                e.day,
+                _utc(e.ts),
+                insee,
+                e.category,
+                e.reason,
+                e.verdict,
+                e.qname,
+                e.qtype,
+                e.client,
+            )
+            for e in events
+        ]
+        daily = daily_counts(events, insee)
+        async with self.pool.acquire() as conn:
+            if events:
+                await self._ensure_partitions(conn, {e.day for e in events})
+            async with conn.transaction():
+                if batch_id is not None:
+                    new = await conn.fetchval(
+                        "INSERT INTO batches (batch_id, commune, received, events)"
+                        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true",
+                        batch_id,
+                        insee,
+                        _utc(received),
+                        len(records),
+                    )
+                    if new is None:
+                        await conn.execute(_SEEN, insee, _utc(received))
+                        return False
+                    if records:
+                        await conn.copy_records_to_table(
+                            "events", records=records, columns=_EVENT_COLUMNS
+                        )
+                        await conn.executemany(_ADD_DAILY, daily)
+                await conn.execute(_SEEN, insee, _utc(received))
+        return True
+
+    async def counts_by_commune(self, day: dt.date) -> dict[str, int]:
+        rows = await self.pool.fetch(
+            "SELECT commune, sum(count)::bigint FROM daily_counts WHERE day = $1 GROUP BY commune",
+            day,
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def totals(self, first: dt.date, last: dt.date) -> dict[str, int]:
+        rows = await self.pool.fetch(
+            "SELECT category, sum(count)::bigint FROM daily_counts"
+            " WHERE day BETWEEN $1 AND $2 GROUP BY category",
+            first,
+            last,
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def campaigns(self, day: dt.date, min_communes: int, limit: int) -> list[Campaign]:
+        # Names and feeds on two connections at once: each query reads the whole day.
+        names, feeds = await asyncio.gather(
+            self.pool.fetch(_CAMPAIGNS.format(col="qname"), day, min_communes, limit),
+            self.pool.fetch(_CAMPAIGNS.format(col="reason"), day, min_communes, limit),
+        )
+        return [
+            Campaign(kind="name", value=v, communes=tuple(c), events=n) for v, _k, n, c in names
+        ] + [Campaign(kind="feed", value=v, communes=tuple(c), events=n) for v, _k, n, c in feeds]
+
+    async def last_seen(self) -> dict[str, float]:
+        rows = await self.pool.fetch(
+            "SELECT commune, extract(epoch FROM last_seen)::float8 FROM box_status"
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def daily_rows(self, first: dt.date, last: dt.date) -> list[DailyRow]:
+        rows = await self.pool.fetch(
+            "SELECT day, commune, category, count FROM daily_counts"
+            " WHERE day BETWEEN $1 AND $2 ORDER BY day, commune, category",
+            first,
+            last,
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def event_count(self) -> int:
+        n: int = await self.pool.fetchval("SELECT count(*) FROM events")
+        return n
+
+    async def batch_count(self) -> int:
+        n: int = await self.pool.fetchval("SELECT count(*) FROM batches")
+        return n

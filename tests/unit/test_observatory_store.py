@@ -1,0 +1,186 @@
+"""The observatory's pure parts: event validation, box lookup, config, campaigns on SQLite, page."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from dashboard.weather import Weather
+from observatory import page
+from observatory.app import BadBatch, CommuneRow, find_box, parse_events
+from observatory.config import ObservatoryServerConfig, hash_token
+from observatory.store import Event
+from observatory.store_pg import next_month, partition_ddl
+from observatory.store_sqlite import SqliteStore
+from resolver.config.errors import ConfigError
+from resolver.config.loader import load_text
+
+NOW = 1_773_000_000.0
+DAY = dt.date(2026, 3, 8)
+
+BOXES_YAML = f"""
+database: sqlite:///tmp/x.sqlite
+boxes:
+  - name: Feurs
+    insee: '42094'
+    token_sha256: {hash_token("feurs-token-0123456789")}
+  - name: Roanne
+    insee: '42187'
+    token_sha256: {hash_token("roanne-token-0123456789")}
+    latitude: 46.03
+    longitude: 4.07
+"""
+
+
+def ev(qname: str, reason: str = "feed:x", day: dt.date = DAY, category: str = "malware") -> Event:
+    return Event(NOW, day, category, reason, "blocked", qname, 1, "c0ffee")
+
+
+def test_config_loads_boxes_and_finds_them_by_token() -> None:
+    cfg = load_text(BOXES_YAML, ObservatoryServerConfig)
+    assert [b.insee for b in cfg.boxes] == ["42094", "42187"]
+    assert find_box(cfg.boxes, "roanne-token-0123456789") is cfg.boxes[1]
+    assert find_box(cfg.boxes, "roanne-token-012345678") is None
+    assert find_box(cfg.boxes, "") is None
+
+
+@pytest.mark.parametrize(
+    ("yaml", "message"),
+    [
+        ("database: mysql://x\n", "not a database URL"),
+        ("boxes:\n  - name: A\n    insee: '42094'\n    token_sha256: abc\n", "sha256:<64 hex"),
+        (
+            f"boxes:\n  - name: A\n    insee: '42094'\n    token_sha256: {hash_token('t' * 20)}\n"
+            "    latitude: 45.0\n",
+            "latitude without longitude",
+        ),
+        (
+            f"boxes:\n  - {{name: A, insee: '42094', token_sha256: {hash_token('t' * 20)}}}\n"
+            f"  - {{name: B, insee: '42094', token_sha256: {hash_token('u' * 20)}}}\n",
+            "given twice",
+        ),
+        ("campaign_min_communes: 1\n", "below the minimum 2"),
+    ],
+)
+def test_config_refuses_bad_values(yaml: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_text(yaml, ObservatoryServerConfig)
+
+
+def test_parse_events_validates_and_skips_out_of_range_times() -> None:
+    good = {
+        "ts": NOW,
+        "category": "malware",
+        "reason": "feed:x",
+        "qname": "a.test",
+        "qtype": 1,
+        "client": "c0ffee",
+        "verdict": "blocked",
+    }
+    old = dict(good, ts=NOW - 500 * 86_400)
+    events, skipped = parse_events([good, old], now=NOW, tz="Europe/Paris", max_events=10)
+    assert skipped == 1 and [e.day for e in events] == [DAY]
+    for bad in ([dict(good, ts="x")], [dict(good, qname=3)], [good] * 11, {"a": 1}, [1]):
+        with pytest.raises(BadBatch):
+            parse_events(bad, now=NOW, tz="Europe/Paris", max_events=10)
+
+
+async def test_sqlite_store_is_idempotent_and_detects_campaigns(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "obs.sqlite")
+    await store.open()
+    try:
+        assert await store.insert_batch(
+            batch_id="b1",
+            insee="42094",
+            received=NOW,
+            events=[
+                ev("shared.test", "feed:urlhaus"),
+                ev("only-feurs.test"),
+                ev("shared.test", "feed:urlhaus"),
+            ],
+        )
+        assert not await store.insert_batch(
+            batch_id="b1", insee="42094", received=NOW + 5, events=[ev("shared.test")]
+        )
+        assert await store.insert_batch(
+            batch_id="b2",
+            insee="42187",
+            received=NOW,
+            events=[
+                ev("shared.test", "feed:urlhaus"),
+                ev("other-day.test", day=DAY - dt.timedelta(days=1)),
+            ],
+        )
+        assert await store.insert_batch(batch_id=None, insee="42147", received=NOW, events=[])
+        assert await store.event_count() == 5
+        assert await store.batch_count() == 2
+        assert await store.counts_by_commune(DAY) == {"42094": 3, "42187": 1}
+        assert await store.totals(DAY - dt.timedelta(days=1), DAY) == {"malware": 5}
+        found = await store.campaigns(DAY, 2, 10)
+        assert [(c.kind, c.value, c.communes, c.events) for c in found] == [
+            ("name", "shared.test", ("42094", "42187"), 3),
+            ("feed", "feed:urlhaus", ("42094", "42187"), 3),
+        ]
+        assert await store.campaigns(DAY, 3, 10) == []
+        assert await store.last_seen() == {"42094": NOW + 5, "42187": NOW, "42147": NOW}
+        rows = await store.daily_rows(dt.date(2026, 1, 1), dt.date(2026, 12, 31))
+        assert rows == [
+            (DAY - dt.timedelta(days=1), "42187", "malware", 1),
+            (DAY, "42094", "malware", 3),
+            (DAY, "42187", "malware", 1),
+        ]
+    finally:
+        await store.close()
+
+
+def test_partitions_cover_whole_months() -> None:
+    assert next_month(dt.date(2026, 12, 1)) == dt.date(2027, 1, 1)
+    assert next_month(dt.date(2026, 1, 31)) == dt.date(2026, 2, 1)
+    assert partition_ddl(dt.date(2026, 2, 1)).endswith(
+        "events_2026_02 PARTITION OF events FOR VALUES FROM ('2026-02-01') TO ('2026-03-01')"
+    )
+
+
+def _row(name: str, lat: float | None, lon: float | None, count: int = 0) -> CommuneRow:
+    return CommuneRow("42094", name, count, Weather.RAIN, None, True, lat, lon)
+
+
+def test_map_projects_inside_the_frame_and_escapes_names() -> None:
+    rows = (
+        _row("<b>A</b>", 45.4, 4.0),
+        _row("B", 46.1, 4.4),
+        _row("C", 45.7, 4.2),
+        _row("no coordinates", None, None),
+    )
+    points = page.project(rows)
+    assert len(points) == 3
+    for _r, x, y in points:
+        assert page.MARGIN - 0.01 <= x <= page.MAP_W - page.MARGIN + 0.01
+        assert page.MARGIN - 0.01 <= y <= page.MAP_H - page.MARGIN + 0.01
+    north = min(points, key=lambda p: p[2])[0]
+    assert north.name == "B"
+    svg = page.map_svg(rows)
+    assert "&lt;b&gt;A&lt;/b&gt;" in svg and "<b>" not in svg
+    assert page.project((_row("alone", 45.0, 4.0),))[0][1:] == (page.MAP_W / 2, page.MAP_H / 2)
+    assert page.map_svg((_row("none", None, None),)) == ""
+    assert page.number(422000) == "422\u202f000"
+
+
+def test_readme_config_examples_load() -> None:
+    """observatory/README.md's YAML examples are valid configs (docs are tested)."""
+    import re
+    import textwrap
+
+    from resolver.observatory_push.config import ObservatoryPushConfig
+
+    text = (Path(__file__).parents[2] / "observatory" / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    box, server = blocks
+    assert box.startswith("observatory:\n")
+    push = load_text(textwrap.dedent(box.split("\n", 1)[1]), ObservatoryPushConfig)
+    assert push.enabled and push.insee == "42147"
+    cfg = load_text(server, ObservatoryServerConfig)
+    assert cfg.boxes[0].latitude == 45.607 and cfg.database.startswith("postgresql://")
