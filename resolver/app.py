@@ -62,6 +62,10 @@ def _socket(host: str, port: int, kind: int, workers: int = 1) -> socket.socket:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # [::] and 0.0.0.0 both
         if workers > 1:
             sock.setsockopt(socket.SOL_SOCKET, reuseport.SO_REUSEPORT, 1)
+        if kind == socket.SOCK_DGRAM:
+            # Room for a burst while the loop is busy (the kernel caps it at rmem_max); the
+            # default ~200 KB loses datagrams to a few hundred queries at once.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         sock.bind((host, port))
         if kind == socket.SOCK_STREAM:
             sock.listen(256)

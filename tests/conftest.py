@@ -101,9 +101,6 @@ class FakeUpstream:
                     out = r2.pack()
                 self.t.sendto(out, addr)
 
-        self.udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", self.port))
-        self.port = self.udp.get_extra_info("sockname")[1]
-
         async def on_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 while True:
@@ -121,7 +118,19 @@ class FakeUpstream:
             finally:
                 writer.close()
 
-        self.tcp = await asyncio.start_server(on_tcp, "127.0.0.1", self.port)
+        wanted = self.port
+        for _ in range(20):  # the kernel's free UDP port may be taken for TCP: try another
+            self.udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", wanted))
+            self.port = self.udp.get_extra_info("sockname")[1]
+            try:
+                self.tcp = await asyncio.start_server(on_tcp, "127.0.0.1", self.port)
+            except OSError:
+                self.udp.close()
+                if wanted:
+                    raise
+                continue
+            return
+        raise OSError("no port free for both UDP and TCP")
 
     async def stop(self) -> None:
         self.udp.close()

@@ -69,6 +69,9 @@ def _dnsmasq(
     if len(names) > _MAX_NAMES_PER_RULE:
         stats.reject("malformed", line)
         return
+    if not any(names):
+        stats.reject("empty", line)  # "address=//0.0.0.0": a rule naming no domain
+        return
     for raw in names:
         if not raw:
             continue

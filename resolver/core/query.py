@@ -103,6 +103,10 @@ def from_wire(
     if qd == 1:
         try:
             qname_labels, pos = wire.read_name(buf, 12)
+            # Nothing precedes the question but the header, so a pointer in it can only point
+            # there: a query's question is never compressed.
+            if pos != 12 + sum(len(label) + 1 for label in qname_labels) + 1:
+                raise WireError("compressed question name")
         except WireError as exc:
             raise MalformedQuery(
                 str(exc), _error_reply(buf, wire.FORMERR, b"", 0, None, 0)

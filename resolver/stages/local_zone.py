@@ -56,6 +56,24 @@ def parse_record(text: str, default_ttl: int = 300) -> LocalRecord:
     return LocalRecord(name, int(rr.rtype), int(rr.ttl), bytes(buf.data))
 
 
+# RFC 6303 §3's SOA for locally served zones: MNAME the zone, RNAME nobody.invalid, and short
+# negative TTLs so a later change (a forward zone added) is seen within the hour.
+_SOA_TTL = 3600
+_SOA_TIMERS = (
+    wire.U32.pack(1)
+    + wire.U32.pack(604800)
+    + wire.U32.pack(86400)
+    + wire.U32.pack(2419200)
+    + wire.U32.pack(_SOA_TTL)
+)
+
+
+def _soa_record(zone: str) -> bytes:
+    owner = wire.name_to_wire(zone)
+    rdata = owner + wire.name_to_wire("nobody.invalid") + _SOA_TIMERS
+    return owner + wire.RR_FIXED.pack(wire.T_SOA, wire.C_IN, _SOA_TTL, len(rdata)) + rdata
+
+
 def _under(name: str, zone: str) -> bool:
     return name == zone or name.endswith("." + zone)
 
@@ -95,6 +113,7 @@ class LocalZoneStage:
             key=lambda zf: -len(zf[0]),
         )
         self.private_reverse = PRIVATE_REVERSE_ZONES if private_reverse else ()
+        self._soas: dict[str, bytes] = {}  # zone -> its synthesised SOA record
 
     def describe(self) -> str:
         zones = ", ".join(z for z, _ in self.forwards) or "none"
@@ -113,16 +132,21 @@ class LocalZoneStage:
         if name.endswith(".arpa"):
             for zone in self.private_reverse:
                 if _under(name, zone):
-                    return Reply(
-                        responses.make_response(query, wire.NXDOMAIN, aa=True),
-                        Verdict.LOCAL,
-                        "private-reverse",
-                    )
+                    return self._nxdomain(query, zone, "private-reverse")
         elif name.endswith("localhost") and _under(name, "localhost"):  # RFC 6761 §6.3
-            return Reply(
-                responses.make_response(query, wire.NXDOMAIN, aa=True), Verdict.LOCAL, "local"
-            )
+            return self._nxdomain(query, "localhost", "local")
         return CONTINUE
+
+    def _nxdomain(self, query: Query, zone: str, reason: str) -> Reply:
+        """NXDOMAIN with the zone's SOA, so askers can cache the negation (RFC 2308 §3)."""
+        soa = self._soas.get(zone)
+        if soa is None:
+            soa = self._soas[zone] = _soa_record(zone)
+        return Reply(
+            responses.make_response(query, wire.NXDOMAIN, authority=soa, ns=1, aa=True),
+            Verdict.LOCAL,
+            reason,
+        )
 
     def _chaos(self, query: Query) -> Reply:
         if query.qname in ("id.server", "hostname.bind") and query.qtype in (

@@ -739,14 +739,6 @@ def test_negative_answers_are_cached_for_the_soa_minimum(resolvers: Resolvers) -
         }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a compression pointer in the question can only point into the header; "
-    "from_wire (resolver/core/query.py, via wire.read_name) follows it and reads the name "
-    "from the ID and flags, forwards the raw pointer upstream (where it points into another "
-    "header) and answers SERVFAIL echoing it; unbound answers FORMERR (no compression in a "
-    "query's question)",
-)
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_question_name_pointing_into_the_header_is_formerr(
     resolvers: Resolvers, transport: str
@@ -760,13 +752,6 @@ def test_question_name_pointing_into_the_header_is_formerr(
     assert ours is not None and ours[3] & 0xF == dns.rcode.FORMERR
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: private reverse zones and names under localhost are answered NXDOMAIN "
-    "without an SOA in the authority section (resolver/stages/local_zone.py decide), so "
-    "downstream caches cannot cache the negative answer (RFC 2308 §3, RFC 6303 §3); unbound "
-    "includes the zone's SOA",
-)
 def test_local_negative_answers_carry_an_soa(resolvers: Resolvers) -> None:
     q = query("1.1.168.192.in-addr.arpa", "PTR")
     ours = summarize(send(resolvers.parafoudre, q, "udp") or b"", q)
