@@ -192,6 +192,10 @@ async def soak(duration: float, rate: float, out: Path) -> int:
         f"blocking:\n  compiled: {compiled}\nblocklog:\n  flush_interval: {FLUSH_INTERVAL}\n"
         "rate_limit:\n  rate: 100000\n  burst: 100000\nlogging:\n  level: warning\n"
         "dashboard:\n  enabled: false\n"
+        # The misses are random names under one domain, thousands a minute from each client:
+        # what a tunnel looks like. Watch (detect) rather than block, so the popular names
+        # keep being answered from the cache and the run measures what it means to.
+        "exfiltration:\n  mode: detect\n"
     )
     upstream_cmd = [
         sys.executable,
@@ -254,7 +258,8 @@ async def soak(duration: float, rate: float, out: Path) -> int:
     unanswered = [s for s in outside if not s[2]]
     db = sqlite3.connect(tmp / "blocks.sqlite")
     integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
-    rows = db.execute("SELECT ts, client, qname FROM blocks").fetchall()
+    # The list's blocks only (the detector, in detect mode, writes none anyway).
+    rows = db.execute("SELECT ts, client, qname FROM blocks WHERE reason = 'feed:soak'").fetchall()
     cutoff = killed_at - (FLUSH_INTERVAL + 1.0)
     acks_before = sum(1 for t, _, _ in load.block_acks if t < cutoff)
     rows_before = sum(1 for ts, _, _ in rows if ts < cutoff)

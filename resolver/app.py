@@ -10,7 +10,6 @@ import logging
 import signal
 import socket
 import time
-from pathlib import Path
 
 from resolver.blocklist_holder import ListsHolder
 from resolver.blocklog.writer import BlockLogWriter
@@ -343,7 +342,3 @@ async def serve(
             loop.remove_signal_handler(sig)
     log.info("stopped")
     return 0
-
-
-def state_dir_hint(path: Path) -> str:
-    return f"create {path} or set state_dir in the config to a writable directory"

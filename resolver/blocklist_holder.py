@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -137,7 +136,3 @@ class ListsHolder:
             await asyncio.sleep(interval)
             if _file_stamp(self.compiled_path) != self._stamp:
                 await self.reload(everything=False)
-
-
-def state_writable(path: Path) -> bool:
-    return os.access(path, os.W_OK)

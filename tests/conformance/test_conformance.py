@@ -47,7 +47,7 @@ import pytest
 from dnslib import RCODE, RD, RR, DNSRecord
 
 from resolver.app import App
-from tests.conftest import FakeUpstream, make_config
+from tests.conftest import FakeUpstream, free_port, make_config
 
 UNBOUND = shutil.which("unbound") or (
     "/usr/sbin/unbound" if Path("/usr/sbin/unbound").exists() else None
@@ -109,21 +109,6 @@ def _zone(up: FakeUpstream) -> None:
 # The two resolvers
 
 
-def _free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = int(u.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port")
-
-
 _UNBOUND_CONF = """server:
     interface: 127.0.0.1@{port}
     port: {port}
@@ -159,7 +144,7 @@ def _start_unbound(workdir: Path, upstream_port: int) -> tuple[subprocess.Popen[
     assert UNBOUND is not None
     last = ""
     for _ in range(5):
-        port = _free_port()
+        port = free_port()
         conf = workdir / "unbound.conf"
         conf.write_text(_UNBOUND_CONF.format(port=port, dir=workdir, upstream=upstream_port))
         proc = subprocess.Popen(

@@ -8,29 +8,15 @@ the file byte for byte as it was.
 from __future__ import annotations
 
 import asyncio
-import socket
 import sqlite3
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
+
 PARAFOUDRE = [sys.executable, "-m", "resolver.cli"]
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = int(u.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port")
 
 
 async def run_cli(*args: str) -> tuple[int, str, str]:

@@ -16,8 +16,7 @@ import dns.rcode
 import dns.rdataclass
 import pytest
 
-from tests.conftest import FakeUpstream
-from tests.integration.test_cli_serve import free_port
+from tests.conftest import FakeUpstream, free_port
 
 
 def _identity(port: int, source: str) -> str:
