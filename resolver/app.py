@@ -90,7 +90,7 @@ class App:
         self.worker = worker  # index of this process among the workers sharing the ports
         self.workers = workers
         self.cache = CacheStage(cfg.cache.size, cfg.cache.min_ttl, cfg.cache.max_ttl)
-        self.lists = ListsHolder(cfg, self.cache.clear)
+        self.lists = ListsHolder(cfg, self.cache.invalidate)
         b = cfg.blocking
         answer = BlockAnswer.build(b.mode, b.ttl, b.sinkhole_ipv4, b.sinkhole_ipv6)
         self.allowlist = AllowlistStage(self.lists.allowlist)

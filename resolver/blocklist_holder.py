@@ -82,7 +82,7 @@ class ListsHolder:
         self.cfg = cfg
         self.blocklist = ListHolder()
         self.allowlist = ListHolder()
-        self.on_swap = on_swap  # clears the answer cache
+        self.on_swap = on_swap  # invalidates the answer cache
         self.compiled_path = cfg.compiled_path()
         self._stamp: tuple[int, int, int] | None = None
         self._compiled: Blocklist | None = None

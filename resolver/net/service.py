@@ -195,7 +195,7 @@ class Service:
         """An expired answer we may serve if the upstream fails (not for conditional zones)."""
         if not self.stale_max_age or fwd.zone is not None or self.fast is None:
             return None
-        entry = self.fast.cache.entries.get(q.cache_key)
+        entry = self.fast.cache.stale(q.cache_key)
         if entry is None or entry.blocked or entry.ttl <= 0:
             return None
         if now - (entry.stored_at + entry.ttl) > self.stale_max_age:

@@ -1,5 +1,11 @@
 """Answer repeats from the cache; sits after the policy stages so a newly listed name is never
-served from it (and the whole cache is cleared when the lists change)."""
+served from it.
+
+When the lists change, the cache is invalidated, not emptied: an entry from before the change
+is never served as fresh (the fast path skips policy, and a name may have been listed since),
+but it is kept for serve-stale, so a feed update during an internet outage does not leave the
+commune without answers.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +26,8 @@ class CacheStage:
     def __init__(self, size: int, min_ttl: int, max_ttl: int) -> None:
         # LRU bounded by entry count; expiry is checked on read, so an expired entry can still be
         # found (serve-stale needs that) and is replaced by the next store.
-        self.entries: LRUCache[bytes, CachedAnswer] = LRUCache(maxsize=max(size, 1))
+        self.entries: LRUCache[bytes, tuple[int, CachedAnswer]] = LRUCache(maxsize=max(size, 1))
+        self.generation = 0  # of the lists; entries of an older one are only good for stale
         self.min_ttl = min_ttl
         self.max_ttl = max_ttl
         self.enabled = size > 0
@@ -32,17 +39,29 @@ class CacheStage:
 
     def lookup(self, key: bytes, now: float) -> CachedAnswer | None:
         """The live entry for ``key``, or None (hits and misses are counted by the callers)."""
-        entry = self.entries.get(key)
-        if entry is not None and now < entry.stored_at + entry.ttl:
+        item = self.entries.get(key)
+        if item is None:
+            return None
+        gen, entry = item
+        if gen == self.generation and now < entry.stored_at + entry.ttl:
             return entry
         return None
 
+    def stale(self, key: bytes) -> CachedAnswer | None:
+        """The entry for ``key`` whatever its age or list generation (for serve-stale)."""
+        item = self.entries.get(key)
+        return None if item is None else item[1]
+
     def store(self, key: bytes, entry: CachedAnswer) -> None:
         if self.enabled:
-            self.entries[key] = entry
+            self.entries[key] = (self.generation, entry)
 
     def clear(self) -> None:
         self.entries.clear()
+
+    def invalidate(self) -> None:
+        """The lists changed: nothing cached before is fresh any more (but may serve stale)."""
+        self.generation += 1
 
     def decide(self, query: Query, now: float) -> Step:
         entry = self.lookup(query.cache_key, now)

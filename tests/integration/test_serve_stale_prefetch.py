@@ -70,3 +70,23 @@ async def test_popular_answer_is_prefetched_before_it_expires(
         assert r.answer[0].ttl == 270
         assert len(upstream.queries) == 2
         assert app.service.prefetches == 1
+
+
+async def test_a_list_update_during_an_outage_keeps_the_stale_answers(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    lst = tmp_path / "block.txt"
+    lst.write_text("evil.test\n")
+    extra = f"cache:\n  stale_answer_after: 0.2\nblocking:\n  lists:\n    - path: {lst}\n"
+    async with running(make_config(tmp_path, upstream.port, extra)) as app:
+        t0 = time.time()
+        app.service.clock = lambda: t0
+        assert (await _ask(app)).rcode() == dns.rcode.NOERROR
+        upstream.silent = True
+        app.service.clock = lambda: t0 + 400
+        lst.write_text("evil.test\nnewly-listed.test\n")
+        assert await app.reload()  # the feeds update lands in the middle of the outage
+        r = await _ask(app)
+        assert r.rcode() == dns.rcode.NOERROR and r.answer[0].ttl == 30  # still bridged
+        # and the new list is in force, for the fast path too
+        assert (await _ask(app, "newly-listed.test")).rcode() == dns.rcode.NXDOMAIN
