@@ -201,9 +201,14 @@ class App:
             self.bound.append((host, port))
         self._watch = loop.create_task(self.lists.watch())
         self._detections = loop.create_task(self._report_detections())
-        for line in self.describe():
-            log.info("%s", line)
-        log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in self.bound))
+        if self.worker == 0:  # every worker has the same chain: say it once
+            for line in self.describe():
+                log.info("%s", line)
+        where = ", ".join(f"{h}:{p}" for h, p in self.bound)
+        if self.workers > 1:
+            log.info("worker %d of %d listening on %s", self.worker + 1, self.workers, where)
+        else:
+            log.info("listening on %s", where)
 
     async def _report_detections(self, interval: float = 1.0) -> None:
         """One warning per exfiltration detection, off the query path."""
