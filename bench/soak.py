@@ -79,6 +79,7 @@ class Load:
     sent: list[tuple[float, str, bool]] = field(default_factory=list)  # (time, kind, answered)
     block_acks: list[tuple[float, str, str]] = field(default_factory=list)  # (time, client, name)
     servfail: int = 0
+    servfail_at: list[tuple[float, str]] = field(default_factory=list)  # (time, kind)
 
 
 class Client(asyncio.DatagramProtocol):
@@ -129,6 +130,7 @@ async def run_load(port: int, rate: float, until: float, load: Load) -> None:
         load.sent.append((t, kind, True))
         if r.header.rcode == 2:
             load.servfail += 1
+            load.servfail_at.append((t, kind))
         if kind == "blocked" and r.header.rcode == 3:
             load.block_acks.append((time.time(), src, name))
 
@@ -157,6 +159,19 @@ async def run_load(port: int, rate: float, until: float, load: Load) -> None:
             c.transport.close()
 
 
+def _servfail_summary(load: Load, t0: float) -> str:
+    """Where the SERVFAILs fell: by kind of name and by 10-second slot."""
+    kinds: dict[str, int] = {}
+    slots: dict[int, int] = {}
+    for t, kind in load.servfail_at:
+        kinds[kind] = kinds.get(kind, 0) + 1
+        slot = int((t - t0) // 10) * 10
+        slots[slot] = slots.get(slot, 0) + 1
+    k = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+    s = ", ".join(f"{slot}-{slot + 10} s: {n}" for slot, n in sorted(slots.items()))
+    return f"{k}; {s}"
+
+
 def start_server(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "resolver.cli", "serve", "-c", str(cfg), "--workers", "1"],
@@ -180,7 +195,7 @@ def wait_answering(port: int, seconds: float = 15.0) -> float:
     raise RuntimeError("server did not answer")
 
 
-async def soak(duration: float, rate: float, out: Path) -> int:
+async def soak(duration: float, rate: float, out: Path, outage: float = 0.0) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="parafoudre-soak-"))
     up_port, port = free_port(), free_port()
     compiled = tmp / "blocklist.pfb"
@@ -213,7 +228,8 @@ async def soak(duration: float, rate: float, out: Path) -> int:
         t0 = time.time()
         until = t0 + duration
         load_task = asyncio.create_task(run_load(port, rate, until, load))
-        kill_up, back_up = t0 + duration * 0.2, t0 + duration * 0.3
+        kill_up = t0 + duration * 0.2
+        back_up = kill_up + (outage if outage > 0 else duration * 0.1)
         kill_server = t0 + duration * 0.55
         next_swap, generation, instance = t0 + 30, 0, 1
         killed_at = restarted_at = 0.0
@@ -298,7 +314,8 @@ async def soak(duration: float, rate: float, out: Path) -> int:
         f"| queries unanswered while the server was up | {len(unanswered)} of {len(outside)} |",
         f"| queries around the SIGKILL (excluded) | {len(in_gap)}, "
         f"{sum(1 for s in in_gap if not s[2])} unanswered |",
-        f"| SERVFAIL answers (upstream down, names never seen) | {load.servfail} |",
+        f"| SERVFAIL answers (upstream down, names never seen) | {load.servfail}: "
+        f"{_servfail_summary(load, t0)} |",
         f"| block log `PRAGMA integrity_check` | {integrity} |",
         f"| blocks answered > {FLUSH_INTERVAL + 1:g} s before the kill / in the log | "
         f"{acks_before} / {rows_before} |",
@@ -321,6 +338,7 @@ if __name__ == "__main__":
     ap.add_argument("--duration", type=float, default=600.0)
     ap.add_argument("--rate", type=float, default=300.0, help="queries per second")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "soak_results.md")
+    ap.add_argument("--outage", type=float, default=0.0, help="upstream outage, s (10 %% of run)")
     args = ap.parse_args()
     os.chdir(ROOT)
-    sys.exit(asyncio.run(soak(args.duration, args.rate, args.out)))
+    sys.exit(asyncio.run(soak(args.duration, args.rate, args.out, args.outage)))

@@ -121,7 +121,8 @@ class UpstreamClient:
         h = self._health(server)
         h.fails += 1
         h.failed += 1
-        h.down_until = now + min(2.0 ** (h.fails - 1), _MAX_BACKOFF)
+        # 1, 2, 4 ... 60 s; the exponent is capped (2.0 ** 1024 overflows after a long outage).
+        h.down_until = now + min(2.0 ** min(h.fails - 1, 6), _MAX_BACKOFF)
         self.failures += 1
 
     def _answered(self, server: Upstream, rtt: float) -> None:
