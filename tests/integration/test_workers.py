@@ -7,6 +7,7 @@ import signal
 import socket
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import dns.asyncquery
@@ -41,32 +42,50 @@ async def _wait(port: int, proc: asyncio.subprocess.Process) -> None:
     raise AssertionError("server did not start")
 
 
+async def _serve(
+    cfg: Path, text: Callable[[int], str], workers: int
+) -> tuple[asyncio.subprocess.Process, int]:
+    """Start `serve --workers N` on a free port; try another if that one was taken meanwhile."""
+    for _ in range(3):
+        port = free_port()
+        cfg.write_text(text(port))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "resolver.cli",
+            "serve",
+            "-c",
+            str(cfg),
+            "--workers",
+            str(workers),
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await _wait(port, proc)
+            return proc, port
+        except AssertionError:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+    raise AssertionError("could not start the server on a free port")
+
+
 async def test_clients_are_steered_to_one_worker_and_blocks_logged_once(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:
-    port = free_port()
     blocklist = tmp_path / "block.txt"
     blocklist.write_text("evil.test\n")
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        f"state_dir: {tmp_path / 'state'}\nserver:\n  listen: ['127.0.0.1:{port}']\n"
-        f"upstream:\n  servers: ['127.0.0.1:{upstream.port}']\n"
-        f"blocking:\n  lists:\n    - path: {blocklist}\n"
-        "dashboard:\n  enabled: false\n"
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "resolver.cli",
-        "serve",
-        "-c",
-        str(cfg),
-        "--workers",
-        "4",
-        stderr=asyncio.subprocess.PIPE,
+    proc, port = await _serve(
+        tmp_path / "c.yaml",
+        lambda port: (
+            f"state_dir: {tmp_path / 'state'}\nserver:\n  listen: ['127.0.0.1:{port}']\n"
+            f"upstream:\n  servers: ['127.0.0.1:{upstream.port}']\n"
+            f"blocking:\n  lists:\n    - path: {blocklist}\n"
+            "dashboard:\n  enabled: false\n"
+        ),
+        4,
     )
     try:
-        await _wait(port, proc)
         await asyncio.sleep(0.5)  # let every worker bind
         sources = [f"127.0.0.{i}" for i in range(1, 13)]
         seen: dict[str, set[str]] = {}
@@ -157,27 +176,17 @@ def _tunnel_queries_until_blocked(port: int, source: str, limit: int = 60) -> in
 
 
 async def _cut_at(tmp_path: Path, upstream_port: int, workers: int) -> int:
-    port = free_port()
     state = tmp_path / f"state{workers}"
-    cfg = tmp_path / f"c{workers}.yaml"
-    cfg.write_text(
-        f"state_dir: {state}\nserver:\n  listen: ['127.0.0.1:{port}']\n"
-        f"upstream:\n  servers: ['127.0.0.1:{upstream_port}']\n"
-        "dashboard:\n  enabled: false\n"
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "resolver.cli",
-        "serve",
-        "-c",
-        str(cfg),
-        "--workers",
-        str(workers),
-        stderr=asyncio.subprocess.DEVNULL,
+    proc, port = await _serve(
+        tmp_path / f"c{workers}.yaml",
+        lambda port: (
+            f"state_dir: {state}\nserver:\n  listen: ['127.0.0.1:{port}']\n"
+            f"upstream:\n  servers: ['127.0.0.1:{upstream_port}']\n"
+            "dashboard:\n  enabled: false\n"
+        ),
+        workers,
     )
     try:
-        await _wait(port, proc)
         await asyncio.sleep(0.5)
         return await asyncio.to_thread(_tunnel_queries_until_blocked, port, "127.0.0.7")
     finally:
