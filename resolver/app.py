@@ -283,7 +283,30 @@ async def serve(
 ) -> int:
     """Run until SIGTERM or SIGINT; SIGHUP reloads the lists. Returns the exit code."""
     app = App(cfg, worker, workers)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    reloads: set[asyncio.Task[bool]] = set()
+    started = False
+    hup_pending = False
+
+    def on_hup() -> None:
+        nonlocal hup_pending
+        if not started:
+            hup_pending = True  # reload once started: the files may have changed meanwhile
+            return
+        t = loop.create_task(app.reload())
+        reloads.add(t)
+        t.add_done_callback(reloads.discard)
+
+    # Before binding: a SIGHUP or SIGTERM that arrives while the sockets already answer (the
+    # supervisor passes them on at any time) must not hit the default action and kill us.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
     await app.start()
+    started = True
+    if hup_pending:
+        on_hup()
     dashboard = None
     if cfg.dashboard.enabled and worker == 0:
         # One page for the box: the first worker serves it (the block log is shared).
@@ -304,15 +327,6 @@ async def serve(
         except ParafoudreError as exc:
             # The page is a convenience; the commune's DNS must not stop for it.
             log.error("weather page not started, DNS goes on: %s", exc)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    reloads: set[asyncio.Task[bool]] = set()
-
-    def on_hup() -> None:
-        t = loop.create_task(app.reload())
-        reloads.add(t)
-        t.add_done_callback(reloads.discard)
-
     push_stop = asyncio.Event()
     push_task: asyncio.Task[None] | None = None
     if cfg.observatory.enabled and worker == 0:
@@ -328,9 +342,6 @@ async def serve(
             )
         )
         push_task.add_done_callback(_log_pusher_end)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, on_hup)
     if ready is not None:
         ready.set()
     await stop.wait()

@@ -21,6 +21,23 @@ _STARTUP_GRACE = 3.0  # a worker dying this soon after start failed to start: do
 _STOP_GRACE = 10.0
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the supervisor dies, even by SIGKILL (Linux prctl).
+
+    Also ignore SIGHUP until the worker installs its own handler: the supervisor passes a
+    reload on at any time, and the default action would kill a worker still starting up
+    (an ignored signal stays ignored across exec).
+    """
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: an orphaned worker then lives until it is stopped by hand
+
+
 def supervise(serve_args: Sequence[str], workers: int) -> int:
     """Run ``parafoudre serve SERVE_ARGS --worker i/N`` for each i; return the exit code."""
     stopping = False
@@ -38,7 +55,9 @@ def supervise(serve_args: Sequence[str], workers: int) -> int:
             "--worker",
             f"{i}/{workers}",
         ]
-        procs[i] = subprocess.Popen(cmd)  # noqa: S603 (our own interpreter and module)
+
+        # supervisor runs no threads.
+        procs[i] = subprocess.Popen(cmd, preexec_fn=_die_with_parent)  # noqa: S603
         started[i] = time.monotonic()
 
     def forward(signum: int, frame: FrameType | None) -> None:

@@ -154,7 +154,13 @@ dashboard:
     )
     env = dict(os.environ, JOURNAL_STREAM="8:1234")  # as under systemd
     proc = await asyncio.create_subprocess_exec(
-        *PARAFOUDRE, "serve", "-c", str(cfg), stderr=asyncio.subprocess.PIPE, env=env
+        *PARAFOUDRE,
+        "serve",
+        "-c",
+        str(cfg),
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        start_new_session=True,  # so cleanup can stop the supervisor and its workers together
     )
     try:
         await _wait_ready(port, proc)
@@ -183,17 +189,26 @@ dashboard:
         assert r.rcode() == dns.rcode.NXDOMAIN
         # The weather page of the same process answers, with its security headers.
         async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{web_port}/api/health") as resp:
-                assert resp.status == 200
+            for _ in range(100):  # the first worker starts the page just after its sockets
+                try:
+                    async with http.get(f"http://127.0.0.1:{web_port}/api/health") as resp:
+                        assert resp.status == 200
+                    break
+                except aiohttp.ClientConnectorError:
+                    await asyncio.sleep(0.1)
+            else:
+                proc.send_signal(signal.SIGTERM)
+                _, err = await asyncio.wait_for(proc.communicate(), 40)
+                raise AssertionError("weather page never answered: " + err.decode()[-3000:])
             async with http.get(f"http://127.0.0.1:{web_port}/") as resp:
                 assert resp.status == 200
                 assert "Content-Security-Policy" in resp.headers
         proc.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(proc.communicate(), 15)
+        _, err = await asyncio.wait_for(proc.communicate(), 40)
     finally:
         if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)
+            await asyncio.wait_for(proc.wait(), 10)
     assert proc.returncode == 0
     text = err.decode()
     assert "<6>resolver.app: stopped" in text  # journald priority prefixes
