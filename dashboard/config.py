@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import zoneinfo
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
+
+from resolver.checks import at_least as _at_least
+from resolver.checks import check as _check
+from resolver.checks import networks as _networks
 
 # Same networks as the resolver's ACL: loopback, RFC 1918, RFC 4193 unique local, link-local.
 DEFAULT_ALLOWED: tuple[str, ...] = (
@@ -24,12 +27,6 @@ DEFAULT_ALLOWED: tuple[str, ...] = (
     "169.254.0.0/16",
     "fe80::/10",
 )
-
-
-def _check(fn: Callable[[Any], Any]) -> dict[str, Any]:
-    # Same shape as resolver.config.schema.check, without importing it (that module will import
-    # this one to nest the section).
-    return {"check": fn}
 
 
 def _listen(text: str) -> str:
@@ -54,17 +51,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _networks(values: tuple[str, ...]) -> tuple[str, ...]:
-    for v in values:
-        try:
-            ipaddress.ip_network(v, strict=False)
-        except ValueError:
-            raise ValueError(
-                f"{v!r} is not a network|write it as 192.168.0.0/16 or fd00::/8"
-            ) from None
-    return values
-
-
 def _timezone(name: str) -> str:
     try:
         zoneinfo.ZoneInfo(name)
@@ -79,15 +65,6 @@ def _token(value: str | None) -> str | None:
     if value is not None and len(value) < 16:
         raise ValueError("token is shorter than 16 characters|use e.g. `openssl rand -hex 16`")
     return value
-
-
-def _at_least(minimum: int) -> Callable[[int], int]:
-    def check(v: int) -> int:
-        if v < minimum:
-            raise ValueError(f"{v} is below the minimum {minimum}|use {minimum} or more")
-        return v
-
-    return check
 
 
 @dataclass(frozen=True, slots=True)

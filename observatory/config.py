@@ -9,25 +9,21 @@ from __future__ import annotations
 import hashlib
 import re
 import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from dashboard.config import (
     DEFAULT_ALLOWED,
     ThresholdsConfig,
-    _networks,
     _timezone,
     _token,
     parse_listen,
 )
+from resolver.checks import at_least as _at_least
+from resolver.checks import check as _check
+from resolver.checks import networks as _networks
 from resolver.observatory_push.config import check_insee
 
 _SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-def _check(fn: Callable[[Any], Any]) -> dict[str, Any]:
-    return {"check": fn}
 
 
 def hash_token(token: str) -> str:
@@ -78,15 +74,6 @@ def _longitude(v: float | None) -> float | None:
     if v is not None and not -180 <= v <= 180:
         raise ValueError(f"{v} is not a longitude|give degrees east, e.g. 4.39")
     return v
-
-
-def _at_least(minimum: int) -> Callable[[int], int]:
-    def check(v: int) -> int:
-        if v < minimum:
-            raise ValueError(f"{v} is below the minimum {minimum}|use {minimum} or more")
-        return v
-
-    return check
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,13 +9,15 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from dashboard.config import DashboardConfig
 from feeds.sources import FeedsConfig
+from resolver.checks import at_least as _at_least
+from resolver.checks import check
+from resolver.checks import networks as _networks
 from resolver.core.steps import Upstream
 from resolver.net.upstream_spec import parse_upstream
 from resolver.observatory_push.config import ObservatoryPushConfig
@@ -94,30 +96,10 @@ def _servers(values: tuple[str, ...]) -> tuple[str, ...]:
     return _plain_servers(values)
 
 
-def _networks(values: tuple[str, ...]) -> tuple[str, ...]:
-    for v in values:
-        try:
-            ipaddress.ip_network(v, strict=False)
-        except ValueError:
-            raise ValueError(
-                f"{v!r} is not a network|write it as 192.168.0.0/16 or fd00::/8"
-            ) from None
-    return values
-
-
 def _positive(v: float) -> float:
     if v <= 0:
         raise ValueError(f"{v} must be greater than 0|give a positive value")
     return v
-
-
-def _at_least(minimum: int) -> Callable[[int], int]:
-    def check(v: int) -> int:
-        if v < minimum:
-            raise ValueError(f"{v} is below the minimum {minimum}|use {minimum} or more")
-        return v
-
-    return check
 
 
 def _ipv4(v: str | None) -> str | None:
@@ -160,10 +142,6 @@ def _zone(v: str) -> str:
 
 def _names(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(_zone(v) for v in values)
-
-
-def check(fn: Callable[[Any], Any]) -> Any:
-    return {"check": fn}
 
 
 # --- sections ---------------------------------------------------------------------------------

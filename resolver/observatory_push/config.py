@@ -10,17 +10,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from resolver.checks import at_least as _at_least
+from resolver.checks import check as _check
 
 # INSEE commune code: 5 characters, digits, or 2A/2B then 3 digits for Corsica.
 _INSEE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$")
-
-
-def _check(fn: Callable[[Any], Any]) -> dict[str, Any]:
-    return {"check": fn}
 
 
 def check_url(text: str) -> str:
@@ -64,15 +61,6 @@ def _positive(v: float) -> float:
     if not v > 0:
         raise ValueError(f"{v} is not positive|give a number of seconds above 0")
     return v
-
-
-def _at_least(minimum: int) -> Callable[[int], int]:
-    def check(v: int) -> int:
-        if v < minimum:
-            raise ValueError(f"{v} is below the minimum {minimum}|use {minimum} or more")
-        return v
-
-    return check
 
 
 @dataclass(frozen=True, slots=True)
