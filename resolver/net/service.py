@@ -18,12 +18,13 @@ from resolver.core.pipeline import Pipeline
 from resolver.core.query import MIN_UDP, MalformedQuery, Query, Transport
 from resolver.core.steps import LOGGED, Drop, Forward, Reply, Verdict
 from resolver.net.upstream_client import UpstreamClient
-from resolver.stages.cache import CacheStage
+from resolver.stages.cache import RENDERED_MAX, CacheStage
 from resolver.stages.rate_limit import RateLimitStage
 
 log = logging.getLogger(__name__)
 
 Pending = tuple[Query, Forward]
+_UDP = Transport.UDP
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,10 @@ class Service:
                         and not entry.blocked
                     ):
                         self._prefetch(fq[0], data, client)
-                    return self._fast_answer(data, fq, entry, client, transport, now)
+                    out = self._fast_answer(data, fq, entry, client, transport, now)
+                    if transport is _UDP:
+                        self._remember(tail, out, entry, fq[2], now)
+                    return out
         try:
             q = query_mod.from_wire(data, client, transport, self.server_payload)
         except MalformedQuery as exc:
@@ -161,6 +165,34 @@ class Service:
         else:
             self.counts[Verdict.CACHED] += 1
         return out
+
+    def _remember(
+        self, tail: bytes, out: bytes, entry: CachedAnswer, question: bytes, now: float
+    ) -> None:
+        """Keep a UDP answer for repeats within this second, if it stays the same until then."""
+        assert self.fast is not None
+        cache = self.fast.cache
+        sec = int(now)
+        if sec != cache.rendered_second:
+            return  # rendered in another second than the memo's (or not from the UDP loop)
+        until = sec + 1
+        if entry.stored_at + entry.ttl < until:
+            return  # expires within the second
+        if (
+            not entry.blocked
+            and self.prefetch is not None
+            and entry.ttl >= _PREFETCH_MIN_TTL
+            and entry.stored_at + entry.ttl * 0.9 < until
+        ):
+            return  # a repeat must reach begin() to start the prefetch
+        memo = cache.rendered
+        if len(memo) >= RENDERED_MAX:
+            memo.clear()
+        event = None
+        if entry.blocked:
+            qtype = (question[-4] << 8) | question[-3]
+            event = (entry.qname, qtype, Verdict.BLOCKED, entry.reason, entry.category)
+        memo[tail] = (out[2:], event)
 
     async def finish(self, pending: Pending) -> bytes | None:
         q, fwd = pending

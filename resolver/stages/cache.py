@@ -9,7 +9,7 @@ commune without answers.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from cachetools import LRUCache
 
@@ -17,6 +17,10 @@ from resolver.core import cached_answer
 from resolver.core.cached_answer import CachedAnswer
 from resolver.core.query import Query
 from resolver.core.steps import CONTINUE, Reply, Step, Verdict
+
+# (answer after its two ID bytes, block-log fields for a blocked answer or None)
+Rendered = tuple[bytes, tuple[str, int, str, str, str] | None]
+RENDERED_MAX: Final = 16384  # distinct query messages remembered; reset when full
 
 
 class CacheStage:
@@ -31,6 +35,14 @@ class CacheStage:
         self.min_ttl = min_ttl
         self.max_ttl = max_ttl
         self.enabled = size > 0
+        # UDP answers as rendered this second, by query message less its ID: a repeat of the
+        # same bytes within the second gets the same answer, so the UDP loop serves it with only
+        # the ID patched (resolver.net.udp). Cleared whenever an entry is replaced or the lists
+        # change, and by the loop when the second changes (TTLs age by the second). Eviction
+        # does not clear it: a memoised entry was read from the cache this second, so it is
+        # among the most recently used and goes only after ``size`` others used since.
+        self.rendered: dict[bytes, Rendered] = {}
+        self.rendered_second = -1
         self.hits = 0
         self.misses = 0
 
@@ -54,14 +66,19 @@ class CacheStage:
 
     def store(self, key: bytes, entry: CachedAnswer) -> None:
         if self.enabled:
-            self.entries[key] = (self.generation, entry)
+            entries = self.entries
+            if key in entries:
+                self.rendered.clear()
+            entries[key] = (self.generation, entry)
 
     def clear(self) -> None:
+        self.rendered.clear()
         self.entries.clear()
 
     def invalidate(self) -> None:
         """The lists changed: nothing cached before is fresh any more (but may serve stale)."""
         self.generation += 1
+        self.rendered.clear()
 
     def decide(self, query: Query, now: float) -> Step:
         entry = self.lookup(query.cache_key, now)

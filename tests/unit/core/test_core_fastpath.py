@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
+import socket
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,9 @@ from resolver.config.loader import load_text
 from resolver.core.cached_answer import from_upstream
 from resolver.core.fastpath import parse_fast
 from resolver.core.query import Transport, from_wire
+from resolver.net.udp import UdpServer
+
+_UDP = Transport.UDP
 
 NOW = 1_800_000_000.0
 TICK = [0.0]  # seconds since NOW; the test moves it so TTLs age as the queries go
@@ -144,3 +150,94 @@ def test_parse_fast_refuses_what_it_does_not_handle() -> None:
     ptr = plain[:12] + b"\xc0\x0c" + plain[-4:]
     assert parse_fast(ptr) is None  # compression in a question
     assert QTYPE.A == 1
+
+
+async def _udp_answers(sock_addr: tuple[str, int], queries: list[bytes]) -> list[bytes | None]:
+    """Send ``queries`` in one burst from one socket; their answers in the same order."""
+    loop = asyncio.get_running_loop()
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.setblocking(False)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    try:
+        ids = {}
+        for n, data in enumerate(queries):
+            qid = n & 0xFFFF
+            ids[qid] = n
+            await loop.sock_sendto(client, qid.to_bytes(2, "big") + data[2:], sock_addr)
+        out: list[bytes | None] = [None] * len(queries)
+        with contextlib.suppress(TimeoutError):
+            for _ in range(len(queries)):
+                data = await asyncio.wait_for(loop.sock_recv(client, 65535), 2.0)
+                n = ids[int.from_bytes(data[:2], "big")]
+                out[n] = queries[n][:2] + data[2:]  # back to the ID the reference used
+        return out
+    finally:
+        client.close()
+
+
+async def test_batched_udp_and_its_answer_memo_give_the_same_bytes(tmp_path: Path) -> None:
+    """Over a real socket: bursts through recvmmsg/sendmmsg, repeats served from the memo of
+    rendered answers, all byte-identical to the full path at the same time."""
+    fast, full = _app(tmp_path / "f", True), _app(tmp_path / "s", False)
+    for app in (fast, full):
+        assert app.rate_limit is not None
+        app.rate_limit.burst = 1e9  # thousands of queries within the fake clock's 1.4 s
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    server = UdpServer(fast.service, sock)
+    if not server.batched:
+        pytest.skip("recvmmsg/sendmmsg are not available on this platform")
+    server.start(asyncio.get_running_loop())
+    # Answers that need no upstream (MX and the like would be forwarded: left out).
+    TICK[0] = 0.0
+    queries = [
+        d for d in _queries() if not isinstance(full.service.begin(d, "127.0.0.1", _UDP), tuple)
+    ]
+    full.service.inflight = 0
+    before = dict(full.service.counts)
+    try:
+        # 0.0 and 0.5: the same second, so the second round comes from the memo; 1.3: a new
+        # second, TTLs one second older, the memo starts again.
+        for tick in (0.0, 0.5, 1.3, 1.4):
+            TICK[0] = tick
+            expected = [full.service.begin(d, "127.0.0.1", _UDP) for d in queries]
+            for start in range(0, len(queries), 100):
+                got = await _udp_answers(sock.getsockname(), queries[start : start + 100])
+                for n, answer in enumerate(got):
+                    assert answer == expected[start + n], (tick, DNSRecord.parse(queries[n]))
+            if tick in (0.5, 1.4):
+                assert len(fast.cache.rendered) > 100  # answered from the memo this round
+    finally:
+        server.close()
+    for verdict in ("blocked", "cached"):
+        assert fast.service.counts[verdict] == full.service.counts[verdict] - before[verdict] > 0
+
+
+async def test_batched_udp_memo_still_applies_the_rate_limit(tmp_path: Path) -> None:
+    lst = tmp_path / "block.txt"
+    lst.write_text("evil.test\n")
+    cfg = load_text(
+        f"state_dir: {tmp_path}\nblocking:\n  lists:\n    - path: {lst}\n"
+        "rate_limit:\n  rate: 1.0\n  burst: 40\n",
+        Config,
+    )
+    app = App(cfg)
+    app.lists.load_now()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    server = UdpServer(app.service, sock)
+    server.start(asyncio.get_running_loop())
+    q = DNSRecord.question("a.evil.test", "A")
+    try:
+        got = await _udp_answers(sock.getsockname(), [bytes(q.pack())] * 100)
+    finally:
+        server.close()
+    answered = sum(1 for a in got if a is not None)
+    # The burst (40 tokens, one refilled per second) and no more, though 38 came from the memo.
+    assert 40 <= answered <= 42
+    assert app.service.counts["blocked"] == answered
+    assert app.service.dropped == 100 - answered
+    assert len(app.cache.rendered) == 1

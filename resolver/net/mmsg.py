@@ -1,0 +1,193 @@
+"""Batched UDP I/O on Linux: recvmmsg(2) and sendmmsg(2) through ctypes.
+
+On a busy resolver most of the CPU goes to the kernel, and a recvfrom/sendto pair per query pays
+the system-call entry twice per answer; these calls read up to a batch of datagrams and send all
+their answers in two calls. The buffers, the message headers and their iovecs are allocated once
+and reused: the hot loop (resolver.net.udp) reads and writes them through flat memoryviews.
+
+Layouts come from ctypes structures (so field offsets are the platform's), and anything that
+does not fit the assumptions (another OS, no recvmmsg in libc, odd alignment) makes ``create``
+return None: the caller then uses plain recvfrom/sendto.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import socket
+import sys
+from collections.abc import Callable
+from typing import Final
+
+BATCH: Final = 64  # datagrams per call
+SLOT: Final = (
+    4096  # bytes per datagram buffer; a larger query is dropped, a larger answer sent alone
+)
+NAME: Final = 28  # sizeof(struct sockaddr_in6), which also holds a sockaddr_in
+MSG_DONTWAIT: Final = 0x40
+MSG_TRUNC: Final = 0x20
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class _Msghdr(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_void_p),
+        ("namelen", ctypes.c_uint32),
+        ("iov", ctypes.c_void_p),
+        ("iovlen", ctypes.c_size_t),
+        ("control", ctypes.c_void_p),
+        ("controllen", ctypes.c_size_t),
+        ("flags", ctypes.c_int),
+    ]
+
+
+class _Mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", _Msghdr), ("len", ctypes.c_uint)]
+
+
+class MmsgBuffers:
+    """One socket's receive and send batches.
+
+    The hot loop uses the flat views: ``u32[i * msg_u32 + len_u32]`` is the length of received
+    datagram i and ``u32[i * msg_u32 + namelen_u32]`` the length of its source address;
+    ``rview[i * SLOT:]`` its bytes, ``names[i * NAME:]`` its address. To answer, copy the answer
+    to ``sview[k * SLOT:]``, set send message k's iovec length
+    (``siov[k * iov_ptr + iovlen_ptr]``), address (``sptr[k * msg_ptr + name_ptr]``: the
+    receive address buffer ``names_at + i * NAME``) and address length
+    (``s32[k * msg_u32 + namelen_u32]``); then ``send(count)`` sends them all.
+    """
+
+    def __init__(
+        self, fd: int, family: int, recvmmsg: Callable[..., int], sendmmsg: Callable[..., int]
+    ) -> None:
+        self.fd = fd
+        self._recvmmsg = recvmmsg
+        self._sendmmsg = sendmmsg
+        self._rbuf = ctypes.create_string_buffer(BATCH * SLOT)
+        self._sbuf = ctypes.create_string_buffer(BATCH * SLOT)
+        self._names = ctypes.create_string_buffer(BATCH * NAME)
+        self._riov = (_Iovec * BATCH)()
+        self._siov = (_Iovec * BATCH)()
+        self._rmsg = (_Mmsghdr * BATCH)()
+        self._smsg = (_Mmsghdr * BATCH)()
+        rbase = ctypes.addressof(self._rbuf)
+        sbase = ctypes.addressof(self._sbuf)
+        self.names_at = ctypes.addressof(self._names)
+        for i in range(BATCH):
+            self._riov[i].base = rbase + i * SLOT
+            self._riov[i].len = SLOT
+            self._siov[i].base = sbase + i * SLOT
+            r = self._rmsg[i].hdr
+            r.name = self.names_at + i * NAME
+            r.namelen = NAME
+            r.iov = ctypes.addressof(self._riov[i])
+            r.iovlen = 1
+            s = self._smsg[i].hdr
+            s.iov = ctypes.addressof(self._siov[i])
+            s.iovlen = 1
+            # A socket's peers all have its family's address size (IPv4 peers of an IPv6
+            # socket come as mapped addresses), so the kernel's receive lengths are this too.
+            s.namelen = 16 if family == socket.AF_INET else NAME
+        self.rmsg_at = ctypes.addressof(self._rmsg)
+        self.smsg_at = ctypes.addressof(self._smsg)
+        msg = ctypes.sizeof(_Mmsghdr)
+        ptr = ctypes.sizeof(ctypes.c_void_p)
+        self.msg_size = msg
+        self.msg_u32 = msg // 4
+        self.len_u32 = _Mmsghdr.len.offset // 4
+        self.namelen_u32 = _Msghdr.namelen.offset // 4
+        self.flags_u32 = _Msghdr.flags.offset // 4
+        self.msg_ptr = msg // ptr
+        self.name_ptr = _Msghdr.name.offset // ptr
+        self.iov_ptr = ctypes.sizeof(_Iovec) // ptr
+        self.iovlen_ptr = _Iovec.len.offset // ptr
+        self.rview = memoryview(self._rbuf).cast("B")
+        self.sview = memoryview(self._sbuf).cast("B")
+        self.names = memoryview(self._names).cast("B")
+        self.names_u32 = self.names.cast("I")
+        self.names_u16 = self.names.cast("H")
+        self.u32 = memoryview(self._rmsg).cast("B").cast("I")
+        self.s32 = memoryview(self._smsg).cast("B").cast("I")
+        self.sptr = memoryview(self._smsg).cast("B").cast("P")
+        self.siov = memoryview(self._siov).cast("B").cast("P")
+
+    def recv(self) -> int:
+        """Datagrams read into the batch (0: none waiting; -1: an error such as a queued ICMP)."""
+        return int(self._recvmmsg(self.fd, self.rmsg_at, BATCH, MSG_DONTWAIT, None))
+
+    def send(self, k: int) -> int:
+        """Send messages 0..k-1; return how many could not be sent (a full buffer drops them)."""
+        sent = 0
+        failed = 0
+        while sent < k:
+            r = int(self._sendmmsg(self.fd, self.smsg_at + sent * self.msg_size, k - sent, 0))
+            if r <= 0:
+                # The first unsent message failed (full buffer, vanished client): UDP drops it,
+                # the client retries; go on with the rest.
+                failed += 1
+                sent += 1
+            else:
+                sent += r
+        return failed
+
+    def source(self, i: int) -> tuple[str, tuple[str, int] | tuple[str, int, int, int]] | None:
+        """The client text and the address tuple of datagram i (None for an unknown family)."""
+        base = i * NAME
+        family = self.names_u16[base // 2]
+        raw = bytes(self.names[base : base + NAME])
+        port = (raw[2] << 8) | raw[3]
+        if family == socket.AF_INET:
+            host = socket.inet_ntoa(raw[4:8])
+            return host, (host, port)
+        if family == socket.AF_INET6:
+            host = socket.inet_ntop(socket.AF_INET6, raw[8:24])
+            flow = int.from_bytes(raw[4:8], "big")
+            scope = int.from_bytes(raw[24:28], sys.byteorder)
+            text = host
+            if scope:
+                try:
+                    text = f"{host}%{socket.if_indextoname(scope)}"
+                except OSError:
+                    text = f"{host}%{scope}"
+            return text, (text, port, flow, scope)
+        return None
+
+
+def create(sock: socket.socket) -> MmsgBuffers | None:
+    """Batches for ``sock``, or None where recvmmsg/sendmmsg cannot be used."""
+    if not sys.platform.startswith("linux") or sock.family not in (
+        socket.AF_INET,
+        socket.AF_INET6,
+    ):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        recvmmsg = libc.recvmmsg
+        sendmmsg = libc.sendmmsg
+    except (OSError, AttributeError):
+        return None
+    recvmmsg.argtypes = [
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_uint,
+        ctypes.c_int,
+        ctypes.c_void_p,
+    ]
+    recvmmsg.restype = ctypes.c_int
+    sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    sendmmsg.restype = ctypes.c_int
+    ptr = ctypes.sizeof(ctypes.c_void_p)
+    if (
+        ctypes.sizeof(ctypes.c_size_t) != ptr  # lengths are written through pointer-sized views
+        or ctypes.sizeof(_Mmsghdr) % ptr
+        or _Mmsghdr.len.offset % 4
+        or _Msghdr.namelen.offset % 4
+        or _Msghdr.name.offset % ptr
+        or _Iovec.len.offset % ptr
+        or NAME % 4
+    ):
+        return None
+    return MmsgBuffers(sock.fileno(), sock.family, recvmmsg, sendmmsg)
