@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import ipaddress
 import logging
 import signal
 import socket
 import time
+from typing import Final
 
 from resolver.blocklist_holder import ListsHolder
 from resolver.blocklog.writer import BlockLogWriter
@@ -264,12 +266,34 @@ class App:
         pending += [t for c in list(self.tcp_limits.connections) for t in c.tasks]
         if pending:
             await asyncio.wait(pending, timeout=drain)
+        # Cache misses forwarded with callbacks (Service.forward) have no task to wait for.
+        until = time.monotonic() + drain
+        while self.service.inflight > 0 and time.monotonic() < until:  # noqa: ASYNC110 -- a counter, no event to wait on
+            await asyncio.sleep(0.01)
         for udp in self.udp:
             udp.close()
         for conn in list(self.tcp_limits.connections):
             conn.close()
         await self.upstream.close()
         await asyncio.to_thread(self.blocklog.close)
+
+
+# Young-generation size before the cyclic GC runs (CPython's default is 700). A query waiting for
+# its upstream lives for milliseconds: with the default, a busy server's collections catch
+# thousands of them in flight, promote them to the old generation, and that triggers full
+# collections over the whole answer cache (measured: a fifth of the CPU of a cache miss). With a
+# larger young generation they die before any collection sees them.
+GC_YOUNG: Final = 50_000
+
+
+def _tune_gc() -> None:
+    """Once started: freeze what start-up built, and collect the young generation less often."""
+    gc.collect()
+    # Start-up objects (modules, config, lists) live as long as the process: out of every
+    # future collection's way.
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG, older, oldest)
 
 
 def _log_pusher_end(task: asyncio.Task[None]) -> None:
@@ -342,6 +366,7 @@ async def serve(
             )
         )
         push_task.add_done_callback(_log_pusher_end)
+    _tune_gc()
     if ready is not None:
         ready.set()
     await stop.wait()

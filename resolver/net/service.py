@@ -194,6 +194,33 @@ class Service:
             event = (entry.qname, qtype, Verdict.BLOCKED, entry.reason, entry.category)
         memo[tail] = (out[2:], event)
 
+    def forward(self, pending: Pending, deliver: Callable[[bytes], None]) -> bool:
+        """Forward ``pending`` with callbacks, no task: True if taken, False to use finish().
+
+        ``deliver`` gets the answer (not called when there is nothing to send). The cheap way
+        a cache miss goes; finish() stays for what needs waiting logic (serve-stale).
+        """
+        q, fwd = pending
+        if self._stale_entry(q, fwd, self.clock()) is not None:
+            return False
+
+        def done(response: bytes | None) -> None:
+            now = self.clock()
+            try:
+                out = self._send(q, self.pipeline.complete(q, fwd, response, now), now)
+            except Exception:
+                out = self._bug(q)
+            finally:
+                self.inflight -= 1
+            deliver(out)
+
+        try:
+            self.upstream.exchange_soon(q, fwd.servers, done)
+        except Exception:
+            self.inflight -= 1
+            deliver(self._bug(q))
+        return True
+
     async def finish(self, pending: Pending) -> bytes | None:
         q, fwd = pending
         try:

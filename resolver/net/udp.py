@@ -211,12 +211,16 @@ class UdpServer:
                 return
 
     def _wait(self, pending: Any, addr: Any) -> None:
+        if self.service.forward(pending, lambda out: self._send(out, addr)):
+            return
         assert self._loop is not None
         task = self._loop.create_task(self._finish(pending, addr))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
     def _send(self, out: bytes, addr: Any) -> None:
+        if self._closed:
+            return
         try:
             self.sock.sendto(out, addr)
         except OSError:

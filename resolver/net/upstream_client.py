@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
-import secrets
+import os
+import select
+import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from resolver.core import wire
 from resolver.core.query import DEFAULT_UDP_PAYLOAD, Query
@@ -22,6 +26,11 @@ from resolver.net.upstream_https import HttpsUpstream
 from resolver.net.upstream_tls import TlsUpstream
 from resolver.stats import LATENCY_BUCKETS
 
+# Answers that say this server cannot help with this name (another may). Not a health failure:
+# SERVFAIL is often the name's fault (broken DNSSEC, dead authoritative).
+_TRY_ANOTHER = frozenset((wire.SERVFAIL, wire.REFUSED, wire.NOTIMP, wire.FORMERR))
+# Non-blocking from creation: one ioctl less per upstream query.
+_DGRAM_NONBLOCK = socket.SOCK_DGRAM | getattr(socket, "SOCK_NONBLOCK", 0)
 _MAX_BACKOFF = 60.0  # seconds a failing upstream is set aside at most
 
 log = logging.getLogger(__name__)
@@ -54,19 +63,96 @@ def matches(resp: bytes, sent: bytes) -> bool:
     )
 
 
-class _UdpExchange(asyncio.DatagramProtocol):
-    def __init__(self, sent: bytes, done: asyncio.Future[bytes]) -> None:
-        self.sent = sent
-        self.done = done
+# What an exchange does with its outcome: the matching answer, or None (timeout, ICMP error).
+OnAnswer = Callable[[bytes | None], None]
 
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        # The socket is connected, so the kernel already dropped datagrams from other addresses.
-        if not self.done.done() and matches(data, self.sent):
-            self.done.set_result(data)
 
-    def error_received(self, exc: Exception) -> None:
-        if not self.done.done():
-            self.done.set_exception(exc)  # ICMP port unreachable: fail over at once
+class _UdpWaiters:
+    """Upstream UDP sockets awaiting their answer, in one epoll set the loop watches.
+
+    Each query has its own socket (a fresh random source port, RFC 5452), but registering each
+    with the event loop costs uvloop a dozen system calls (poll handle, epoll add/modify/delete,
+    fork checks); in our own epoll set it is one, and closing the socket removes it. The outcome
+    goes to a plain callback, so a cache miss needs no task or coroutine of its own.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.epoll = select.epoll()
+        # fd -> (socket, query sent, callback, timeout handle)
+        self.waiting: dict[int, tuple[socket.socket, bytes, OnAnswer, asyncio.TimerHandle]] = {}
+        loop.add_reader(self.epoll.fileno(), self._ready)
+
+    def send(self, host: str, port: int, sent: bytes, wait: float, on_answer: OnAnswer) -> None:
+        """Send ``sent`` from a new socket; ``on_answer`` gets the outcome, exactly once, later.
+
+        Raises OSError if it cannot even be sent (then ``on_answer`` is never called).
+        """
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, _DGRAM_NONBLOCK)
+        try:
+            # Connected: the kernel drops datagrams from any other address, and reports an ICMP
+            # port unreachable as an error on the socket, so we fail over at once.
+            sock.connect((host, port))
+            sock.send(sent)
+            fd = sock.fileno()
+            self.epoll.register(fd, select.EPOLLIN)
+        except BaseException:
+            sock.close()
+            raise
+        timer = self.loop.call_later(wait, self._expire, fd)
+        self.waiting[fd] = (sock, sent, on_answer, timer)
+
+    def _done(self, fd: int, answer: bytes | None) -> None:
+        sock, _, on_answer, timer = self.waiting.pop(fd)
+        timer.cancel()
+        sock.close()  # which also takes it out of the epoll set
+        on_answer(answer)
+
+    def _expire(self, fd: int) -> None:
+        if fd in self.waiting:
+            self._done(fd, None)
+
+    def _ready(self) -> None:
+        waiting = self.waiting
+        for fd, _ in self.epoll.poll(0, 256):
+            w = waiting.get(fd)
+            if w is None:
+                continue
+            sock, sent = w[0], w[1]
+            for _ in range(16):  # bounded: a flood of foreign datagrams cannot hold the loop
+                try:
+                    data = sock.recv(65535)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    self._done(fd, None)  # e.g. ICMP port unreachable: fail over at once
+                    break
+                if matches(data, sent):
+                    self._done(fd, data)
+                    break
+
+    def close(self) -> None:
+        for fd in list(self.waiting):
+            self._done(fd, None)
+        with contextlib.suppress(Exception):  # the loop may be closed already
+            self.loop.remove_reader(self.epoll.fileno())
+        self.epoll.close()
+
+
+class _RandomIds:
+    """Query IDs from the system's CSPRNG, read 4 KiB at a time instead of once per query."""
+
+    def __init__(self) -> None:
+        self._ids = memoryview(os.urandom(4096)).cast("H")
+        self._next = 0
+
+    def next(self) -> int:
+        n = self._next
+        if n >= len(self._ids):
+            self._ids = memoryview(os.urandom(4096)).cast("H")
+            n = 0
+        self._next = n + 1
+        return self._ids[n]
 
 
 @dataclass(slots=True)
@@ -100,6 +186,11 @@ class UpstreamClient:
         self.health: dict[Upstream, Health] = {}
         # One long-lived DNS-over-TLS connection or HTTPS session per encrypted upstream.
         self.encrypted: dict[Upstream, TlsUpstream | HttpsUpstream] = {}
+        self._waiters: _UdpWaiters | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._ids = _RandomIds()
         self.failures = 0
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
@@ -133,17 +224,91 @@ class UpstreamClient:
         h.answered += 1
         self._observe(rtt)
 
-    async def exchange(self, query: Query, servers: Sequence[Upstream]) -> bytes | None:
-        loop = asyncio.get_running_loop()
+    def exchange_soon(
+        self, query: Query, servers: Sequence[Upstream], on_answer: OnAnswer
+    ) -> asyncio.Task[None] | None:
+        """``exchange`` with the outcome to a callback: the common first try without a task.
+
+        The first try, to the best server if it is plain UDP, is a socket and a callback; only
+        when it fails (timeout, error, truncation, a refusing rcode) does the rest of the
+        failover run as ``exchange`` in a task, which is then returned (None otherwise).
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
         start = loop.time()
         deadline = start + self.total_timeout
         order = self.order(servers, start)
-        # Each server twice at most: a lost datagram deserves one retry.
-        for server in order + order:
+        tries = order + order  # each server twice at most, as in exchange()
+        server = order[0]
+        if server.kind == "udp":
+            sent = build_upstream_query(query, self._ids.next())
+
+            def first(resp: bytes | None) -> None:
+                if self._closing:
+                    on_answer(None)
+                    return
+                now = loop.time()
+                rest = tries[1:]
+                if resp is None:
+                    self._failed(server, now)
+                else:
+                    flags = HEADER.unpack_from(resp)[1]
+                    if not flags & wire.TC and (flags & wire.RCODE_MASK) not in _TRY_ANOTHER:
+                        self._answered(server, now - start)
+                        on_answer(resp)
+                        return
+                    if flags & wire.TC:
+                        rest = tries  # the same server again, over TCP this time
+                self._keep(self._exchange_then(query, on_answer, rest, deadline))
+
+            try:
+                self._waiters_for(loop).send(
+                    server.host, server.port, sent, min(self.timeout, self.total_timeout), first
+                )
+                return None
+            except OSError:
+                self._failed(server, start)
+                return self._keep(self._exchange_then(query, on_answer, tries[1:], deadline))
+        return self._keep(self._exchange_then(query, on_answer, tries, deadline))
+
+    async def _exchange_then(
+        self, query: Query, on_answer: OnAnswer, tries: list[Upstream], deadline: float
+    ) -> None:
+        on_answer(await self.exchange(query, tries, tries=tries, deadline=deadline))
+
+    def _keep(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def exchange(
+        self,
+        query: Query,
+        servers: Sequence[Upstream],
+        *,
+        tries: list[Upstream] | None = None,
+        deadline: float | None = None,
+    ) -> bytes | None:
+        """The first good answer of the servers, tried best first, each twice at most.
+
+        ``tries``: the servers left to try, in order, when ``exchange_soon`` made the first
+        try; ``deadline``: loop time, by default ``total_timeout`` from now.
+        """
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        if deadline is None:
+            deadline = start + self.total_timeout
+        if tries is None:
+            order = self.order(servers, start)
+            # Each server twice at most: a lost datagram deserves one retry.
+            tries = order + order
+        for server in tries:
             remaining = deadline - loop.time()
             if remaining <= 0.005:
                 break
-            sent = build_upstream_query(query, secrets.randbits(16))
+            sent = build_upstream_query(query, self._ids.next())
             t0 = loop.time()
             try:
                 if server.kind != "udp":
@@ -161,7 +326,7 @@ class UpstreamClient:
                 self._failed(server, loop.time())
                 continue
             rcode = HEADER.unpack_from(resp)[1] & wire.RCODE_MASK
-            if rcode in (wire.SERVFAIL, wire.REFUSED, wire.NOTIMP, wire.FORMERR):
+            if rcode in _TRY_ANOTHER:
                 # This server cannot help with this name; another may. Not a health failure:
                 # SERVFAIL is often the name's fault (broken DNSSEC, dead authoritative).
                 continue
@@ -187,7 +352,11 @@ class UpstreamClient:
         return transport
 
     async def close(self) -> None:
-        """Close the encrypted upstreams' connections."""
+        """Close the encrypted upstreams' connections (and our epoll set)."""
+        self._closing = True
+        if self._waiters is not None:
+            self._waiters.close()
+            self._waiters = None
         transports = list(self.encrypted.values())
         self.encrypted.clear()
         for transport in transports:
@@ -197,17 +366,25 @@ class UpstreamClient:
         self.latency_sum += seconds
         self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
 
+    def _waiters_for(self, loop: asyncio.AbstractEventLoop) -> _UdpWaiters:
+        waiters = self._waiters
+        if waiters is None or waiters.loop is not loop:
+            waiters = self._waiters = _UdpWaiters(loop)
+        return waiters
+
     async def _udp(self, server: Upstream, sent: bytes, wait: float) -> bytes:
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[bytes] = loop.create_future()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpExchange(sent, done), remote_addr=(server.host, server.port)
-        )
-        try:
-            transport.sendto(sent)
-            return await asyncio.wait_for(done, wait)
-        finally:
-            transport.close()
+        done: asyncio.Future[bytes | None] = loop.create_future()
+
+        def on_answer(answer: bytes | None) -> None:
+            if not done.done():
+                done.set_result(answer)
+
+        self._waiters_for(loop).send(server.host, server.port, sent, wait, on_answer)
+        answer = await done
+        if answer is None:
+            raise TimeoutError
+        return answer
 
     async def _tcp(self, server: Upstream, sent: bytes, wait: float) -> bytes:
         async with asyncio.timeout(wait):
