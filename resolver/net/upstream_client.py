@@ -78,10 +78,12 @@ class _UdpWaiters:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.epoll = select.epoll()
+        # Elsewhere than Linux (a developer's laptop), each socket goes to the loop itself.
+        self.epoll = select.epoll() if hasattr(select, "epoll") else None
         # fd -> (socket, query sent, callback, timeout handle)
         self.waiting: dict[int, tuple[socket.socket, bytes, OnAnswer, asyncio.TimerHandle]] = {}
-        loop.add_reader(self.epoll.fileno(), self._ready)
+        if self.epoll is not None:
+            loop.add_reader(self.epoll.fileno(), self._ready)
 
     def send(self, host: str, port: int, sent: bytes, wait: float, on_answer: OnAnswer) -> None:
         """Send ``sent`` from a new socket; ``on_answer`` gets the outcome, exactly once, later.
@@ -95,7 +97,10 @@ class _UdpWaiters:
             sock.connect((host, port))
             sock.send(sent)
             fd = sock.fileno()
-            self.epoll.register(fd, select.EPOLLIN)
+            if self.epoll is not None:
+                self.epoll.register(fd, select.EPOLLIN)
+            else:
+                self.loop.add_reader(fd, self._readable, fd)
         except BaseException:
             sock.close()
             raise
@@ -105,6 +110,8 @@ class _UdpWaiters:
     def _done(self, fd: int, answer: bytes | None) -> None:
         sock, _, on_answer, timer = self.waiting.pop(fd)
         timer.cancel()
+        if self.epoll is None:
+            self.loop.remove_reader(fd)
         sock.close()  # which also takes it out of the epoll set
         on_answer(answer)
 
@@ -113,30 +120,34 @@ class _UdpWaiters:
             self._done(fd, None)
 
     def _ready(self) -> None:
-        waiting = self.waiting
+        assert self.epoll is not None
         for fd, _ in self.epoll.poll(0, 256):
-            w = waiting.get(fd)
-            if w is None:
-                continue
-            sock, sent = w[0], w[1]
-            for _ in range(16):  # bounded: a flood of foreign datagrams cannot hold the loop
-                try:
-                    data = sock.recv(65535)
-                except BlockingIOError:
-                    break
-                except OSError:
-                    self._done(fd, None)  # e.g. ICMP port unreachable: fail over at once
-                    break
-                if matches(data, sent):
-                    self._done(fd, data)
-                    break
+            self._readable(fd)
+
+    def _readable(self, fd: int) -> None:
+        w = self.waiting.get(fd)
+        if w is None:
+            return
+        sock, sent = w[0], w[1]
+        for _ in range(16):  # bounded: a flood of foreign datagrams cannot hold the loop
+            try:
+                data = sock.recv(65535)
+            except BlockingIOError:
+                return
+            except OSError:
+                self._done(fd, None)  # e.g. ICMP port unreachable: fail over at once
+                return
+            if matches(data, sent):
+                self._done(fd, data)
+                return
 
     def close(self) -> None:
         for fd in list(self.waiting):
             self._done(fd, None)
-        with contextlib.suppress(Exception):  # the loop may be closed already
-            self.loop.remove_reader(self.epoll.fileno())
-        self.epoll.close()
+        if self.epoll is not None:
+            with contextlib.suppress(Exception):  # the loop may be closed already
+                self.loop.remove_reader(self.epoll.fileno())
+            self.epoll.close()
 
 
 class _RandomIds:
