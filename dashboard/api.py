@@ -197,6 +197,7 @@ def blocks_json(p: BlocksPage, cfg: DashboardConfig, lang: Lang) -> JSON:
         "day": p.day.isoformat(),
         "timezone": cfg.timezone,
         "total": p.total,
+        "rows": p.rows,
         "page": p.page,
         "pages": p.pages,
         "page_size": p.page_size,
@@ -214,6 +215,12 @@ def blocks_json(p: BlocksPage, cfg: DashboardConfig, lang: Lang) -> JSON:
                 "kind": b.kind,
                 "category": b.category,
                 "category_label": i18n.category_label(lang, b.category),
+                "count": b.count,
+                # "×3" beside the name when the row stands for several identical queries.
+                "count_text": i18n.text(lang, "times", count=b.count) if b.count > 1 else "",
+                "count_title": (
+                    i18n.text(lang, "times_title", count=b.count) if b.count > 1 else ""
+                ),
             }
             for b in p.items
         ],

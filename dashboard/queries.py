@@ -1,5 +1,9 @@
 """Read-only SQL on the block log. Every query is parameterised and bounded (a time window and
 a LIMIT); callers run these on a worker thread, never on the event loop.
+
+A row of ``blocks`` stands for ``count`` identical queries (same machine, name, type, verdict,
+reason, category, within one write window of the resolver, ``ts`` the first's): every figure of
+blocks sums ``count``; only paging counts rows.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class BlockRow:
     verdict: str
     reason: str
     category: str
+    count: int  # identical queries this row stands for
 
     @property
     def kind(self) -> Kind:
@@ -73,7 +78,7 @@ class ClientCount:
 def counts_by_category(conn: sqlite3.Connection, start: float, end: float) -> list[CategoryCount]:
     """Blocks in [start, end) by family and category, largest first."""
     rows = conn.execute(
-        f"SELECT {_KIND_SQL} AS kind, category, COUNT(*) AS n FROM blocks"  # noqa: S608 -- constant SQL
+        f"SELECT {_KIND_SQL} AS kind, category, SUM(count) AS n FROM blocks"  # noqa: S608 -- constant SQL
         " WHERE ts >= ? AND ts < ? GROUP BY kind, category ORDER BY n DESC, category LIMIT 1000",
         (start, end),
     ).fetchall()
@@ -81,9 +86,9 @@ def counts_by_category(conn: sqlite3.Connection, start: float, end: float) -> li
 
 
 def count_between(conn: sqlite3.Connection, start: float, end: float) -> int:
-    """Blocks in [start, end): an index range count."""
+    """Blocks in [start, end)."""
     n: int = conn.execute(
-        "SELECT COUNT(*) FROM blocks WHERE ts >= ? AND ts < ?", (start, end)
+        "SELECT COALESCE(SUM(count), 0) FROM blocks WHERE ts >= ? AND ts < ?", (start, end)
     ).fetchone()[0]
     return n
 
@@ -97,8 +102,11 @@ def blocks_page(
     client: str | None,
     limit: int,
     offset: int,
-) -> tuple[int, list[BlockRow]]:
-    """(total matching, one page newest first) of the blocks in [start, end)."""
+) -> tuple[int, int, list[BlockRow]]:
+    """(blocks matching, rows matching, one page of rows newest first) in [start, end).
+
+    Pages are pages of rows; the blocks are the sum of their counts.
+    """
     where = "ts >= ? AND ts < ?"
     args: list[object] = [start, end]
     if category:
@@ -107,25 +115,23 @@ def blocks_page(
     if client:
         where += " AND client = ?"
         args.append(client)
-    total: int = conn.execute(
-        f"SELECT COUNT(*) FROM blocks WHERE {where}",  # noqa: S608 -- fixed fragments, values bound
-        args,
-    ).fetchone()[0]
+    sums = f"SELECT COALESCE(SUM(count), 0), COUNT(*) FROM blocks WHERE {where}"  # noqa: S608 -- fixed fragments
+    total, matching = conn.execute(sums, args).fetchone()
     sql = (
-        "SELECT id, ts, client, qname, qtype, verdict, reason, category FROM blocks"  # noqa: S608 -- fixed fragments
+        "SELECT id, ts, client, qname, qtype, verdict, reason, category, count FROM blocks"  # noqa: S608 -- fixed fragments
         f" WHERE {where} ORDER BY ts DESC, id DESC LIMIT ? OFFSET ?"
     )
     rows = conn.execute(
         sql,
         [*args, limit, offset],
     ).fetchall()
-    return total, [BlockRow(*row) for row in rows]
+    return total, matching, [BlockRow(*row) for row in rows]
 
 
 def top_names(conn: sqlite3.Connection, start: float, end: float, limit: int) -> list[NameCount]:
     """The most blocked names in [start, end)."""
     rows = conn.execute(
-        "SELECT qname, COUNT(*) AS n, MAX(category) FROM blocks WHERE ts >= ? AND ts < ?"
+        "SELECT qname, SUM(count) AS n, MAX(category) FROM blocks WHERE ts >= ? AND ts < ?"
         " GROUP BY qname ORDER BY n DESC, qname LIMIT ?",
         (start, end, limit),
     ).fetchall()
@@ -137,14 +143,14 @@ def top_clients(
 ) -> list[ClientCount]:
     """The machines with the most blocks in [start, end), each with its main category."""
     clients = conn.execute(
-        "SELECT client, COUNT(*) AS n FROM blocks WHERE ts >= ? AND ts < ?"
+        "SELECT client, SUM(count) AS n FROM blocks WHERE ts >= ? AND ts < ?"
         " GROUP BY client ORDER BY n DESC, client LIMIT ?",
         (start, end, limit),
     ).fetchall()
     result = []
     for client, n in clients:
         kind, category, c = conn.execute(
-            f"SELECT {_KIND_SQL} AS kind, category, COUNT(*) AS c FROM blocks"  # noqa: S608 -- constant SQL
+            f"SELECT {_KIND_SQL} AS kind, category, SUM(count) AS c FROM blocks"  # noqa: S608 -- constant SQL
             " WHERE client = ? AND ts >= ? AND ts < ?"
             " GROUP BY kind, category ORDER BY c DESC, category LIMIT 1",
             (client, start, end),
@@ -154,7 +160,7 @@ def top_clients(
 
 
 def losses(conn: sqlite3.Connection) -> dict[str, int]:
-    """Block events lost since the log was created: queue full, write failed."""
+    """Blocks lost since the log was created: queue full, write failed."""
     rows = conn.execute(
         "SELECT name, value FROM counters WHERE name IN (?, ?)", (QUEUE_DROPPED, WRITE_FAILED)
     ).fetchall()
@@ -185,7 +191,7 @@ def utc_day_counts(conn: sqlite3.Connection, first: str, last: str) -> dict[str,
 def categories_between(conn: sqlite3.Connection, start: float, end: float) -> dict[str, int]:
     """Blocks per category in [start, end)."""
     rows = conn.execute(
-        "SELECT category, COUNT(*) FROM blocks WHERE ts >= ? AND ts < ?"
+        "SELECT category, SUM(count) FROM blocks WHERE ts >= ? AND ts < ?"
         " GROUP BY category LIMIT 1000",
         (start, end),
     ).fetchall()
@@ -193,7 +199,7 @@ def categories_between(conn: sqlite3.Connection, start: float, end: float) -> di
 
 
 def oldest_event(conn: sqlite3.Connection) -> float | None:
-    """Unix time of the oldest block event still kept (retention prunes older ones)."""
+    """Unix time of the oldest block row still kept (retention prunes older ones)."""
     ts: float | None = conn.execute("SELECT MIN(ts) FROM blocks").fetchone()[0]
     return ts
 

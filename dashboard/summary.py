@@ -41,14 +41,15 @@ class Summary:
 @dataclass(frozen=True, slots=True)
 class BlocksPage:
     day: dt.date
-    total: int
+    total: int  # blocks matching (a row stands for its count of identical queries)
+    rows: int  # rows matching: what the pages divide
     page: int  # 1-based
     page_size: int
     items: tuple[BlockRow, ...]
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
+        return max(1, -(-self.rows // self.page_size))
 
 
 def load_summary(conn: sqlite3.Connection, cfg: DashboardConfig, now: float) -> Summary:
@@ -105,7 +106,7 @@ def load_blocks(
     size = max(1, min(page_size or cfg.page_size, cfg.max_page_size))
     page = max(1, page)
     start, end = day_bounds(day, cfg.timezone)
-    total, items = queries.blocks_page(
+    total, rows, items = queries.blocks_page(
         conn, start, end, category=category, client=client, limit=size, offset=(page - 1) * size
     )
-    return BlocksPage(day, total, page, size, tuple(items))
+    return BlocksPage(day, total, rows, page, size, tuple(items))

@@ -81,9 +81,13 @@ def _table(
     )
 
 
-def _name_cell(qname: str) -> str:
-    # The tooltip holds the whole name (escaped too); the cell a bounded one.
-    return f'<span class="qname" title="{h(qname, 255)}">{h(qname, NAME_DISPLAY)}</span>'
+def _name_cell(qname: str, times: str = "", times_title: str = "") -> str:
+    # The tooltip holds the whole name (escaped too); the cell a bounded one. ``times`` ("×3")
+    # follows the name when the row stands for several identical queries.
+    cell = f'<span class="qname" title="{h(qname, 255)}">{h(qname, NAME_DISPLAY)}</span>'
+    if times:
+        cell += f' <span class="times" title="{h(times_title, 120)}">{h(times)}</span>'
+    return cell
 
 
 def render_counts(summary: JSON, lang: Lang) -> str:
@@ -146,7 +150,7 @@ def render_page(
         [
             h(b["time"]),
             h(b["client"]),
-            _name_cell(b["qname"]),
+            _name_cell(b["qname"], b["count_text"], b["count_title"]),
             h(b["category_label"]),
             h(b["reason"]),
         ]

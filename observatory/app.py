@@ -47,6 +47,11 @@ MAX_BODY: Final = 4 * 1024 * 1024
 # clock skew are skipped and counted, not stored: they would create partitions for nothing.
 MAX_AGE: Final = 400 * 86_400
 MAX_SKEW: Final = 86_400
+# Payload versions /ingest reads: 1 (one query per event), 2 (each event has a count).
+PAYLOAD_VERSIONS: Final = (1, 2)
+# Most identical queries one event may stand for: a box coalesces one write window (1 s by
+# default), so even a long flood stays far below; the bound keeps sums in PostgreSQL's bigint.
+MAX_COUNT: Final = 1_000_000_000
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -60,8 +65,8 @@ class IngestCounters:
     heartbeat: int = 0
     refused: int = 0  # bad token or INSEE code
     invalid: int = 0  # malformed batch
-    events: int = 0
-    skipped: int = 0  # events outside the accepted time range
+    events: int = 0  # blocked queries stored (an event counts for its count)
+    skipped: int = 0  # blocked queries outside the accepted time range
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +140,8 @@ def _text(value: Any, limit: int, what: str) -> str:
 
 
 def parse_events(raw: Any, *, now: float, tz: str, max_events: int) -> tuple[list[Event], int]:
-    """Validated events of a payload's "events" list and how many were skipped (out of range).
+    """Validated events of a payload's "events" list and how many queries were skipped (out of
+    range). An event without "count" (a box before payload version 2) stands for one query.
 
     Raises BadBatch for anything malformed: the box built it, so it is a bug to report, not data
     to guess at.
@@ -151,10 +157,13 @@ def parse_events(raw: Any, *, now: float, tz: str, max_events: int) -> tuple[lis
             raise BadBatch("an event is not an object")
         ts = item.get("ts")
         qtype = item.get("qtype", 0)
+        count = item.get("count", 1)
         if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
             raise BadBatch("an event's ts is not a number")
         if isinstance(qtype, bool) or not isinstance(qtype, int) or not 0 <= qtype <= 65535:
             raise BadBatch("an event's qtype is not a record type number")
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+            raise BadBatch(f"an event's count is not a whole number from 1 to {MAX_COUNT}")
         event = Event(
             ts=float(ts),
             day=dt.date.min,
@@ -164,9 +173,10 @@ def parse_events(raw: Any, *, now: float, tz: str, max_events: int) -> tuple[lis
             qname=_text(item.get("qname"), MAX_QNAME, "qname"),
             qtype=qtype,
             client=_text(item.get("client"), MAX_CLIENT, "client"),
+            count=count,
         )
         if not now - MAX_AGE <= ts <= now + MAX_SKEW:
-            skipped += 1
+            skipped += count
             continue
         events.append(dataclasses.replace(event, day=local_date(ts, tz)))
     return events, skipped
@@ -188,8 +198,8 @@ async def ingest(request: web.Request) -> web.Response:
         ctx.counters.invalid += 1
         raise web.HTTPBadRequest(text="400: the body is not JSON\n") from None
     try:
-        if not isinstance(payload, dict) or payload.get("version") != 1:
-            raise BadBatch("not a version 1 batch")
+        if not isinstance(payload, dict) or payload.get("version") not in PAYLOAD_VERSIONS:
+            raise BadBatch("not a version 1 or 2 batch")
         if payload.get("insee") != box.insee:
             ctx.counters.refused += 1
             log.warning(
@@ -214,10 +224,11 @@ async def ingest(request: web.Request) -> web.Response:
             tz=ctx.cfg.timezone,
             max_events=ctx.cfg.max_batch_events,
         )
+        queries = sum(e.count for e in events)
         daily = payload.get("daily", [])
         declared = sum(d.get("count", 0) for d in daily if isinstance(d, dict))
-        if declared != len(events) + skipped:
-            raise BadBatch(f"daily counts add up to {declared}, not {len(events) + skipped}")
+        if declared != queries + skipped:
+            raise BadBatch(f"daily counts add up to {declared}, not {queries + skipped}")
         if batch_id is None and events:
             raise BadBatch("events without a batch_id")
     except BadBatch as exc:
@@ -231,7 +242,7 @@ async def ingest(request: web.Request) -> web.Response:
         ctx.counters.heartbeat += 1
     elif stored:
         ctx.counters.stored += 1
-        ctx.counters.events += len(events)
+        ctx.counters.events += queries
         ctx.counters.skipped += skipped
     else:
         ctx.counters.duplicate += 1
@@ -240,7 +251,7 @@ async def ingest(request: web.Request) -> web.Response:
             "batch_id": batch_id,
             "stored": stored and batch_id is not None,
             "duplicate": not stored,
-            "events": len(events) if stored else 0,
+            "events": queries if stored else 0,
             "skipped": skipped if stored else 0,
         }
     )
@@ -533,12 +544,12 @@ class _Collector(Collector):
         yield batches
         yield CounterMetricFamily(
             "parafoudre_observatory_ingest_events",
-            "Events stored since start.",
+            "Blocked queries stored since start (an event counts for its count).",
             value=counters.events,
         )
         yield CounterMetricFamily(
             "parafoudre_observatory_ingest_skipped_events",
-            "Events refused since start for a time too old or in the future.",
+            "Blocked queries refused since start for a time too old or in the future.",
             value=counters.skipped,
         )
 

@@ -23,7 +23,9 @@ DailyRow = tuple[dt.date, str, str, int]  # day, INSEE code, category, count
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One blocked query as a box reported it; ``day`` is its local date at the observatory."""
+    """``count`` identical blocked queries as a box reported them, the first at ``ts``; ``day``
+    is its local date at the observatory. Every figure of blocks sums ``count``.
+    """
 
     ts: float
     day: dt.date
@@ -33,6 +35,7 @@ class Event:
     qname: str
     qtype: int
     client: str  # pseudonym made on the box; the observatory cannot reverse it
+    count: int = 1  # a box before payload version 2 sends one query per event
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +45,7 @@ class Campaign:
     kind: Literal["name", "feed"]
     value: str
     communes: tuple[str, ...]  # INSEE codes, sorted
-    events: int
+    events: int  # blocked queries
 
 
 class Store(Protocol):
@@ -60,10 +63,10 @@ class Store(Protocol):
         """
 
     async def counts_by_commune(self, day: dt.date) -> dict[str, int]:
-        """Events per INSEE code on ``day``."""
+        """Blocked queries per INSEE code on ``day``."""
 
     async def totals(self, first: dt.date, last: dt.date) -> dict[str, int]:
-        """Events per category from ``first`` to ``last`` included, all communes."""
+        """Blocked queries per category from ``first`` to ``last`` included, all communes."""
 
     async def campaigns(self, day: dt.date, min_communes: int, limit: int) -> list[Campaign]:
         """Names, then feeds, blocked in at least ``min_communes`` communes on ``day``."""
@@ -75,7 +78,7 @@ class Store(Protocol):
         """(day, INSEE code, category, count) from ``first`` to ``last``, for the yearly report."""
 
     async def event_count(self) -> int:
-        """Events stored, all time."""
+        """Blocked queries stored, all time (the sum of the events' counts)."""
 
     async def batch_count(self) -> int:
         """Batches stored, all time."""

@@ -19,7 +19,7 @@ import asyncpg
 from observatory.store import Campaign, DailyRow, Event
 from observatory.store_sqlite import daily_counts
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 # pg_advisory_xact_lock key: schema migration and partition creation, one process at a time.
 _LOCK: Final = 0x70617261  # "para"
 
@@ -40,7 +40,8 @@ _SCHEMA: Final = (
         verdict text NOT NULL,
         qname text NOT NULL,
         qtype integer NOT NULL,
-        client text NOT NULL          -- pseudonym made on the box
+        client text NOT NULL,         -- pseudonym made on the box
+        count integer NOT NULL DEFAULT 1  -- identical queries this event stands for
     ) PARTITION BY RANGE (day)""",
     # On the parent: PostgreSQL creates the same index on every partition.
     "CREATE INDEX IF NOT EXISTS events_day_commune ON events (day, commune)",
@@ -57,6 +58,13 @@ _SCHEMA: Final = (
         last_seen timestamptz NOT NULL
     )""",
 )
+# MIGRATIONS[v] takes a database from version v to v + 1, after _SCHEMA (which creates only
+# what is missing). Append; never edit a shipped step.
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    # 1 -> 2: an event stands for ``count`` identical queries (box payload version 2). With a
+    # constant default, PostgreSQL adds the column to every partition without rewriting them.
+    1: ("ALTER TABLE events ADD COLUMN IF NOT EXISTS count integer NOT NULL DEFAULT 1",),
+}
 _EVENT_COLUMNS: Final = (
     "day",
     "ts",
@@ -67,6 +75,7 @@ _EVENT_COLUMNS: Final = (
     "qname",
     "qtype",
     "client",
+    "count",
 )
 _ADD_DAILY: Final = (
     "INSERT INTO daily_counts (day, commune, category, count) VALUES ($1, $2, $3, $4)"
@@ -81,7 +90,7 @@ _SEEN: Final = (
 # count(DISTINCT) would sort the whole day instead; measured 4x slower on 50,000 events a day.
 _CAMPAIGNS: Final = (
     "SELECT {col}, count(*), sum(n)::bigint, array_agg(commune ORDER BY commune)"
-    " FROM (SELECT {col}, commune, count(*) AS n FROM events WHERE day = $1"
+    " FROM (SELECT {col}, commune, sum(count) AS n FROM events WHERE day = $1"
     " GROUP BY {col}, commune) AS pairs"
     " GROUP BY {col} HAVING count(*) >= $2 ORDER BY 2 DESC, 3 DESC, 1 LIMIT $3"
 )
@@ -133,14 +142,18 @@ class PgStore:
                 for statement in _SCHEMA:
                     await conn.execute(statement)
                 found = await conn.fetchval("SELECT max(version) FROM schema_version")
-                if found is None:
-                    await conn.execute(
-                        "INSERT INTO schema_version (version) VALUES ($1)", SCHEMA_VERSION
-                    )
-                elif found > SCHEMA_VERSION:
+                if found is not None and found > SCHEMA_VERSION:
                     raise RuntimeError(
                         f"observatory database has schema v{found}, newer than v{SCHEMA_VERSION}:"
                         " upgrade Parafoudre"
+                    )
+                # A new database (None) got the current schema above; an older one is migrated.
+                for version in range(found or SCHEMA_VERSION, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[version]:
+                        await conn.execute(statement)
+                if found != SCHEMA_VERSION:
+                    await conn.execute(
+                        "INSERT INTO schema_version (version) VALUES ($1)", SCHEMA_VERSION
                     )
         except BaseException:
             await pool.close()
@@ -179,6 +192,7 @@ class PgStore:
                 e.qname,
                 e.qtype,
                 e.client,
+                e.count,
             )
             for e in events
         ]
@@ -249,7 +263,7 @@ class PgStore:
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def event_count(self) -> int:
-        n: int = await self.pool.fetchval("SELECT count(*) FROM events")
+        n: int = await self.pool.fetchval("SELECT coalesce(sum(count), 0)::bigint FROM events")
         return n
 
     async def batch_count(self) -> int:

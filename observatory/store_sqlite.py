@@ -17,7 +17,8 @@ from observatory.store import Campaign, DailyRow, Event
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+# The current schema, created in a new file.
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS batches (
         batch_id TEXT PRIMARY KEY,
@@ -35,7 +36,8 @@ _SCHEMA: Final = (
         verdict TEXT NOT NULL,
         qname TEXT NOT NULL,
         qtype INTEGER NOT NULL,
-        client TEXT NOT NULL        -- pseudonym made on the box
+        client TEXT NOT NULL,       -- pseudonym made on the box
+        count INTEGER NOT NULL DEFAULT 1  -- identical queries this event stands for
     )""",
     "CREATE INDEX IF NOT EXISTS events_day_commune ON events (day, commune)",
     "CREATE INDEX IF NOT EXISTS events_qname_day ON events (qname, day)",
@@ -51,9 +53,14 @@ _SCHEMA: Final = (
         last_seen REAL NOT NULL
     ) WITHOUT ROWID""",
 )
+# MIGRATIONS[v] takes a file from version v to v + 1. Append; never edit a shipped step.
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    # 1 -> 2: an event stands for ``count`` identical queries (box payload version 2).
+    1: ("ALTER TABLE events ADD COLUMN count INTEGER NOT NULL DEFAULT 1",),
+}
 _INSERT_EVENT: Final = (
-    "INSERT INTO events (day, ts, commune, category, reason, verdict, qname, qtype, client)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events (day, ts, commune, category, reason, verdict, qname, qtype, client, count)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _ADD_DAILY: Final = (
     "INSERT INTO daily_counts (day, commune, category, count) VALUES (?, ?, ?, ?)"
@@ -66,16 +73,16 @@ _SEEN: Final = (
 # Two levels: (name, commune) pairs first, then the communes per name (as in store_pg).
 CAMPAIGN_SQL: Final = (
     "SELECT {col}, count(*), sum(n), group_concat(commune) FROM"
-    " (SELECT {col}, commune, count(*) AS n FROM events WHERE day = ? GROUP BY {col}, commune)"
+    " (SELECT {col}, commune, sum(count) AS n FROM events WHERE day = ? GROUP BY {col}, commune)"
     " GROUP BY {col} HAVING count(*) >= ? ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?"
 )
 
 
 def daily_counts(events: Sequence[Event], insee: str) -> list[tuple[dt.date, str, str, int]]:
-    """(day, commune, category, count) of ``events``, sorted (a stable lock order)."""
+    """(day, commune, category, queries) of ``events``, sorted (a stable lock order)."""
     counts: dict[tuple[dt.date, str], int] = {}
     for e in events:
-        counts[e.day, e.category] = counts.get((e.day, e.category), 0) + 1
+        counts[e.day, e.category] = counts.get((e.day, e.category), 0) + e.count
     return [(day, insee, cat, n) for (day, cat), n in sorted(counts.items())]
 
 
@@ -97,14 +104,30 @@ class SqliteStore:
         def connect() -> sqlite3.Connection:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 5000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
+            try:
+                conn.execute("PRAGMA busy_timeout = 5000")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("BEGIN IMMEDIATE")
+                found: int = conn.execute("PRAGMA user_version").fetchone()[0]
+                if found > SCHEMA_VERSION:
+                    raise RuntimeError(
+                        f"observatory database {self.path} has schema v{found}, newer than"
+                        f" v{SCHEMA_VERSION}: upgrade Parafoudre"
+                    )
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                # A new file (0) got the current schema above; an older one is migrated.
+                for version in range(found or SCHEMA_VERSION, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[version]:
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.close()
+                raise
             return conn
 
         self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
@@ -129,6 +152,7 @@ class SqliteStore:
                 e.qname,
                 e.qtype,
                 e.client,
+                e.count,
             )
             for e in events
         ]
@@ -223,7 +247,7 @@ class SqliteStore:
 
     async def event_count(self) -> int:
         def read(conn: sqlite3.Connection) -> int:
-            n: int = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+            n: int = conn.execute("SELECT coalesce(sum(count), 0) FROM events").fetchone()[0]
             return n
 
         return await self._run(read)

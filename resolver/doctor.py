@@ -459,6 +459,16 @@ def _check_blocklog(cfg: Config) -> list[_Result]:
     try:
         conn = open_db(path, readonly=True)
     except SchemaError as exc:
+        if exc.older:
+            # Parafoudre was upgraded but the running service is still the old one.
+            return [
+                _Result(
+                    WARN,
+                    f"block log: {exc}",
+                    "restart the service (`systemctl restart parafoudre`): it migrates the "
+                    "block log when it starts, keeping every row",
+                )
+            ]
         return [_Result(FAIL, f"block log: {exc}", "")]
     except BlockLogError as exc:
         return [

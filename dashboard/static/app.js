@@ -46,11 +46,19 @@
     return img;
   }
 
-  function nameCell(qname) {
+  // The name, and "×3" after it when the row stands for several identical queries.
+  function nameCell(qname, times, timesTitle) {
     const span = el("span", "qname");
     span.textContent = display(qname, NAME_DISPLAY);
     span.title = display(qname, 255);
-    return span;
+    if (!times) return span;
+    const cell = document.createDocumentFragment();
+    cell.appendChild(span);
+    cell.appendChild(document.createTextNode(" "));
+    const count = el("span", "times", times);
+    count.title = display(timesTitle || "", 120);
+    cell.appendChild(count);
+    return cell;
   }
 
   function fillTable(id, rows) {
@@ -152,7 +160,8 @@
     page = b.page;
     body.dataset.page = String(page);
     fillTable("blocks", b.items.map(function (item) {
-      return [item.time, item.client, nameCell(item.qname), item.category_label, item.reason];
+      return [item.time, item.client, nameCell(item.qname, item.count_text, item.count_title),
+              item.category_label, item.reason];
     }));
     setText("page-text", b.page_text, 120);
     const prev = document.getElementById("prev");

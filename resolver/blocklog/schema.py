@@ -15,7 +15,7 @@ from resolver.errors import ParafoudreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 # Names of the rows of the ``counters`` table: cumulative totals across restarts, so the dashboard
 # can show how many block events were lost.
@@ -58,6 +58,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             PRIMARY KEY (day, category)
         ) WITHOUT ROWID""",
     ),
+    # 1 -> 2: identical blocks (same client, qname, qtype, verdict, reason, category) within one
+    # write window share a row: ``count`` is how many queries it stands for, ``ts`` the first's.
+    # Every reader sums ``count``; rows written before the upgrade stand for one query each.
+    ("ALTER TABLE blocks ADD COLUMN count INTEGER NOT NULL DEFAULT 1",),
 )
 
 
@@ -67,6 +71,15 @@ class BlockLogError(ParafoudreError):
 
 class SchemaError(BlockLogError):
     """The block log database has a schema version this code does not support."""
+
+    def __init__(self, message: str, found: int | None = None) -> None:
+        super().__init__(message)
+        self.found = found  # the file's schema version
+
+    @property
+    def older(self) -> bool:
+        """The file is older than this code: the writer migrates it at start, readers wait."""
+        return self.found is not None and self.found < SCHEMA_VERSION
 
 
 def open_db(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -138,7 +151,8 @@ def _open_readonly(path: Path) -> sqlite3.Connection:
         if found < SCHEMA_VERSION:
             raise SchemaError(
                 f"block log {path} has schema v{found}, this code reads v{SCHEMA_VERSION}: "
-                "start the resolver once so it migrates the file"
+                "start the resolver once so it migrates the file",
+                found,
             )
     except BaseException:
         conn.close()
@@ -155,5 +169,6 @@ def _refuse_newer(path: Path, found: int) -> None:
     if found > SCHEMA_VERSION:
         raise SchemaError(
             f"block log {path} has schema v{found}, newer than v{SCHEMA_VERSION} supported by "
-            "this version of Parafoudre: upgrade Parafoudre or give the block log a new file"
+            "this version of Parafoudre: upgrade Parafoudre or give the block log a new file",
+            found,
         )

@@ -303,8 +303,10 @@ class BlockLogConfig:
     path: str = ""
     # Blocks waiting to be written; if it ever fills, the loss is counted and shown.
     queue_size: int = field(default=10000, metadata=check(_at_least(1)))
-    # Written together in one transaction, or after flush_interval seconds.
-    batch_size: int = field(default=500, metadata=check(_at_least(1)))
+    # Blocks are written once every flush_interval seconds, or sooner once batch_size distinct
+    # rows wait. Identical blocks (same machine, name, type, verdict, reason, category) within
+    # one interval share a row with a count: a flood costs one row per name per interval.
+    batch_size: int = field(default=5000, metadata=check(_at_least(1)))
     flush_interval: float = field(default=1.0, metadata=check(_positive))
     # Days of block events kept (400: a yearly report works); daily counts are kept for good.
     retention_days: int = field(default=400, metadata=check(_at_least(1)))

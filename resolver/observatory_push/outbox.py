@@ -39,7 +39,9 @@ from resolver.observatory_push.config import ObservatoryPushConfig
 
 log = logging.getLogger(__name__)
 
-PAYLOAD_VERSION: Final = 1
+# 2: each event carries ``count``, the identical queries its block log row stands for. The
+# observatory reads version 1 (no count: one query per event) and 2.
+PAYLOAD_VERSION: Final = 2
 KEY_BYTES: Final = 32
 # 16 hex digits = 64 bits: enough to tell a commune's machines apart (no collision among a few
 # thousand), too short to be useful as a dictionary key against all of IPv4 from another box.
@@ -67,11 +69,12 @@ _OUTBOX_SCHEMA: Final = (
     "INSERT OR IGNORE INTO state (name, value) VALUES ('cursor', 0)",
 )
 _SELECT_ROWS: Final = (
-    "SELECT id, ts, client, qname, qtype, verdict, reason, category FROM blocks"
+    "SELECT id, ts, client, qname, qtype, verdict, reason, category, count FROM blocks"
     " WHERE id > ? ORDER BY id LIMIT ?"
 )
 
-BlockRow = tuple[int, float, str, str, int, str, str, str]
+# id, ts, client, qname, qtype, verdict, reason, category, count
+BlockRow = tuple[int, float, str, str, int, str, str, str, int]
 
 
 class OutboxError(BlockLogError):
@@ -98,11 +101,12 @@ def build_payload(
     """The JSON document of one batch: its events and their counts per UTC day and category.
 
     Only what was blocked is in the block log, so only that is sent; the client address is
-    replaced by its pseudonym here, and the key stays on the box.
+    replaced by its pseudonym here, and the key stays on the box. An event is one block log row:
+    ``count`` identical queries, the first at ``ts``; the daily counts add up the queries.
     """
     events: list[dict[str, Any]] = []
     daily: dict[tuple[str, str], int] = {}
-    for _id, ts, client, qname, qtype, verdict, reason, category in rows:
+    for _id, ts, client, qname, qtype, verdict, reason, category, count in rows:
         events.append(
             {
                 "ts": ts,
@@ -112,10 +116,11 @@ def build_payload(
                 "qname": qname,
                 "qtype": qtype,
                 "client": pseudonymise(key, client),
+                "count": count,
             }
         )
         k = (utc_day(ts), category)
-        daily[k] = daily.get(k, 0) + 1
+        daily[k] = daily.get(k, 0) + count
     return {
         "version": PAYLOAD_VERSION,
         "batch_id": batch_id,

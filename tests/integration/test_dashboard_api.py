@@ -338,6 +338,93 @@ async def test_losses_are_shown(make_client: Factory, tmp_path: Path) -> None:
     assert re.search(r'<p id="losses" class="losses">Attention : 3 blocages', page)
 
 
+async def test_a_flood_of_identical_blocks_is_one_row_counted_in_full(
+    make_client: Factory, tmp_path: Path
+) -> None:
+    # One machine asks the same phishing name 1,000 times within one write window: the block log
+    # keeps one row with count 1,000, and every figure counts 1,000 blocks.
+    path = tmp_path / "flood.sqlite"
+    start = paris(2026, 3, 10, 10, 0)
+    flood = [
+        event(start + i / 1000, "192.168.1.66", "flood.test", "feed:openphish", "phishing")
+        for i in range(1000)
+    ]
+    others = [
+        event(start + 5, "192.168.1.66", "other.test", "feed:openphish", "phishing"),
+        event(start + 6, "192.168.1.7", "flood.test", "feed:openphish", "phishing"),
+        event(start + 7, "192.168.1.8", "m.test", "feed:urlhaus", "malware"),
+    ]
+    await asyncio.to_thread(fill, path, flood + others)
+    client = await make_client(db_path=path)
+
+    s = await get_json(client, "/api/summary")
+    assert s["total"] == 1003 and s["weather"] == "tornado"
+    assert s["sentence"].startswith("Tornade : 1003 menaces bloquées")
+    assert {c["category"]: c["count"] for k in s["kinds"] for c in k["categories"]} == {
+        "phishing": 1002,
+        "malware": 1,
+    }
+    assert [(n["qname"], n["count"]) for n in s["top_names"]] == [
+        ("flood.test", 1001),
+        ("m.test", 1),
+        ("other.test", 1),
+    ]
+    assert [(c["client"], c["count"]) for c in s["top_clients"]] == [
+        ("192.168.1.66", 1001),
+        ("192.168.1.7", 1),
+        ("192.168.1.8", 1),
+    ]
+    assert s["highlight"]["client"] == "192.168.1.66" and s["highlight"]["count"] == 1001
+
+    blocks = await get_json(client, "/api/blocks?page_size=2")
+    # Pages are pages of rows; the total counts the blocks.
+    assert (blocks["total"], blocks["rows"], blocks["pages"]) == (1003, 4, 2)
+    assert blocks["page_text"] == "Page 1 sur 2 (1003 blocages)"
+    every = (await get_json(client, "/api/blocks"))["items"]
+    assert [(i["qname"], i["client"], i["count"], i["count_text"]) for i in every] == [
+        ("m.test", "192.168.1.8", 1, ""),
+        ("flood.test", "192.168.1.7", 1, ""),
+        ("other.test", "192.168.1.66", 1, ""),
+        ("flood.test", "192.168.1.66", 1000, "×1000"),
+    ]
+    assert every[-1]["time"] == "10:00:00"  # the first of the thousand
+    only = await get_json(client, "/api/blocks?client=192.168.1.66&category=phishing")
+    assert (only["total"], only["rows"]) == (1001, 2)
+
+    history = {d["day"]: d for d in (await get_json(client, "/api/history?days=2"))["days"]}
+    assert history["2026-03-10"]["count"] == 1003
+    assert history["2026-03-10"]["weather"] == "tornado"
+
+    page = await (await client.get("/")).text()
+    assert (
+        '<span class="qname" title="flood.test">flood.test</span> <span class="times" '
+        'title="1000 requêtes identiques, comptées à partir de cette heure">×1000</span>'
+    ) in page
+    assert page.count('class="times"') == 1
+    en = await (await client.get("/", params={"lang": "en"})).text()
+    assert 'title="1000 identical queries, counted from this time">×1000</span>' in en
+
+    metrics = await (await client.get("/metrics")).text()
+    for line in (
+        'parafoudre_blocks_today{category="phishing",kind="feeds"} 1002.0',
+        'parafoudre_blocks_total{category="phishing"} 1002.0',
+        "parafoudre_weather_level 4.0",
+    ):
+        assert line in metrics, line
+
+    out = io.StringIO()
+    assert run_report(path, 2026, "csv", out, DashboardConfig(), now=NOW) == 0
+    march = {r[0]: r for r in csv.reader(io.StringIO(out.getvalue()))}
+    header = march["month"]
+    row = dict(zip(header, march["2026-03"], strict=True))
+    assert (row["phishing"], row["malware"], row["total"], row["tornado"]) == (
+        "1002",
+        "1",
+        "1003",
+        "1",
+    )
+
+
 # --- /metrics -----------------------------------------------------------------------------------
 
 

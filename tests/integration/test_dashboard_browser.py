@@ -207,6 +207,12 @@ async def test_page_in_chromium(base_url: str, tmp_path: Path) -> None:
     assert 'src="/static/rain.svg"' in icon_tag
     assert "13 menaces bloquées depuis minuit" in dom
     assert "6 tentatives vers des sites d'hameçonnage depuis le poste 192.168.1.23" in dom
+    # The five identical phishing blocks are one row, "×5" after the name (drawn by the script
+    # at its refresh, as by the server).
+    assert (
+        '<span class="times" title="5 requêtes identiques, comptées à partir de cette heure">'
+        "×5</span>"
+    ) in dom
     # The hostile name is text: escaped in the DOM, never an element.
     assert html.escape(HOSTILE, quote=False) in dom
     assert "<script>alert(1)</script>" not in dom

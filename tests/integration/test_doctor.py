@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from resolver.app import App
-from resolver.blocklog.schema import open_db
+from resolver.blocklog.schema import MIGRATIONS, open_db
 from resolver.config import Config
 from resolver.doctor import run_doctor
 from tests.conftest import FakeUpstream, make_config, running
@@ -205,6 +205,26 @@ async def test_newer_block_log_schema_fails_clearly(tmp_path: Path, upstream: Fa
     assert code == 1
     fail = lines_with(lines, "FAIL", "block log", str(path), "v99", "upgrade Parafoudre")
     assert fail, lines
+    assert path.read_bytes() == before
+
+
+async def test_block_log_of_the_previous_schema_asks_for_a_restart(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    # Parafoudre upgraded, the service not restarted yet: it migrates the file when it starts.
+    cfg = make_config(tmp_path, upstream.port)
+    path = cfg.blocklog_path()
+    path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    before = path.read_bytes()
+    _, lines = await doctor(with_listen(cfg, f"127.0.0.1:{closed_port()}"))
+    warn = lines_with(lines, "WARN", "block log", "v1", "systemctl restart parafoudre")
+    assert warn, lines
+    assert not lines_with(lines, "FAIL", "block log"), lines
     assert path.read_bytes() == before
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import math
 import sqlite3
@@ -560,3 +561,161 @@ async def test_run_observatory_serves_until_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+# --- counts: a block log row stands for identical queries ---------------------------------------
+
+
+async def test_coalesced_blocks_arrive_with_their_counts_and_are_summed(
+    observatory: RunningObservatory, boxes: list[Box]
+) -> None:
+    montbrison, feurs, _ = boxes
+    # Montbrison: one machine asks a campaign name 1,000 times in one write window (one row,
+    # count 1,000), and another name once. Feurs: the same campaign name 3 times.
+    for i in range(1000):
+        montbrison.writer.offer(
+            BlockEvent(NOW - 300 + i / 1000, "192.168.1.9", HOSTILE, 1, "blocked", "feed:urlhaus",
+                       "malware")
+        )  # fmt: skip
+    montbrison.writer.offer(
+        BlockEvent(NOW - 200, "192.168.1.9", "once.test", 1, "blocked", "feed:local", "malware")
+    )
+    for i in range(3):
+        feurs.writer.offer(
+            BlockEvent(NOW - 100 + i, "192.168.1.4", HOSTILE, 1, "blocked", "feed:urlhaus",
+                       "malware")
+        )  # fmt: skip
+    for box in (montbrison, feurs):
+        assert await asyncio.to_thread(box.writer.flush, 5.0)
+        box.start(base(observatory))
+    await wait_events(observatory, 1004)  # blocked queries, summed over the stored events
+    assert await observatory.store.batch_count() == 2  # 2 rows and 1 row: one batch each
+
+    url = base(observatory)
+    communes = {c["insee"]: c for c in (await get_json(url + "/api/communes"))["communes"]}
+    assert (communes["42147"]["blocks_today"], communes["42147"]["weather"]) == (1001, "tornado")
+    assert (communes["42094"]["blocks_today"], communes["42094"]["weather"]) == (3, "cloudy")
+    totals = await get_json(url + "/api/totals")
+    assert totals["day"]["total"] == totals["year"]["total"] == 1004
+    assert totals["day"]["by_category"] == {"malware": 1004}
+    campaigns = await get_json(url + "/api/campaigns")
+    assert [(c["value"], c["communes"], c["events"]) for c in campaigns["names"]] == [
+        (HOSTILE, ["42094", "42147"], 1003)
+    ]
+    assert [(c["value"], c["events"]) for c in campaigns["feeds"]] == [("feed:urlhaus", 1003)]
+    async with ClientSession(timeout=ClientTimeout(total=5)) as s:
+        async with s.get(url + "/metrics") as r:
+            metrics = await r.text()
+        async with s.get(url + f"/export.csv?year={dt.date.fromtimestamp(NOW).year}") as r:
+            report = await r.text()
+    assert 'parafoudre_observatory_blocks{category="malware",period="day"} 1004.0' in metrics
+    assert "parafoudre_observatory_ingest_events_total 1004.0" in metrics
+    assert sum(int(line.rsplit(",", 1)[1]) for line in report.splitlines()[1:]) == 1004
+
+
+def old_box_batch(events: list[dict[str, Any]], **changes: Any) -> dict[str, Any]:
+    """A batch as a box before counts sent it: version 1, no count, one query per event."""
+    batch: dict[str, Any] = {
+        "version": 1,
+        "batch_id": str(uuid.uuid4()),
+        "commune": "Montbrison",
+        "insee": "42147",
+        "events": events,
+        "daily": [{"day": "2026-01-01", "category": "malware", "count": len(events)}],
+    }
+    batch.update(changes)
+    return batch
+
+
+def old_event(qname: str, **changes: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "ts": NOW - 60,
+        "category": "malware",
+        "reason": "feed:urlhaus",
+        "verdict": "blocked",
+        "qname": qname,
+        "qtype": 1,
+        "client": "0123456789abcdef",
+    }
+    event.update(changes)
+    return event
+
+
+async def test_a_box_without_counts_still_reports(
+    observatory: RunningObservatory, boxes: list[Box]
+) -> None:
+    url = base(observatory) + "/ingest"
+    auth = {"Authorization": f"Bearer {COMMUNES[0].token}"}
+    async with ClientSession(timeout=ClientTimeout(total=5)) as s:
+        batch = old_box_batch([old_event("a.test"), old_event("b.test"), old_event("a.test")])
+        async with s.post(url, json=batch, headers=auth) as r:
+            assert r.status == 200, await r.text()
+            assert (await r.json())["events"] == 3
+        # Daily counts that do not add up are still refused, counts or not.
+        bad = old_box_batch([old_event("c.test")], daily=[])
+        async with s.post(url, json=bad, headers=auth) as r:
+            assert r.status == 400
+        for count in (0, -1, True, "2", 1.5, 10**12):
+            wrong = old_box_batch([old_event("c.test", count=count)], version=2)
+            async with s.post(url, json=wrong, headers=auth) as r:
+                assert r.status == 400, count
+                assert "count" in await r.text()
+    # A current box (version 2, counts) next to the old one.
+    feurs = boxes[1]
+    for _ in range(4):
+        feurs.writer.offer(
+            BlockEvent(NOW - 30, "192.168.1.4", "a.test", 1, "blocked", "feed:urlhaus", "malware")
+        )
+    assert await asyncio.to_thread(feurs.writer.flush, 5.0)
+    feurs.start(base(observatory))
+    await wait_events(observatory, 3 + 4)
+    communes = {c["insee"]: c for c in (await get_json(base(observatory) + "/api/communes"))[
+        "communes"
+    ]}  # fmt: skip
+    assert communes["42147"]["blocks_today"] == 3 and communes["42094"]["blocks_today"] == 4
+    campaigns = await get_json(base(observatory) + "/api/campaigns")
+    assert [(c["value"], c["events"]) for c in campaigns["names"]] == [("a.test", 2 + 4)]
+
+
+async def test_a_v1_postgresql_database_is_migrated_keeping_its_events(
+    pg_cluster: Cluster,
+) -> None:
+    import asyncpg
+
+    from observatory.store import Event
+    from observatory.store_pg import PgStore
+
+    name = f"obs_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_cluster.dsn())
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    today = dt.datetime.fromtimestamp(NOW, zoneinfo.ZoneInfo(TZ)).date()
+    old = Event(NOW, today, "malware", "feed:x", "blocked", "old.test", 1, "c0ffee")
+    store = PgStore(pg_cluster.dsn(name))
+    await store.open()
+    try:
+        assert await store.insert_batch(
+            batch_id=str(uuid.uuid4()), insee="42147", received=NOW, events=[old]
+        )
+        # Turn it back into what Parafoudre with schema v1 left: no count column.
+        await store.pool.execute("ALTER TABLE events DROP COLUMN count")
+        await store.pool.execute("UPDATE schema_version SET version = 1")
+    finally:
+        await store.close()
+
+    store = PgStore(pg_cluster.dsn(name))
+    await store.open()  # migrates
+    try:
+        assert await store.pool.fetchval("SELECT max(version) FROM schema_version") == 2
+        assert await store.pool.fetchval("SELECT count FROM events WHERE qname = 'old.test'") == 1
+        new = dataclasses.replace(old, qname="new.test", count=5)
+        assert await store.insert_batch(
+            batch_id=str(uuid.uuid4()), insee="42147", received=NOW, events=[new]
+        )
+        assert await store.event_count() == 6
+        assert await store.counts_by_commune(today) == {"42147": 6}
+        assert await store.totals(today, today) == {"malware": 6}
+    finally:
+        await store.close()

@@ -42,19 +42,22 @@ def test_key_is_created_once_with_mode_0600(tmp_path: Path) -> None:
 
 def test_payload_carries_pseudonyms_and_daily_counts() -> None:
     rows = [
-        (1, NOW, "192.168.1.20", "evil.test", 1, "blocked", "feed:urlhaus", "malware"),
-        (2, NOW + 1, "192.168.1.21", "leak.test", 16, "exfiltration", "exfil:entropy", "exfil"),
-        (3, NOW + 86_400, "192.168.1.20", "evil.test", 1, "blocked", "feed:urlhaus", "malware"),
+        (1, NOW, "192.168.1.20", "evil.test", 1, "blocked", "feed:urlhaus", "malware", 40),
+        (2, NOW + 1, "192.168.1.21", "leak.test", 16, "exfiltration", "exfil:entropy", "exfil", 1),
+        (3, NOW + 86_400, "192.168.1.20", "evil.test", 1, "blocked", "feed:urlhaus", "malware", 2),
     ]
     payload = build_payload(rows, KEY, batch_id="b", commune="Feurs", insee="42094")
     body = json.dumps(payload)
     assert "192.168.1" not in body
+    assert payload["version"] == 2
     assert payload["events"][0]["client"] == payload["events"][2]["client"]
     assert payload["events"][1]["reason"] == "exfil:entropy"
+    assert [e["count"] for e in payload["events"]] == [40, 1, 2]
+    # The daily counts add up queries, not rows: what the observatory checks a batch against.
     assert payload["daily"] == [
         {"day": "2026-03-08", "category": "exfil", "count": 1},
-        {"day": "2026-03-08", "category": "malware", "count": 1},
-        {"day": "2026-03-09", "category": "malware", "count": 1},
+        {"day": "2026-03-08", "category": "malware", "count": 40},
+        {"day": "2026-03-09", "category": "malware", "count": 2},
     ]
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -85,6 +87,92 @@ def test_parse_events_validates_and_skips_out_of_range_times() -> None:
     for bad in ([dict(good, ts="x")], [dict(good, qname=3)], [good] * 11, {"a": 1}, [1]):
         with pytest.raises(BadBatch):
             parse_events(bad, now=NOW, tz="Europe/Paris", max_events=10)
+
+
+def test_parse_events_reads_counts_and_an_old_box_means_one() -> None:
+    old = {"ts": NOW, "category": "malware", "reason": "feed:x", "qname": "a.test", "client": "c"}
+    new = dict(old, count=1000)
+    late = dict(new, ts=NOW - 500 * 86_400, count=7)
+    events, skipped = parse_events([old, new, late], now=NOW, tz="Europe/Paris", max_events=10)
+    assert [e.count for e in events] == [1, 1000]
+    assert skipped == 7  # queries, not events
+    for bad in (0, -3, True, "2", 2.0, None, 10**10):
+        with pytest.raises(BadBatch, match="count"):
+            parse_events([dict(old, count=bad)], now=NOW, tz="Europe/Paris", max_events=10)
+
+
+async def test_sqlite_store_sums_counts_everywhere(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "obs.sqlite")
+    await store.open()
+    try:
+        flood = dataclasses.replace(ev("shared.test", "feed:urlhaus"), count=1000)
+        assert await store.insert_batch(
+            batch_id="b1", insee="42094", received=NOW, events=[flood, ev("only-feurs.test")]
+        )
+        assert await store.insert_batch(
+            batch_id="b2",
+            insee="42187",
+            received=NOW,
+            events=[dataclasses.replace(ev("shared.test", "feed:urlhaus"), count=2)],
+        )
+        assert await store.event_count() == 1003
+        assert await store.counts_by_commune(DAY) == {"42094": 1001, "42187": 2}
+        assert await store.totals(DAY, DAY) == {"malware": 1003}
+        found = await store.campaigns(DAY, 2, 10)
+        assert [(c.kind, c.value, c.communes, c.events) for c in found] == [
+            ("name", "shared.test", ("42094", "42187"), 1002),
+            ("feed", "feed:urlhaus", ("42094", "42187"), 1002),
+        ]
+        assert await store.daily_rows(DAY, DAY) == [
+            (DAY, "42094", "malware", 1001),
+            (DAY, "42187", "malware", 2),
+        ]
+    finally:
+        await store.close()
+
+
+# The observatory's SQLite events table as schema v1 created it (before counts).
+V1_EVENTS = """CREATE TABLE events (
+    id INTEGER PRIMARY KEY, day TEXT NOT NULL, ts REAL NOT NULL, commune TEXT NOT NULL,
+    category TEXT NOT NULL, reason TEXT NOT NULL, verdict TEXT NOT NULL, qname TEXT NOT NULL,
+    qtype INTEGER NOT NULL, client TEXT NOT NULL
+)"""
+
+
+async def test_sqlite_store_migrates_a_v1_file_keeping_its_events(tmp_path: Path) -> None:
+    path = tmp_path / "obs.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(V1_EVENTS)
+    conn.execute(
+        "INSERT INTO events (day, ts, commune, category, reason, verdict, qname, qtype, client)"
+        " VALUES (?, ?, '42094', 'malware', 'feed:x', 'blocked', 'old.test', 1, 'c0ffee')",
+        (DAY.isoformat(), NOW),
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        new = dataclasses.replace(ev("new.test"), count=5)
+        assert await store.insert_batch(batch_id="b", insee="42094", received=NOW, events=[new])
+        assert await store.event_count() == 6  # the old event counts for one query
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+        assert conn.execute("SELECT qname, count FROM events ORDER BY id").fetchall() == [
+            ("old.test", 1),
+            ("new.test", 5),
+        ]
+        conn.execute("PRAGMA user_version = 99")
+        conn.commit()
+    finally:
+        conn.close()
+    newer = SqliteStore(path)
+    with pytest.raises(RuntimeError, match="v99, newer than v2"):
+        await newer.open()
+    await newer.close()
 
 
 async def test_sqlite_store_is_idempotent_and_detects_campaigns(tmp_path: Path) -> None:

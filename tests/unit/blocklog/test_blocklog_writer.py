@@ -136,8 +136,9 @@ def test_daily_counts_add_up_across_batches_and_split_by_utc_day(
     midnight = (T0 // DAY + 1) * DAY  # the next UTC midnight
     w = make_writer(batch_size=2)
     w.start()
+    # Distinct names: identical events would share a row, counted on its first event's day.
     for ts in (midnight - 1, midnight - 2, midnight - 3, midnight):
-        w.offer(event(ts=ts))
+        w.offer(event(f"n{ts}.example", ts=ts))
     assert w.flush(timeout=WAIT)
     assert daily(db) == {(utc_day(midnight - 1), "malware"): 3, (utc_day(midnight), "malware"): 1}
 
@@ -211,6 +212,161 @@ def test_strings_from_the_network_are_bounded(
     assert odd[0] == "bad\\udcff.example"
 
 
+# Identical events share a row
+
+
+def test_identical_events_in_one_window_become_one_row_with_their_count(
+    db: Path, make_writer: Callable[..., BlockLogWriter]
+) -> None:
+    w = make_writer()
+    w.start()
+    for i in range(1000):
+        assert w.offer(event("flood.example", ts=T0 + i / 1000))
+    assert w.flush(timeout=WAIT)
+    assert rows(db, "SELECT ts, qname, count FROM blocks") == [(T0, "flood.example", 1000)]
+    assert w.written == 1000  # queries, not rows
+    assert daily(db) == {(utc_day(T0), "malware"): 1000}
+
+
+def test_events_that_differ_in_any_field_stay_distinct_rows(
+    db: Path, make_writer: Callable[..., BlockLogWriter]
+) -> None:
+    variants = [
+        event(),
+        event(client="192.0.2.8"),
+        event("other.example"),
+        event(qtype=28),
+        event(verdict="exfiltration"),
+        event(reason="feed:openphish"),
+        event(category="phishing"),
+    ]
+    w = make_writer()
+    w.start()
+    for e in variants:
+        w.offer(e)
+    for e in variants:  # each again, a little later: the time does not split rows
+        w.offer(e._replace(ts=e.ts + 0.5))
+    assert w.flush(timeout=WAIT)
+    found = rows(
+        db,
+        "SELECT client, qname, qtype, verdict, reason, category, count FROM blocks ORDER BY id",
+    )
+    assert found == [(*e[1:7], 2) for e in variants]
+    assert w.written == 14
+
+
+def test_an_event_offered_with_a_count_adds_it(
+    db: Path, make_writer: Callable[..., BlockLogWriter]
+) -> None:
+    w = make_writer()
+    w.start()
+    w.offer(event()._replace(count=5))
+    w.offer(event(ts=T0 + 0.1))
+    assert w.flush(timeout=WAIT)
+    assert rows(db, "SELECT ts, count FROM blocks") == [(T0, 6)]
+    assert sum(daily(db).values()) == 6
+
+
+def test_nothing_is_written_before_the_window_ends_and_flush_commits_it_all(
+    db: Path, make_writer: Callable[..., BlockLogWriter]
+) -> None:
+    w = make_writer(flush_interval=60.0)
+    w.start()
+    assert w.flush(timeout=WAIT)  # the worker now waits for the next window
+    for i in range(10):
+        w.offer(event(ts=T0 + i))
+    time.sleep(0.1)
+    assert rows(db, "SELECT count(*) FROM blocks") == [(0,)]  # one window: nothing yet
+    assert w.flush(timeout=WAIT)  # everything offered before it is committed, at once
+    assert rows(db, "SELECT ts, count FROM blocks") == [(T0, 10)]
+    for i in range(5):
+        w.offer(event(ts=T0 + 20 + i))
+    assert w.flush(timeout=WAIT)  # a flush ends the window: later events start a new row
+    assert rows(db, "SELECT ts, count FROM blocks ORDER BY id") == [(T0, 10), (T0 + 20, 5)]
+    assert w.written == 15
+
+
+def test_identical_events_of_two_windows_are_two_rows(
+    db: Path, make_writer: Callable[..., BlockLogWriter]
+) -> None:
+    w = make_writer(flush_interval=0.05)
+    w.start()
+    w.offer(event())
+    assert wait_until(lambda: rows(db, "SELECT count FROM blocks") == [(1,)])
+    w.offer(event(ts=T0 + 1))
+    w.offer(event(ts=T0 + 2))
+    assert wait_until(lambda: rows(db, "SELECT count FROM blocks ORDER BY id") == [(1,), (2,)])
+
+
+def test_a_window_with_batch_size_distinct_rows_is_committed_at_once(
+    db: Path, make_writer: Callable[..., BlockLogWriter]
+) -> None:
+    w = make_writer(batch_size=10, flush_interval=60.0)
+    w.start()
+    for _ in range(3):  # identical events do not fill the window...
+        w.offer(event("same.example"))
+    for i in range(9):  # ...distinct ones do: the tenth row ends it
+        w.offer(event(f"n{i}.example"))
+    assert wait_until(lambda: rows(db, "SELECT count(*), sum(count) FROM blocks") == [(10, 12)])
+
+
+def test_the_queue_is_drained_under_a_flood_while_one_window_is_open(
+    db: Path, make_writer: Callable[..., BlockLogWriter]
+) -> None:
+    # 100,000 blocks of 1,000 names, offered in bursts as a busy event loop would: the worker
+    # folds them as they come, so the queue stays short and nothing is dropped, although
+    # nothing is committed until the window ends.
+    names = [f"n{i}.flood.example" for i in range(1000)]
+    w = make_writer(queue_size=10_000, flush_interval=60.0)
+    w.start()
+    assert w.flush(timeout=WAIT)
+    longest = 0
+    for burst in range(200):
+        for i in range(500):
+            w.offer(event(names[(burst * 500 + i) % 1000], ts=T0 + burst))
+        longest = max(longest, w.queued)
+        time.sleep(0.001)  # the loop awaits I/O between bursts
+    assert w.dropped == 0
+    assert longest < 10_000
+    assert wait_until(lambda: w.queued < writer_module.DRAIN_EVERY)
+    assert rows(db, "SELECT count(*) FROM blocks") == [(0,)]
+    assert w.flush(timeout=WAIT)
+    assert rows(db, "SELECT count(*), min(count), max(count), sum(count) FROM blocks") == [
+        (1000, 100, 100, 100_000)
+    ]
+    assert w.written == 100_000
+    assert sum(daily(db).values()) == 100_000
+
+
+def test_a_failed_write_counts_the_queries_it_lost(
+    db: Path,
+    make_writer: Callable[..., BlockLogWriter],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opened: list[sqlite3.Connection] = []
+
+    def spy_open_db(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+        conn = open_db(path, readonly=readonly)
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(writer_module, "open_db", spy_open_db)
+    w = make_writer()
+    w.start()
+    assert w.flush(timeout=WAIT)
+    (conn,) = opened
+    conn.execute("PRAGMA query_only = ON")  # every write now fails; the worker is idle
+    for _ in range(100):
+        w.offer(event())
+    assert not w.flush(timeout=WAIT)
+    assert (w.written, w.write_failed) == (0, 100)  # one row, a hundred queries lost
+    conn.execute("PRAGMA query_only = OFF")
+    w.offer(event("after.example"))
+    assert w.flush(timeout=WAIT)
+    assert counters(db)["write_failed"] == 100
+    assert rows(db, "SELECT qname, count FROM blocks") == [("after.example", 1)]
+
+
 # Closing and counters
 
 
@@ -274,7 +430,7 @@ def test_an_empty_v0_file_is_migrated(db: Path) -> None:
     assert counters(db) == {"queue_dropped": 0, "write_failed": 0}
 
 
-def test_reopening_an_existing_v1_database_keeps_its_data(
+def test_reopening_an_existing_database_keeps_its_data(
     db: Path, make_writer: Callable[..., BlockLogWriter]
 ) -> None:
     w = make_writer()
@@ -290,6 +446,41 @@ def test_reopening_an_existing_v1_database_keeps_its_data(
         ("bad.example",),
         ("second.example",),
     ]
+
+
+def test_a_v1_block_log_migrates_to_v2_keeping_its_rows(
+    db: Path, make_writer: Callable[..., BlockLogWriter]
+) -> None:
+    db.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db, isolation_level=None)
+    for statement in MIGRATIONS[0]:  # the block log as Parafoudre with schema v1 left it
+        conn.execute(statement)
+    conn.executemany(
+        "INSERT INTO blocks (ts, client, qname, qtype, verdict, reason, category)"
+        " VALUES (?, '192.0.2.7', ?, 1, 'blocked', 'feed:urlhaus', 'malware')",
+        [(T0 - 60, "bad.example"), (T0 - 30, "bad.example"), (T0 - 10, "old.example")],
+    )
+    conn.execute("INSERT INTO daily_counts VALUES (?, 'malware', 3)", (utc_day(T0 - 60),))
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with pytest.raises(SchemaError, match="v1, this code reads v2") as info:
+        open_db(db, readonly=True)  # readers wait for the writer to migrate it
+    assert info.value.older
+
+    w = make_writer()
+    w.start()
+    for _ in range(4):
+        w.offer(event())
+    assert w.flush(timeout=WAIT)
+    assert rows(db, "PRAGMA user_version") == [(2,)]
+    assert rows(db, "SELECT ts, qname, count FROM blocks ORDER BY id") == [
+        (T0 - 60, "bad.example", 1),
+        (T0 - 30, "bad.example", 1),
+        (T0 - 10, "old.example", 1),
+        (T0, "bad.example", 4),
+    ]
+    assert rows(db, "SELECT sum(count) FROM blocks") == [(7,)]
+    assert sum(daily(db).values()) == 7
 
 
 def test_a_newer_schema_is_refused_and_left_untouched(
