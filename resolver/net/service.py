@@ -192,7 +192,7 @@ class Service:
         if entry.blocked:
             qtype = (question[-4] << 8) | question[-3]
             event = (entry.qname, qtype, Verdict.BLOCKED, entry.reason, entry.category)
-        memo[tail] = (out[2:], event)
+        memo[tail] = (out, event)
 
     def forward(self, pending: Pending, deliver: Callable[[bytes], None]) -> bool:
         """Forward ``pending`` with callbacks, no task: True if taken, False to use finish().

@@ -143,7 +143,7 @@ class UdpServer:
                     self.oversized += 1
                     continue
                 off = i * slot
-                data = rview[off : off + u32[at + len_at]].tobytes()
+                end = off + u32[at + len_at]
                 nb = i * name_size
                 if names_u16[nb >> 1] == inet:
                     ckey: int | bytes = names_u32[(nb >> 2) + 1]
@@ -158,7 +158,11 @@ class UdpServer:
                     if len(clients) >= _CLIENTS_MAX:
                         clients.clear()
                     clients[ckey] = client
-                hit = memo.get(data[2:]) if acl_memo.get(client) is True else None
+                hit = (
+                    memo.get(rview[off + 2 : end].tobytes())
+                    if acl_memo.get(client) is True
+                    else None
+                )
                 if hit is not None:
                     if buckets is not None:
                         # The rate limit's own test, inlined for the common case of a client
@@ -171,9 +175,10 @@ class UdpServer:
                             continue
                     answer, event = hit
                     so = k * slot
-                    length = len(answer) + 2
-                    sview[so : so + 2] = rview[off : off + 2]
-                    sview[so + 2 : so + length] = answer
+                    length = len(answer)
+                    sview[so : so + length] = answer
+                    sview[so] = rview[off]  # the asker's ID
+                    sview[so + 1] = rview[off + 1]
                     if event is None:
                         cached += 1
                     else:
@@ -181,7 +186,7 @@ class UdpServer:
                         if offer is not None:
                             offer(BlockEvent(now, client, *event))
                 else:
-                    out = begin(data, client, _UDP)
+                    out = begin(rview[off:end].tobytes(), client, _UDP)
                     if out is None:
                         continue
                     if type(out) is not bytes or len(out) > slot:

@@ -18,7 +18,8 @@ from resolver.core.cached_answer import CachedAnswer
 from resolver.core.query import Query
 from resolver.core.steps import CONTINUE, Reply, Step, Verdict
 
-# (answer after its two ID bytes, block-log fields for a blocked answer or None)
+# (the answer, whose first two bytes the loop replaces with the asker's ID; block-log fields
+# for a blocked answer, or None)
 Rendered = tuple[bytes, tuple[str, int, str, str, str] | None]
 RENDERED_MAX: Final = 16384  # distinct query messages remembered; reset when full
 
