@@ -275,12 +275,13 @@ async def soak(duration: float, rate: float, out: Path, outage: float = 0.0) -> 
     db = sqlite3.connect(tmp / "blocks.sqlite")
     integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
     # The list's blocks only (the detector, in detect mode, writes none anyway).
-    rows = db.execute("SELECT ts, client, qname FROM blocks WHERE reason = 'feed:soak'").fetchall()
+    # Identical blocks within a write window share a row (its count): sum the counts.
+    rows = db.execute("SELECT ts, count FROM blocks WHERE reason = 'feed:soak'").fetchall()
     cutoff = killed_at - (FLUSH_INTERVAL + 1.0)
     acks_before = sum(1 for t, _, _ in load.block_acks if t < cutoff)
-    rows_before = sum(1 for ts, _, _ in rows if ts < cutoff)
+    rows_before = sum(n for ts, n in rows if ts < cutoff)
     acks_after = sum(1 for t, _, _ in load.block_acks if t > restarted_at)
-    rows_after = sum(1 for ts, _, _ in rows if ts > restarted_at - 0.5)
+    rows_after = sum(n for ts, n in rows if ts > restarted_at - 0.5)
     inst2 = [mb for _, i, mb in rss if i == 2 and mb > 0]
     inst1 = [mb for _, i, mb in rss if i == 1 and mb > 0]
 
