@@ -166,9 +166,10 @@ class UdpServer:
                 if hit is not None:
                     if buckets is not None:
                         # The rate limit's own test, inlined for the common case of a client
-                        # already seen in this batch (no time elapsed, tokens left).
+                        # already seen since this batch began (no time elapsed for ``now``,
+                        # so nothing to refill; tokens left). Same outcome as allow().
                         b = buckets.get(client)
-                        if b is not None and b[1] == now and b[0] >= 1.0:
+                        if b is not None and b[1] >= now and b[0] >= 1.0:
                             b[0] -= 1.0
                         elif rate is not None and not rate.allow(client, now):
                             dropped += 1
