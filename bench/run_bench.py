@@ -4,8 +4,8 @@
 One command (see bench/README.md)::
 
     .venv/bin/python bench/run_bench.py [--duration 10] [--servers parafoudre,dnsmasq,unbound]
-        [--workloads cached,blocked,mixed,latency] [--rounds 1] [--rate 0] [--quick]
-        [--output FILE] [--strict] [--keep]
+        [--workloads cached,blocked,mixed,latency,biglist,reload] [--rounds 1] [--rate 0]
+        [--quick] [--output FILE] [--strict] [--keep]
 
 It starts NSD as the authoritative upstream of a generated zone, starts every server under test
 forwarding to it with the same blocklist, pins the servers to one core and dnsperf (and NSD) to
@@ -13,6 +13,10 @@ another, runs the dnsperf workloads on every server, and writes a Markdown table
 q/s, average, p50 and p99 latency, server CPU µs per query, RSS, lost queries, and the ratios
 parafoudre / dnsmasq (and / unbound). Every load is bounded in time (dnsperf -l), every wait is
 bounded, every process started is stopped at the end, even on Ctrl-C or error.
+
+Two more workloads start their own server instances, after the others are stopped: `biglist`
+(start time and memory of every server with a 1,000,000-name list) and `reload` (parafoudre
+answering 5,000 q/s while its compiled list is replaced five times, as the feeds updater does).
 """
 
 from __future__ import annotations
@@ -61,7 +65,22 @@ READY_TIMEOUT = 60.0  # seconds for a server to answer after its start
 DNSMASQ_CACHE = 10_000  # dnsmasq warns that more "may cause performance issues"
 PARAFOUDRE_CACHE = 100_000
 SERVERS = ("parafoudre", "dnsmasq", "unbound")
-WORKLOADS = ("cached", "blocked", "mixed", "latency")
+MAIN_WORKLOADS = ("cached", "blocked", "mixed", "latency")  # on the servers started once
+WORKLOADS = (*MAIN_WORKLOADS, "biglist", "reload")  # these two start instances of their own
+# biglist: every server with a big list, alone, after a short warm-up: time to ready, memory.
+BIGLIST_FULL = 1_000_000
+BIGLIST_QUICK = 50_000
+BIG_READY_TIMEOUT = 300.0  # seconds: a server reading a million names may take a while
+BIG_WARM_BLOCKED = 2_000  # blocked names of the warm-up (half as www.<listed name>)
+# reload: parafoudre under a fixed load while its compiled list is replaced RELOAD_SWAPS times.
+RELOAD_LIST_FULL = BIGLIST_FULL
+RELOAD_LIST_QUICK = BLOCKLIST_FULL
+RELOAD_SWAPS = 5
+RELOAD_POLL = 2.0  # seconds between the server's looks at the artifact (ListsHolder.watch)
+RELOAD_DELTA = 1_000  # names each new list adds, and about as many it drops: a feed update
+RELOAD_BLOCKED_SHARE = 10  # of every 100 queries of the reload load; the other 90 are cached
+RELOAD_TARGET_MS = 50.0
+RELOAD_LINE = re.compile(r"lists reloaded in ([\d.]+) ms: (\d+) blocklist entries")
 RCODES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED")
 
 # What each workload's answers must be, as rcode -> fraction: a server that answers wrongly
@@ -243,6 +262,12 @@ class Data:
     blocked_names: list[str]
 
 
+def blocklist_names(size: int) -> list[str]:
+    """The listed names, the same for every server: b<N>.blocked-<k>.test, 100 per parent."""
+    parents = max(10, size // 100)
+    return [f"b{i}.blocked-{i % parents}.test" for i in range(size)]
+
+
 def generate(tmp: Path, blocklist_size: int, rng: random.Random) -> Data:
     zone = tmp / f"{ZONE}.zone"
     lines = [
@@ -261,8 +286,7 @@ def generate(tmp: Path, blocklist_size: int, rng: random.Random) -> Data:
     ]
     zone.write_text("\n".join(lines) + "\n")
 
-    parents = max(10, blocklist_size // 100)
-    blocklist = [f"b{i}.blocked-{i % parents}.test" for i in range(blocklist_size)]
+    blocklist = blocklist_names(blocklist_size)
     txt = tmp / "blocklist.txt"
     txt.write_text("".join(f"{n}\n" for n in blocklist))
     dm = tmp / "dnsmasq-blocklist.conf"
@@ -315,6 +339,7 @@ class Proc:
     stderr: Path
     extra: dict[str, Path] = field(default_factory=dict)
     stopped: bool = False
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def pid(self) -> int:
@@ -400,10 +425,22 @@ def become_subreaper() -> None:
         libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 
 
-def wait_ready(proc: Proc, name: str, expect_rcode: int = 0) -> float:
-    """Seconds until proc answers `name` with expect_rcode; BenchError when it dies or is late."""
-    start = time.monotonic()
-    deadline = start + READY_TIMEOUT
+def wait_ready(
+    proc: Proc,
+    name: str,
+    expect_rcode: int = 0,
+    timeout: float = READY_TIMEOUT,
+    since_start: bool = False,
+) -> float:
+    """Seconds until proc answers `name` with expect_rcode (counted from the process's start if
+    since_start, else from now); BenchError when it dies or is late.
+
+    Timing a start (since_start) asks every 20 ms with a 50 ms timeout: the kernel sends at
+    most one "port unreachable" a second, so most probes before the bind just time out, and
+    the 0.3 s of the other waits would make every start look 0.3 s long at least."""
+    start = proc.started if since_start else time.monotonic()
+    deadline = time.monotonic() + timeout
+    probe, pause = (0.05, 0.02) if since_start else (0.3, 0.1)
     last = "no answer"
     while time.monotonic() < deadline:
         if not proc.alive():
@@ -412,15 +449,15 @@ def wait_ready(proc: Proc, name: str, expect_rcode: int = 0) -> float:
                 f"{proc.stderr_text().strip()[-1500:]}"
             )
         try:
-            rcode, _ = dns_query(proc.port, name, timeout=0.3)
+            rcode, _ = dns_query(proc.port, name, timeout=probe)
         except OSError:  # TimeoutError, ConnectionRefused (ICMP port unreachable)
-            time.sleep(0.1)
+            time.sleep(pause)
             continue
         if rcode == expect_rcode:
             return time.monotonic() - start
         last = rcode_name(rcode)
         time.sleep(0.2)
-    raise BenchError(f"{proc.name} not ready after {READY_TIMEOUT:.0f} s (last answer: {last})")
+    raise BenchError(f"{proc.name} not ready after {timeout:.0f} s (last answer: {last})")
 
 
 def start_nsd(ps: Processes, tmp: Path, data: Data, cpu: int | None) -> Proc:
@@ -466,23 +503,43 @@ zone:
     return proc
 
 
-def _compile_list(txt: Path, out: Path) -> None:
-    sys.path.insert(0, str(REPO))
+def compile_names(names: Sequence[str], out: Path) -> int:
+    """Write the names as the feeds updater does: subtree entries in a compiled artifact,
+    written to a temporary file of out's directory, fsynced, renamed over out."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
     from resolver import blocklist_file
     from resolver.core.blocklist import SUBTREE
 
-    names = sorted(n for n in txt.read_text().split() if n)
-    blocklist_file.write_atomic(out, [(n, SUBTREE, 0) for n in names], [("feed:bench", "malware")])
+    entries = [(n, SUBTREE, 0) for n in sorted(names)]
+    return blocklist_file.write_atomic(out, entries, [("feed:bench", "malware")])
+
+
+def _compile_list(txt: Path, out: Path) -> None:
+    compile_names([n for n in txt.read_text().split() if n], out)
 
 
 def start_parafoudre(ps: Processes, tmp: Path, data: Data, nsd: Proc, cpu: int | None) -> Proc:
-    port = free_port()
     state = tmp / "parafoudre-state"
     state.mkdir()
-    conf = tmp / "parafoudre.yaml"
     # The list as deployed: compiled by the feeds updater into a memory-mapped artifact (the
     # same names, as subtree entries), not an operator's text file.
     _compile_list(data.blocklist_txt, state / "blocklist.pfb")
+    return launch_parafoudre(ps, tmp, "parafoudre", state, nsd, cpu)
+
+
+def launch_parafoudre(
+    ps: Processes,
+    tmp: Path,
+    name: str,
+    state: Path,
+    nsd: Proc,
+    cpu: int | None,
+    level: str = "warning",
+) -> Proc:
+    """parafoudre serving the artifact state/blocklist.pfb (compiled beforehand), as deployed."""
+    port = free_port()
+    conf = tmp / f"{name}.yaml"
     # All the load comes from one client, 127.0.0.1: where parafoudre has a per-client rate
     # limit, keep it on (its cost is part of every query) but out of the load's reach.
     default = (REPO / "resolver" / "config" / "default.yaml").read_text()
@@ -518,25 +575,31 @@ cache:
 {rate_limit}{exfil}{dashboard}blocklog:
   path: "{state}/blocks.sqlite"
 logging:
-  level: warning
+  level: {level}
 """
     )
     env = dict(os.environ)
     # The tree this script lives in, whatever is installed in the interpreter running it.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "resolver.cli", "serve", "-c", str(conf)]
-    proc = ps.start("parafoudre", port, cmd, tmp, cpu, env=env, cwd=str(REPO))
+    proc = ps.start(name, port, cmd, tmp, cpu, env=env, cwd=str(REPO))
     proc.extra["blocklog"] = state / "blocks.sqlite"
     return proc
 
 
 def start_dnsmasq(ps: Processes, tmp: Path, data: Data, nsd: Proc, cpu: int | None) -> Proc:
+    return launch_dnsmasq(ps, tmp, "dnsmasq", data.dnsmasq_conf, nsd, cpu)
+
+
+def launch_dnsmasq(
+    ps: Processes, tmp: Path, name: str, blocklist_conf: Path, nsd: Proc, cpu: int | None
+) -> Proc:
     port = free_port()
     cmd = [
         "dnsmasq",
         "--keep-in-foreground",
         "--conf-file=/dev/null",  # not /etc/dnsmasq.conf
-        f"--conf-file={data.dnsmasq_conf}",
+        f"--conf-file={blocklist_conf}",
         "--no-resolv",
         "--no-hosts",
         "--no-poll",
@@ -545,17 +608,23 @@ def start_dnsmasq(ps: Processes, tmp: Path, data: Data, nsd: Proc, cpu: int | No
         f"--port={port}",
         "--listen-address=127.0.0.1",
         "--bind-interfaces",
-        f"--pid-file={tmp}/dnsmasq.pid",
+        f"--pid-file={tmp}/{name}.pid",
         "--log-facility=-",
     ]
     if os.geteuid() == 0:
         cmd.append("--user=root")  # do not depend on a 'nobody'/'dnsmasq' account
-    return ps.start("dnsmasq", port, cmd, tmp, cpu)
+    return ps.start(name, port, cmd, tmp, cpu)
 
 
 def start_unbound(ps: Processes, tmp: Path, data: Data, nsd: Proc, cpu: int | None) -> Proc:
+    return launch_unbound(ps, tmp, "unbound", data.unbound_conf, nsd, cpu)
+
+
+def launch_unbound(
+    ps: Processes, tmp: Path, name: str, blocklist_conf: Path, nsd: Proc, cpu: int | None
+) -> Proc:
     port = free_port()
-    conf = tmp / "unbound.conf"
+    conf = tmp / f"{name}.conf"
     conf.write_text(
         f"""server:
   interface: 127.0.0.1@{port}
@@ -564,7 +633,7 @@ def start_unbound(ps: Processes, tmp: Path, data: Data, nsd: Proc, cpu: int | No
   username: ""
   chroot: ""
   directory: "{tmp}"
-  pidfile: "{tmp}/unbound.pid"
+  pidfile: "{tmp}/{name}.pid"
   use-syslog: no
   logfile: ""
   verbosity: 1
@@ -577,7 +646,7 @@ def start_unbound(ps: Processes, tmp: Path, data: Data, nsd: Proc, cpu: int | No
   # .test is one of unbound's default local zones: forward it to NSD like everything else.
   local-zone: "test." nodefault
   domain-insecure: "test."
-  include: "{data.unbound_conf}"
+  include: "{blocklist_conf}"
 forward-zone:
   name: "."
   forward-addr: 127.0.0.1@{nsd.port}
@@ -585,7 +654,7 @@ remote-control:
   control-enable: no
 """
     )
-    return ps.start("unbound", port, ["unbound", "-d", "-c", str(conf)], tmp, cpu)
+    return ps.start(name, port, ["unbound", "-d", "-c", str(conf)], tmp, cpu)
 
 
 STARTERS = {"parafoudre": start_parafoudre, "dnsmasq": start_dnsmasq, "unbound": start_unbound}
@@ -600,6 +669,11 @@ def check_answers(proc: Proc, data: Data) -> list[str]:
         (f"check.miss.{ZONE}", 0, True),
         (f"check.nx.{ZONE}", 3, False),
     ]
+    return check_cases(proc, cases)
+
+
+def check_cases(proc: Proc, cases: Sequence[tuple[str, int, bool]]) -> list[str]:
+    """Wrong answers among (name, expected rcode, must have an address) (empty list: none)."""
     problems = []
     for name, want, answer in cases:
         try:
@@ -630,6 +704,7 @@ class Run:
     avg_ms: float = float("nan")
     p50_ms: float | None = None
     p99_ms: float | None = None
+    max_ms: float = float("nan")  # reload workload only
     cpu_us: float = float("nan")
     cpu_pct: float = float("nan")
     rss_mb: float = float("nan")
@@ -670,13 +745,16 @@ def run_dnsperf(cmd: list[str], limit: float) -> str:
         )
     except subprocess.TimeoutExpired:
         raise BenchError(f"dnsperf did not end in time: {' '.join(cmd)}") from None
-    if "Testing complete (interruption)" in out.stdout:
+    return dnsperf_output(cmd, out.returncode, out.stdout, out.stderr)
+
+
+def dnsperf_output(cmd: list[str], returncode: int, stdout: str, stderr: str) -> str:
+    """dnsperf's whole output, or BenchError when it failed or was interrupted."""
+    if "Testing complete (interruption)" in stdout:
         raise BenchError("dnsperf was interrupted")
-    if out.returncode != 0 or "Statistics:" not in out.stdout:
-        raise BenchError(
-            f"dnsperf failed (exit {out.returncode}): {' '.join(cmd)}\n{out.stderr[-1000:]}"
-        )
-    return out.stdout + out.stderr
+    if returncode != 0 or "Statistics:" not in stdout:
+        raise BenchError(f"dnsperf failed (exit {returncode}): {' '.join(cmd)}\n{stderr[-1000:]}")
+    return stdout + stderr
 
 
 def parse_dnsperf(text: str, run: Run) -> None:
@@ -763,6 +841,380 @@ def warm(proc: Proc, data: Data, load_cpu: int | None) -> None:
         parse_dnsperf(text, r)
         if r.lost:
             log(f"warning: {proc.name} lost {r.lost} of {r.sent} queries warming {qfile.name}")
+
+
+# --- biglist and reload: server instances of their own ------------------------------------------
+
+
+@dataclass
+class BigList:
+    """A big blocklist in every server's format, and the names the workloads ask of it."""
+
+    size: int
+    dir: Path
+    names: list[str]
+    blocked_names: list[str]  # asked: a sample of the list, half of it as www.<listed name>
+    files: dict[str, Path] = field(default_factory=dict)  # server -> its list file
+    compile_s: float = float("nan")  # parafoudre's artifact, as `parafoudre feeds update` would
+
+    @classmethod
+    def make(cls, tmp: Path, size: int, rng: random.Random) -> BigList:
+        d = tmp / f"biglist-{size}"
+        d.mkdir()
+        names = blocklist_names(size)
+        picked = rng.sample(names, min(BIG_WARM_BLOCKED, size))
+        blocked = [("www." + n if k % 2 else n) for k, n in enumerate(picked)]
+        return cls(size, d, names, blocked)
+
+    def file(self, server: str) -> Path:
+        """The list in the server's format, written the first time it is asked for."""
+        if server in self.files:
+            return self.files[server]
+        log(f"writing the {self.size:,}-name list for {server}")
+        if server == "parafoudre":
+            path = self.dir / "blocklist.pfb"
+            t0 = time.monotonic()
+            compile_names(self.names, path)
+            self.compile_s = time.monotonic() - t0
+        elif server == "dnsmasq":
+            path = self.dir / "dnsmasq-blocklist.conf"
+            path.write_text("".join(f"address=/{n}/\n" for n in self.names))
+        else:
+            path = self.dir / "unbound-blocklist.conf"
+            path.write_text("".join(f'local-zone: "{n}." always_nxdomain\n' for n in self.names))
+        self.files[server] = path
+        return path
+
+    def cases(self, data: Data) -> list[tuple[str, int, bool]]:
+        return [
+            (data.cached_names[0], 0, True),
+            (self.names[0], 3, False),
+            (self.names[len(self.names) // 2], 3, False),
+            ("www." + self.names[-1], 3, False),
+            (f"check.miss.{ZONE}", 0, True),
+        ]
+
+
+def memory_detail(pgid: int) -> dict[str, float]:
+    """RSS, PSS, anonymous and file-backed resident memory (MB) of a process group."""
+    kb = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0, "RssShmem": 0, "Pss": 0}
+    pids = group_pids(pgid)
+    for pid in pids:
+        for src in (f"/proc/{pid}/status", f"/proc/{pid}/smaps_rollup"):
+            with contextlib.suppress(OSError), open(src) as fh:
+                for line in fh:
+                    key = line.split(":", 1)[0]
+                    if key in kb and (key == "Pss") == src.endswith("smaps_rollup"):
+                        kb[key] += int(line.split()[1])
+    out = {k: v / 1024 for k, v in kb.items()}
+    out["procs"] = float(len(pids))
+    return out
+
+
+def verbose_check(text: str, blocked: set[str]) -> tuple[int, int, list[str]]:
+    """(answers, wrong answers, a few of them) from dnsperf -v lines "> RCODE name type s":
+    a name of `blocked` must get NXDOMAIN, every other name NOERROR."""
+    checked = wrong = 0
+    examples: list[str] = []
+    for m in re.finditer(r"^> (\S+) (\S+) \S+ [\d.]+$", text, re.MULTILINE):
+        rcode, name = m.group(1), m.group(2).rstrip(".").lower()
+        want = "NXDOMAIN" if name in blocked else "NOERROR"
+        checked += 1
+        if rcode != want:
+            wrong += 1
+            if len(examples) < 3:
+                examples.append(f"{name} {rcode} (expected {want})")
+    return checked, wrong, examples
+
+
+def big_warm(proc: Proc, big: BigList, data: Data, load_cpu: int | None, tmp: Path) -> str:
+    """Ask every cached and every blocked name twice (misses, then cache hits); "" if every
+    answer was right, else what was wrong."""
+    qfile = big.dir / "q-warm.txt"
+    if not qfile.exists():
+        names = data.cached_names + big.blocked_names
+        random.Random(len(names)).shuffle(names)
+        qfile.write_text("".join(f"{n} A\n" for n in names))
+    blocked = set(big.blocked_names)
+    problems = []
+    for k in range(2):
+        cmd = dnsperf_cmd(proc.port, qfile, 60, load_cpu, once=True, verbose=True)
+        text = run_dnsperf(cmd, 60)
+        (tmp / f"dnsperf-{proc.name}-warm{k}.txt").write_text(" ".join(cmd) + "\n" + text)
+        r = Run(proc.name, "warm")
+        parse_dnsperf(text, r)
+        checked, wrong, examples = verbose_check(text, blocked)
+        if r.lost or wrong or checked != r.sent:
+            problems.append(
+                f"pass {k + 1}: {wrong} wrong answers of {checked}, {r.lost} lost of {r.sent}"
+                + (f" ({'; '.join(examples)})" if examples else "")
+            )
+    return "; ".join(problems)
+
+
+@dataclass
+class BigRow:
+    server: str
+    size: int
+    ready_s: float = float("nan")
+    mem: dict[str, float] = field(default_factory=dict)
+    queries: int = 0
+    check: str = ""
+    error: str = ""
+
+
+def run_biglist(
+    ps: Processes,
+    tmp: Path,
+    big: BigList,
+    data: Data,
+    nsd: Proc,
+    servers: Sequence[str],
+    server_cpu: int | None,
+    load_cpu: int | None,
+) -> list[BigRow]:
+    """Each server alone with the big list: time until it answers, memory after a warm-up."""
+    rows = []
+    for s in SERVERS:
+        if s not in servers:
+            continue
+        row = BigRow(s, big.size)
+        rows.append(row)
+        name = f"{s}-biglist"
+        try:
+            path = big.file(s)
+            if s == "parafoudre":
+                state = tmp / f"{name}-state"
+                state.mkdir()
+                shutil.copy(path, state / "blocklist.pfb")
+                proc = launch_parafoudre(ps, tmp, name, state, nsd, server_cpu)
+            elif s == "dnsmasq":
+                proc = launch_dnsmasq(ps, tmp, name, path, nsd, server_cpu)
+            else:
+                proc = launch_unbound(ps, tmp, name, path, nsd, server_cpu)
+            try:
+                row.ready_s = wait_ready(
+                    proc, data.cached_names[0], timeout=BIG_READY_TIMEOUT, since_start=True
+                )
+                problems = check_cases(proc, big.cases(data))
+                warm_problem = big_warm(proc, big, data, load_cpu, tmp)
+                if warm_problem:
+                    problems.append(f"warm-up: {warm_problem}")
+                row.queries = 2 * (len(data.cached_names) + len(big.blocked_names))
+                row.check = "WRONG: " + "; ".join(problems) if problems else "ok"
+                time.sleep(SETTLE)
+                if not proc.alive():
+                    raise BenchError(f"{name} exited with code {proc.popen.returncode}")
+                row.mem = memory_detail(proc.pid)
+            finally:
+                ps.stop(proc)
+        except (BenchError, OSError) as exc:
+            row.error = str(exc).splitlines()[0]
+            continue
+        log(
+            f"  {s}: ready {row.ready_s:.1f} s, RSS {row.mem['VmRSS']:.1f} MB, "
+            f"PSS {row.mem['Pss']:.1f} MB, answers {row.check}"
+        )
+    return rows
+
+
+@dataclass
+class ReloadResult:
+    size: int
+    load_s: float = 0.0
+    base: Run | None = None  # the same load without reloads
+    load: Run | None = None
+    base_check: str = ""
+    load_check: str = ""
+    swaps: int = 0  # lists renamed over the configured path during the load
+    durations_ms: list[float] = field(default_factory=list)  # from the server's log lines
+    entries: list[int] = field(default_factory=list)  # as the server logged them
+    expected: list[int] = field(default_factory=list)  # entries of each new list
+    seen_s: list[float] = field(default_factory=list)  # rename -> log line
+    compile_s: float = float("nan")
+    rss_before: float = float("nan")
+    rss_after: float = float("nan")
+    notes: list[str] = field(default_factory=list)
+    error: str = ""
+    skipped: str = ""  # why the workload did not run
+
+
+def reload_lines(proc: Proc) -> list[tuple[float, int]]:
+    """(ms, entries) of every "lists reloaded in X ms: N blocklist entries" line so far."""
+    return [(float(ms), int(n)) for ms, n in RELOAD_LINE.findall(proc.stderr_text())]
+
+
+def reload_file(path: Path, data: Data, big: BigList, lines: int, rng: random.Random) -> None:
+    """Blocks of 100 shuffled lines: cached names and blocked names, no miss (the file loops)."""
+    out: list[str] = []
+    blocked = RELOAD_BLOCKED_SHARE
+    for _ in range(max(1, lines // 100)):
+        block = rng.choices(data.cached_names, k=100 - blocked)
+        block += rng.choices(big.blocked_names, k=blocked)
+        rng.shuffle(block)
+        out += [f"{n} A\n" for n in block]
+    path.write_text("".join(out))
+
+
+def reload_load(
+    proc: Proc,
+    qfile: Path,
+    load_s: float,
+    load_cpu: int | None,
+    save: Path,
+    blocked: set[str],
+    during: list[Path],
+    target: Path,
+    res: ReloadResult,
+) -> tuple[Run, str]:
+    """dnsperf at LATENCY_QPS for load_s; meanwhile each file of `during` is renamed over
+    `target`, the next one once the server has logged its reload. (Run, answers check)."""
+    cmd = dnsperf_cmd(proc.port, qfile, load_s, load_cpu, once=False, qps=LATENCY_QPS, verbose=True)
+    run = Run(proc.name, "reload")
+    start = time.monotonic()
+    # Its output goes to a file, not a pipe: nobody reads a pipe while the lists are renamed.
+    with save.open("wb") as fh:
+        perf = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        if during:
+            time.sleep(1.0)
+        for k, path in enumerate(during):
+            if time.monotonic() - start > load_s - (RELOAD_POLL + 2.0):
+                res.notes.append(f"the load ended before list {k + 1} of {len(during)}")
+                break
+            before = len(reload_lines(proc))
+            renamed = time.monotonic()
+            # The last step of `parafoudre feeds update` (blocklist_file.write_atomic): the
+            # complete new file renamed over the configured one, then the directory synced.
+            os.replace(path, target)
+            dfd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+            res.swaps += 1
+            deadline = renamed + 2 * RELOAD_POLL + 5
+            while time.monotonic() < deadline and len(reload_lines(proc)) == before:
+                time.sleep(0.02)
+            if len(reload_lines(proc)) == before:
+                res.notes.append(f"list {k + 1}: no reload logged {deadline - renamed:.0f} s on")
+                break
+            res.seen_s.append(time.monotonic() - renamed)
+            time.sleep(0.5)  # let the cache fill again before the next list
+        try:
+            perf.wait(timeout=load_s + TIMEOUT + 30)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"dnsperf did not end in time: {' '.join(cmd)}") from None
+    finally:
+        if perf.poll() is None:
+            perf.kill()
+            perf.wait()
+    text = save.read_text(errors="replace")  # stdout and stderr
+    try:
+        dnsperf_output(cmd, perf.returncode, text, "")
+    except BenchError as exc:
+        raise BenchError(f"{exc}{text[-1000:]}") from None
+    parse_dnsperf(text, run)
+    run.avg_ms, run.p50_ms, run.p99_ms = latencies(text, run.lost)
+    values = [float(m) for m in re.findall(r"^> \S+ \S+ \S+ ([\d.]+)$", text, re.MULTILINE)]
+    run.max_ms = max(values) * 1000 if values else float("nan")
+    checked, wrong, examples = verbose_check(text, blocked)
+    if wrong:
+        check = f"WRONG: {wrong:,} of {checked:,} ({'; '.join(examples)})"
+    else:
+        check = f"ok ({checked:,} checked)"
+    return run, check
+
+
+def run_reload(
+    ps: Processes,
+    tmp: Path,
+    big: BigList,
+    data: Data,
+    nsd: Proc,
+    duration: float,
+    server_cpu: int | None,
+    load_cpu: int | None,
+    rng: random.Random,
+) -> ReloadResult:
+    """parafoudre at a fixed rate, first as is, then while its list is replaced RELOAD_SWAPS
+    times; each reload's duration comes from the server's own log line."""
+    res = ReloadResult(big.size)
+    name = "parafoudre-reload"
+    state = tmp / f"{name}-state"
+    state.mkdir()
+    target = state / "blocklist.pfb"
+    shutil.copy(big.file("parafoudre"), target)
+    # The new lists, as successive feed updates: each drops RELOAD_DELTA names (never one the
+    # load asks) and adds as many. They are compiled beforehand into the same directory, so no
+    # compile competes with the server for CPU during the load; during it, each is renamed over
+    # the configured file, which is what the server sees of `parafoudre feeds update`.
+    asked = {n.removeprefix("www.") for n in big.blocked_names}
+    staged = []
+    t0 = time.monotonic()
+    for k in range(RELOAD_SWAPS):
+        lo = (k * RELOAD_DELTA) % max(1, big.size - RELOAD_DELTA)
+        names = big.names[:lo] + [n for n in big.names[lo : lo + RELOAD_DELTA] if n in asked]
+        names += big.names[lo + RELOAD_DELTA :]
+        names += [f"u{i}.update-{k}.test" for i in range(RELOAD_DELTA)]
+        path = state / f".blocklist.pfb.update-{k}"
+        log(f"compiling new list {k + 1}/{RELOAD_SWAPS} ({len(names):,} names)")
+        res.expected.append(compile_names(names, path))
+        staged.append(path)
+    res.compile_s = (time.monotonic() - t0) / RELOAD_SWAPS
+    # Enough time for every list to be seen by the server's poll, one after the other.
+    res.load_s = max(duration, 1.0 + RELOAD_SWAPS * (RELOAD_POLL + 0.7) + RELOAD_POLL + 2.0)
+    qfile = tmp / "q-reload.txt"
+    reload_file(qfile, data, big, int(LATENCY_QPS * 2), rng)
+    blocked = set(big.blocked_names)
+    proc = launch_parafoudre(ps, tmp, name, state, nsd, server_cpu, level="info")
+    try:
+        wait_ready(proc, data.cached_names[0], timeout=BIG_READY_TIMEOUT)
+        problems = check_cases(proc, big.cases(data))
+        warm_problem = big_warm(proc, big, data, load_cpu, tmp)
+        if warm_problem:
+            problems.append(f"warm-up: {warm_problem}")
+        if problems:
+            raise BenchError("wrong answers before the load: " + "; ".join(problems))
+        if reload_lines(proc):
+            res.notes.append("the server logged reloads before the load")
+        log(f"reload: {res.load_s:g} s at {LATENCY_QPS:,} q/s without reloads")
+        save = tmp / f"dnsperf-{name}-base.txt"
+        res.base, res.base_check = reload_load(
+            proc, qfile, res.load_s, load_cpu, save, blocked, [], target, res
+        )
+        time.sleep(SETTLE)
+        res.rss_before = memory_detail(proc.pid)["VmRSS"]
+        log(f"reload: {res.load_s:g} s at {LATENCY_QPS:,} q/s, {RELOAD_SWAPS} lists renamed in")
+        save = tmp / f"dnsperf-{name}-swaps.txt"
+        res.load, res.load_check = reload_load(
+            proc, qfile, res.load_s, load_cpu, save, blocked, staged, target, res
+        )
+        time.sleep(SETTLE)
+        res.rss_after = memory_detail(proc.pid)["VmRSS"]
+        if not proc.alive():
+            raise BenchError(f"{name} exited with code {proc.popen.returncode}")
+    except (BenchError, OSError) as exc:
+        res.error = str(exc).splitlines()[0]
+    finally:
+        ps.stop(proc)
+    lines = reload_lines(proc)
+    res.durations_ms = [ms for ms, _ in lines]
+    res.entries = [n for _, n in lines]
+    failed = len(re.findall(r"reload failed", proc.stderr_text()))
+    if failed:
+        res.notes.append(f"{failed} reloads failed (server log)")
+    if res.entries and res.entries != res.expected[: len(res.entries)]:
+        res.notes.append(
+            f"entries logged {res.entries}, expected {res.expected[: len(res.entries)]}"
+        )
+    for r in (res.base, res.load):
+        if r is not None:
+            p99 = f"{r.p99_ms:.3f}" if r.p99_ms is not None else "–"
+            log(f"  {r.sent:,} sent, {r.lost:,} lost, p99 {p99} ms")
+    if res.durations_ms:
+        log(f"  reloads: {', '.join(f'{ms:.1f}' for ms in res.durations_ms)} ms")
+    return res
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -879,7 +1331,11 @@ def table(rows: list[Row]) -> list[str]:
     return out
 
 
-def targets(rows: dict[str, dict[str, Row]]) -> list[str]:
+def targets(
+    rows: dict[str, dict[str, Row]],
+    big_rows: Sequence[BigRow] = (),
+    reload_res: ReloadResult | None = None,
+) -> list[str]:
     """The issue's targets, met or not, from this run."""
     out = ["| target | this run | met |", "|---|---|---|"]
 
@@ -919,6 +1375,133 @@ def targets(rows: dict[str, dict[str, Row]]) -> list[str]:
         detail = ", ".join(f"{w} {r.lost:,}/{r.sent:,}" for w, r in lost)
         met = "yes" if total == 0 else "no"
         out.append(f"| zero queries lost (parafoudre) | {detail} | {met} |")
+    big = {r.server: r for r in big_rows if r.mem}
+    if "parafoudre" in big and "dnsmasq" in big:
+        p_mb, d_mb = big["parafoudre"].mem["VmRSS"], big["dnsmasq"].mem["VmRSS"]
+        out.append(
+            f"| RSS with the {big_rows[0].size:,}-name list ≤ 1.0× dnsmasq | {p_mb / d_mb:.2f}× "
+            f"({p_mb:.1f} MB vs {d_mb:.1f} MB) | {'yes' if p_mb <= d_mb else 'no'} |"
+        )
+    res = reload_res
+    if res is not None and res.load is not None:
+        if res.durations_ms:
+            worst = max(res.durations_ms)
+            met = (
+                "yes" if worst <= RELOAD_TARGET_MS and len(res.durations_ms) >= res.swaps else "no"
+            )
+            out.append(
+                f"| list reload ≤ {RELOAD_TARGET_MS:g} ms ({res.size:,} names) | longest "
+                f"{worst:.1f} ms of {len(res.durations_ms)} (median "
+                f"{statistics.median(res.durations_ms):.1f} ms) | {met} |"
+            )
+        else:
+            out.append(f"| list reload ≤ {RELOAD_TARGET_MS:g} ms | no reload logged | no |")
+        run = res.load
+        met = "yes" if run.lost == 0 and res.durations_ms else "no"
+        out.append(
+            f"| no query dropped during reloads | {run.lost:,} lost of {run.sent:,} during "
+            f"{len(res.durations_ms)} reloads | {met} |"
+        )
+    return out
+
+
+def big_section(big_rows: Sequence[BigRow]) -> list[str]:
+    size = big_rows[0].size
+    out = [
+        f"## biglist: each server alone with a {size:,}-name list",
+        "",
+        f"Every server started on its own (the others stopped) with the same {size:,} names "
+        "(parafoudre: the compiled artifact, as `parafoudre feeds update` writes it; dnsmasq: "
+        "`address=/name/` lines; unbound: `local-zone` lines), then asked every one of "
+        f"{CACHED_NAMES:,} zone names and {BIG_WARM_BLOCKED:,} listed names (half as "
+        "www.<listed name>) twice, each answer checked (listed: NXDOMAIN; others: NOERROR). "
+        "Ready: seconds from the start of the process to its first right answer. Memory: "
+        f"{SETTLE:g} s after the warm-up; file-backed pages are the mapped files' pages in "
+        "memory (parafoudre's artifact is one, shared with the page cache).",
+        "",
+        "| server | ready s | RSS MB | PSS MB | anonymous MB | file-backed MB | answers |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in big_rows:
+        m = r.mem
+        if r.error:
+            out.append(f"| {r.server} | | | | | | failed: {r.error} |")
+            continue
+        out.append(
+            f"| {r.server} | {fmt(r.ready_s, 1)} | {fmt(m['VmRSS'])} | {fmt(m['Pss'])} "
+            f"| {fmt(m['RssAnon'])} | {fmt(m['RssFile'] + m['RssShmem'])} "
+            f"| {r.check} ({r.queries:,} queries) |"
+        )
+    by = {r.server: r for r in big_rows if r.mem}
+    p = by.get("parafoudre")
+    for other in ("dnsmasq", "unbound"):
+        o = by.get(other)
+        if p is None or o is None:
+            continue
+        pm, om = p.mem, o.mem
+        out.append(
+            f"| **parafoudre / {other}** | {ratio(p.ready_s, o.ready_s)} "
+            f"| **{ratio(pm['VmRSS'], om['VmRSS'])}** | {ratio(pm['Pss'], om['Pss'])} "
+            f"| {ratio(pm['RssAnon'], om['RssAnon'])} | | |"
+        )
+    return out
+
+
+def reload_section(res: ReloadResult) -> list[str]:
+    if res.skipped:
+        return ["## reload: not run", "", f"Skipped: {res.skipped}."]
+    out = [
+        f"## reload: parafoudre at {LATENCY_QPS:,} q/s while its {res.size:,}-name list is "
+        f"replaced {RELOAD_SWAPS} times",
+        "",
+        f"The load: {100 - RELOAD_BLOCKED_SHARE} % cached names, {RELOAD_BLOCKED_SHARE} % "
+        f"listed names (warmed), {res.load_s:g} s at a fixed {LATENCY_QPS:,} q/s, every "
+        "query's latency and answer recorded (dnsperf -v), run twice on the same instance: as "
+        f"is, then while {RELOAD_SWAPS} new lists (each {RELOAD_DELTA:,} names dropped, "
+        f"{RELOAD_DELTA:,} added, as a feed update; compiled beforehand in the same directory, "
+        f"{fmt(res.compile_s, 1)} s each) are renamed over the configured artifact one after "
+        f"the other, as `parafoudre feeds update` does; the server notices by its {RELOAD_POLL:g} "
+        "s poll. Reload time: the server's own log line (`lists reloaded in X ms`), from the "
+        "start of its reload to the swap. Every answer is checked: a listed name must be "
+        "NXDOMAIN, another NOERROR, whichever list is in place.",
+        "",
+        "| load | reloads | q/s | p50 ms | p99 ms | max ms | lost / sent | answers |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for what, r, check, n in (
+        ("without reloads", res.base, res.base_check, 0),
+        ("with reloads", res.load, res.load_check, len(res.durations_ms)),
+    ):
+        if r is None:
+            out.append(f"| {what} | | | | | | | not run |")
+            continue
+        out.append(
+            f"| {what} | {n} | {fmt(r.qps, 0, True)} | {fmt(r.p50_ms, 3)} | {fmt(r.p99_ms, 3)} "
+            f"| {fmt(r.max_ms, 1)} | {r.lost:,} / {r.sent:,} | {check} |"
+        )
+    out.append("")
+    d = res.durations_ms
+    if d:
+        out.append(
+            f"- reload durations (server log): min {min(d):.1f} / median "
+            f"{statistics.median(d):.1f} / max {max(d):.1f} ms "
+            f"({', '.join(f'{x:.1f}' for x in d)})"
+        )
+    else:
+        out.append("- no reload logged")
+    if res.seen_s:
+        out.append(
+            f"- from the rename to the log line: {min(res.seen_s):.2f} to "
+            f"{max(res.seen_s):.2f} s (the server looks at the file every {RELOAD_POLL:g} s)"
+        )
+    if res.entries:
+        out.append(
+            f"- entries after each reload (server log): {', '.join(f'{n:,}' for n in res.entries)}"
+        )
+    out.append(f"- RSS: {fmt(res.rss_before)} MB before the reloads, {fmt(res.rss_after)} MB after")
+    out += [f"- {n}" for n in res.notes]
+    if res.error:
+        out.append(f"- error: {res.error}")
     return out
 
 
@@ -1066,7 +1649,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ps = Processes()
     failures: list[str] = []
     server_notes: dict[str, list[str]] = {}
-    results: dict[str, dict[str, list[Run]]] = {w: {} for w in args.workloads}
+    main_workloads = [w for w in args.workloads if w in MAIN_WORKLOADS]
+    results: dict[str, dict[str, list[Run]]] = {w: {} for w in main_workloads}
+    big_rows: list[BigRow] = []
+    reload_res: ReloadResult | None = None
     load_avg = os.getloadavg()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -1082,85 +1668,141 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = generate(tmp, blocklist_size, rng)
         nsd = start_nsd(ps, tmp, data, load_cpu)
         procs: dict[str, Proc] = {}
-        for s in args.servers:
-            procs[s] = STARTERS[s](ps, tmp, data, nsd, server_cpu)
-        for s, proc in list(procs.items()):
-            try:
-                took = wait_ready(proc, data.cached_names[0])
-            except BenchError as exc:
-                failures.append(f"{s}: {exc}")
-                log(f"{s}: {exc}")
-                del procs[s]
-                continue
-            rss, pss, n = memory_mb(proc.pid)
-            procs_note = f" in {n} processes (PSS {pss:.1f} MB)" if n > 1 else ""
-            note = f"ready {took:.1f} s after start, RSS {rss:.1f} MB{procs_note} before any load"
-            log(f"{s}: {note}")
-            server_notes.setdefault(s, []).append(note)
-            problems = check_answers(proc, data)
-            if problems:
-                failures += [f"{s}: wrong answer: {p}" for p in problems]
-                log(f"{s}: wrong answers: {'; '.join(problems)}")
-            if not proc.alive():
-                err = proc.stderr_text().strip()[-1500:]
-                failures.append(f"{s}: exited with code {proc.popen.returncode}: {err}")
-                log(f"{s}: exited with code {proc.popen.returncode}: {err}")
-                del procs[s]
-                continue
-            warm(proc, data, load_cpu)
-        # What each server burns doing nothing: part of every CPU µs/query figure, largest
-        # share at low rates.
-        idle_s = 1.0 if args.quick else 3.0
-        before = {s: cpu_sample(p.pid) for s, p in procs.items()}
-        time.sleep(idle_s)
-        for s, p in procs.items():
-            idle = cpu_used(before[s], cpu_sample(p.pid)) / idle_s * 100
-            server_notes.setdefault(s, []).append(
-                f"idle (no query for {idle_s:g} s): {idle:.2f} % CPU"
-            )
-        if not procs:
-            raise BenchError("no server to measure")
+        if main_workloads:
+            for s in args.servers:
+                procs[s] = STARTERS[s](ps, tmp, data, nsd, server_cpu)
+            for s, proc in list(procs.items()):
+                try:
+                    took = wait_ready(proc, data.cached_names[0])
+                except BenchError as exc:
+                    failures.append(f"{s}: {exc}")
+                    log(f"{s}: {exc}")
+                    del procs[s]
+                    continue
+                rss, pss, n = memory_mb(proc.pid)
+                procs_note = f" in {n} processes (PSS {pss:.1f} MB)" if n > 1 else ""
+                note = (
+                    f"ready {took:.1f} s after start, RSS {rss:.1f} MB{procs_note} before any load"
+                )
+                log(f"{s}: {note}")
+                server_notes.setdefault(s, []).append(note)
+                problems = check_answers(proc, data)
+                if problems:
+                    failures += [f"{s}: wrong answer: {p}" for p in problems]
+                    log(f"{s}: wrong answers: {'; '.join(problems)}")
+                if not proc.alive():
+                    err = proc.stderr_text().strip()[-1500:]
+                    failures.append(f"{s}: exited with code {proc.popen.returncode}: {err}")
+                    log(f"{s}: exited with code {proc.popen.returncode}: {err}")
+                    del procs[s]
+                    continue
+                warm(proc, data, load_cpu)
+            # What each server burns doing nothing: part of every CPU µs/query figure, largest
+            # share at low rates.
+            idle_s = 1.0 if args.quick else 3.0
+            before = {s: cpu_sample(p.pid) for s, p in procs.items()}
+            time.sleep(idle_s)
+            for s, p in procs.items():
+                idle = cpu_used(before[s], cpu_sample(p.pid)) / idle_s * 100
+                server_notes.setdefault(s, []).append(
+                    f"idle (no query for {idle_s:g} s): {idle:.2f} % CPU"
+                )
+            if not procs:
+                raise BenchError("no server to measure")
 
-        order = list(procs)
-        for rnd in range(args.rounds):
-            for w in args.workloads:
-                if w in ("cached", "blocked"):
-                    qfile = data.cached if w == "cached" else data.blocked
-                else:
-                    qfile = tmp / f"q-{w}-{rnd}.txt"
-                    rate = LATENCY_QPS if w == "latency" else (args.rate or MIXED_MAX_QPS)
-                    rate *= 1.2 if rate < MIXED_MAX_QPS else 1.0
-                    lines = int(rate * args.duration) + 1000
-                    tag = f"{w[0]}{rnd}x"
-                    log(f"writing {qfile.name} ({lines:,} lines)")
-                    mixed_file(qfile, data, lines, tag, rng)
-                for s in order:
-                    log(f"round {rnd + 1}/{args.rounds}: {w} on {s} ({args.duration:g} s)")
-                    save = tmp / f"dnsperf-{s}-{w}-{rnd}.txt"
-                    run = measure(procs[s], w, qfile, args.duration, load_cpu, save, args.rate)
-                    results[w].setdefault(s, []).append(run)
-                    if run.error:
-                        log(f"  {s}: {run.error}")
-                        failures.append(f"{s} {w}: {run.error}")
+            order = list(procs)
+            for rnd in range(args.rounds):
+                for w in main_workloads:
+                    if w in ("cached", "blocked"):
+                        qfile = data.cached if w == "cached" else data.blocked
                     else:
-                        p99 = f", p99 {run.p99_ms:.3f} ms" if run.p99_ms is not None else ""
-                        log(
-                            f"  {s}: {run.qps:,.0f} q/s, avg {run.avg_ms:.3f} ms{p99}, "
-                            f"{run.cpu_us:.2f} µs CPU/query ({run.cpu_pct:.0f} % CPU), "
-                            f"lost {run.lost}/{run.sent}, rcodes {run.rcodes}"
-                        )
-                if w in ("mixed", "latency"):
-                    qfile.unlink()
-            order = order[1:] + order[:1]  # who goes first changes from round to round
+                        qfile = tmp / f"q-{w}-{rnd}.txt"
+                        rate = LATENCY_QPS if w == "latency" else (args.rate or MIXED_MAX_QPS)
+                        rate *= 1.2 if rate < MIXED_MAX_QPS else 1.0
+                        lines = int(rate * args.duration) + 1000
+                        tag = f"{w[0]}{rnd}x"
+                        log(f"writing {qfile.name} ({lines:,} lines)")
+                        mixed_file(qfile, data, lines, tag, rng)
+                    for s in order:
+                        log(f"round {rnd + 1}/{args.rounds}: {w} on {s} ({args.duration:g} s)")
+                        save = tmp / f"dnsperf-{s}-{w}-{rnd}.txt"
+                        run = measure(procs[s], w, qfile, args.duration, load_cpu, save, args.rate)
+                        results[w].setdefault(s, []).append(run)
+                        if run.error:
+                            log(f"  {s}: {run.error}")
+                            failures.append(f"{s} {w}: {run.error}")
+                        else:
+                            p99 = f", p99 {run.p99_ms:.3f} ms" if run.p99_ms is not None else ""
+                            log(
+                                f"  {s}: {run.qps:,.0f} q/s, avg {run.avg_ms:.3f} ms{p99}, "
+                                f"{run.cpu_us:.2f} µs CPU/query ({run.cpu_pct:.0f} % CPU), "
+                                f"lost {run.lost}/{run.sent}, rcodes {run.rcodes}"
+                            )
+                    if w in ("mixed", "latency"):
+                        qfile.unlink()
+                order = order[1:] + order[:1]  # who goes first changes from round to round
 
-        # Stop the servers now, so their own end-of-run reports can be read.
-        if "dnsmasq" in procs and procs["dnsmasq"].alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(procs["dnsmasq"].pid, signal.SIGUSR1)  # statistics to its log
-            time.sleep(0.5)
-        for s, proc in procs.items():
-            ps.stop(proc)
-            server_notes.setdefault(s, []).extend(server_report(proc))
+            # Stop the servers now, so their own end-of-run reports can be read.
+            if "dnsmasq" in procs and procs["dnsmasq"].alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(procs["dnsmasq"].pid, signal.SIGUSR1)  # statistics to its log
+                time.sleep(0.5)
+            for s, proc in procs.items():
+                ps.stop(proc)
+                server_notes.setdefault(s, []).extend(server_report(proc))
+
+        # Instances of their own, started and stopped here, the others stopped already: the
+        # figures above are those of a run without these two workloads.
+        big_rng = random.Random(f"{args.seed}-big")
+        big_lists: dict[int, BigList] = {}
+
+        def big_list(size: int) -> BigList:
+            if size not in big_lists:
+                log(f"generating a {size:,}-name blocklist")
+                big_lists[size] = BigList.make(tmp, size, big_rng)
+            return big_lists[size]
+
+        if "biglist" in args.workloads:
+            size = BIGLIST_QUICK if args.quick else BIGLIST_FULL
+            log(f"biglist: every server alone with the {size:,}-name list")
+            big = big_list(size)
+            big_rows = run_biglist(ps, tmp, big, data, nsd, args.servers, server_cpu, load_cpu)
+            for r in big_rows:
+                if r.error:
+                    failures.append(f"{r.server} biglist: {r.error}")
+                    log(f"  {r.server}: {r.error}")
+                elif r.check != "ok":
+                    failures.append(f"{r.server} biglist: {r.check}")
+        if "reload" in args.workloads:
+            if "parafoudre" not in args.servers:
+                why = "it measures parafoudre, which is not in --servers"
+                log(f"reload: skipped ({why})")
+                reload_res = ReloadResult(0, skipped=why)
+            else:
+                size = RELOAD_LIST_QUICK if args.quick else RELOAD_LIST_FULL
+                log(f"reload: parafoudre with the {size:,}-name list")
+                reload_res = run_reload(
+                    ps,
+                    tmp,
+                    big_list(size),
+                    data,
+                    nsd,
+                    args.duration,
+                    server_cpu,
+                    load_cpu,
+                    big_rng,
+                )
+                if reload_res.error:
+                    failures.append(f"parafoudre reload: {reload_res.error}")
+                for check in (reload_res.base_check, reload_res.load_check):
+                    if check.startswith("WRONG"):
+                        failures.append(f"parafoudre reload: {check}")
+                if reload_res.load is not None and len(reload_res.durations_ms) < RELOAD_SWAPS:
+                    failures.append(
+                        f"parafoudre reload: {len(reload_res.durations_ms)} reloads logged, "
+                        f"{RELOAD_SWAPS} expected"
+                    )
+                failures += [f"parafoudre reload: {n}" for n in reload_res.notes]
     except KeyboardInterrupt:
         log("interrupted: stopping every process")
         return 130
@@ -1175,7 +1817,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
 
     rows = {w: {s: summarise(runs, w) for s, runs in by.items()} for w, by in results.items() if by}
-    text = report(args, rows, server_notes, failures, started, pinning, blocklist_size, load_avg)
+    text = report(
+        args,
+        rows,
+        server_notes,
+        failures,
+        started,
+        pinning,
+        blocklist_size,
+        load_avg,
+        big_rows,
+        reload_res,
+    )
     print(text)
     if args.output:
         args.output.write_text(text)
@@ -1190,6 +1843,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for s, r in by.items()
             if r.lost
         ]
+        if reload_res is not None:
+            bad += [
+                f"parafoudre reload ({what}): {r.lost:,} queries lost"
+                for what, r in (("without reloads", reload_res.base), ("reloads", reload_res.load))
+                if r is not None and r.lost
+            ]
     for b in bad:
         log(f"FAILED: {b}")
     return 1 if bad else 0
@@ -1244,6 +1903,8 @@ def report(
     pinning: str,
     blocklist_size: int,
     load_avg: tuple[float, float, float],
+    big_rows: Sequence[BigRow] = (),
+    reload_res: ReloadResult | None = None,
 ) -> str:
     v = versions()
     cmd = ".venv/bin/python bench/run_bench.py " + " ".join(sys.argv[1:])
@@ -1283,7 +1944,11 @@ def report(
         notes = [f"- {r.server}: {n}" for r in ordered for n in r.notes]
         if notes:
             out += ["", *notes]
-    t = targets(rows)
+    if big_rows:
+        out += ["", *big_section(big_rows)]
+    if reload_res is not None:
+        out += ["", *reload_section(reload_res)]
+    t = targets(rows, big_rows, reload_res)
     if len(t) > 2:
         out += ["", "## Targets (issue 6)", "", *t]
     if server_notes:
