@@ -2,9 +2,11 @@
 served from it.
 
 When the lists change, the cache is invalidated, not emptied: an entry from before the change
-is never served as fresh (the fast path skips policy, and a name may have been listed since),
-but it is kept for serve-stale, so a feed update during an internet outage does not leave the
-commune without answers.
+is never served by the fast path (which skips policy, and a name may have been listed since).
+The full path, whose policy stages have just judged the name against the new lists, takes such
+an entry back (``_revalidate``) instead of asking upstream again; and every entry is kept for
+serve-stale, so a feed update during an internet outage does not leave the commune without
+answers.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class CacheStage:
         self.rendered_second = -1
         self.hits = 0
         self.misses = 0
+        self.revalidated = 0  # answers kept across a list change (see _revalidate)
 
     def describe(self) -> str:
         return f"{self.entries.maxsize} entries, ttl {self.min_ttl}..{self.max_ttl} s"
@@ -64,6 +67,29 @@ class CacheStage:
         """The entry for ``key`` whatever its age or list generation (for serve-stale)."""
         item = self.entries.get(key)
         return None if item is None else item[1]
+
+    def _revalidate(self, key: bytes, now: float) -> CachedAnswer | None:
+        """An unexpired answer from before the lists changed, if the new lists allow it.
+
+        This stage runs after the policy stages, so the query's name has just passed the new
+        lists; the answer stays good unless it was a block (the name is no longer listed) or
+        holds CNAME targets (which only the upstream path checks against the lists). Without
+        this, every feeds update sent every popular name back upstream at once.
+        """
+        item = self.entries.get(key)
+        if item is None:
+            return None
+        gen, entry = item
+        if (
+            gen == self.generation
+            or entry.blocked
+            or entry.cnames
+            or now >= entry.stored_at + entry.ttl
+        ):
+            return None
+        self.entries[key] = (self.generation, entry)  # the same answer: the memo stays valid
+        self.revalidated += 1
+        return entry
 
     def store(self, key: bytes, entry: CachedAnswer) -> None:
         if self.enabled:
@@ -84,8 +110,10 @@ class CacheStage:
     def decide(self, query: Query, now: float) -> Step:
         entry = self.lookup(query.cache_key, now)
         if entry is None:
-            self.misses += 1
-            return CONTINUE
+            entry = self._revalidate(query.cache_key, now)
+            if entry is None:
+                self.misses += 1
+                return CONTINUE
         self.hits += 1
         out = cached_answer.render(entry, query, now)
         if entry.blocked:
