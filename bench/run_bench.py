@@ -1869,12 +1869,16 @@ def server_report(proc: Proc) -> list[str]:
             try:
                 con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
                 try:
-                    written = con.execute("SELECT count(*) FROM blocks").fetchone()[0]
+                    # Identical blocks within a write window share a row: count, rows.
+                    written, rows = con.execute(
+                        "SELECT coalesce(sum(count), 0), count(*) FROM blocks"
+                    ).fetchone()
                     dropped = dict(con.execute("SELECT name, value FROM counters").fetchall())
                 finally:
                     con.close()
                 notes.append(
-                    f"block log: {written:,} blocks written, {dropped.get('queue_dropped', 0):,} "
+                    f"block log: {written:,} blocks written (in {rows:,} rows), "
+                    f"{dropped.get('queue_dropped', 0):,} "
                     f"dropped from its queue, {dropped.get('write_failed', 0):,} failed writes"
                 )
             except sqlite3.Error as exc:
