@@ -33,7 +33,7 @@ class CacheStage:
     def __init__(self, size: int, min_ttl: int, max_ttl: int) -> None:
         # LRU bounded by entry count; expiry is checked on read, so an expired entry can still be
         # found (serve-stale needs that) and is replaced by the next store.
-        self.entries: LRUCache[bytes, tuple[int, CachedAnswer]] = LRUCache(maxsize=max(size, 1))
+        self.entries: LRUCache[bytes, CachedAnswer] = LRUCache(maxsize=max(size, 1))
         self.generation = 0  # of the lists; entries of an older one are only good for stale
         self.min_ttl = min_ttl
         self.max_ttl = max_ttl
@@ -55,18 +55,18 @@ class CacheStage:
 
     def lookup(self, key: bytes, now: float) -> CachedAnswer | None:
         """The live entry for ``key``, or None (hits and misses are counted by the callers)."""
-        item = self.entries.get(key)
-        if item is None:
-            return None
-        gen, entry = item
-        if gen == self.generation and now < entry.stored_at + entry.ttl:
+        entry = self.entries.get(key)
+        if (
+            entry is not None
+            and entry.generation == self.generation
+            and now < entry.stored_at + entry.ttl
+        ):
             return entry
         return None
 
     def stale(self, key: bytes) -> CachedAnswer | None:
         """The entry for ``key`` whatever its age or list generation (for serve-stale)."""
-        item = self.entries.get(key)
-        return None if item is None else item[1]
+        return self.entries.get(key)
 
     def _revalidate(self, key: bytes, now: float) -> CachedAnswer | None:
         """An unexpired answer from before the lists changed, if the new lists allow it.
@@ -76,18 +76,17 @@ class CacheStage:
         holds CNAME targets (which only the upstream path checks against the lists). Without
         this, every feeds update sent every popular name back upstream at once.
         """
-        item = self.entries.get(key)
-        if item is None:
-            return None
-        gen, entry = item
+        entry = self.entries.get(key)
         if (
-            gen == self.generation
+            entry is None
+            or entry.generation == self.generation
             or entry.blocked
             or entry.cnames
             or now >= entry.stored_at + entry.ttl
         ):
             return None
-        self.entries[key] = (self.generation, entry)  # the same answer: the memo stays valid
+        entry = entry._replace(generation=self.generation)
+        self.entries[key] = entry  # the same answer: the memo of renderings stays valid
         self.revalidated += 1
         return entry
 
@@ -96,7 +95,10 @@ class CacheStage:
             entries = self.entries
             if key in entries:
                 self.rendered.clear()
-            entries[key] = (self.generation, entry)
+            gen = self.generation
+            # The entry itself carries its list generation: no (generation, entry) pair, one
+            # object less for the cyclic GC to track per answer.
+            entries[key] = entry if entry.generation == gen else entry._replace(generation=gen)
 
     def clear(self) -> None:
         self.rendered.clear()
