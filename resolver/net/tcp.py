@@ -26,6 +26,9 @@ class TcpLimits:
         self.connections: dict[TcpConnection, None] = {}  # insertion order = age
 
 
+_END_GRACE = 2.0  # seconds a refused client has to read its last answers and close
+
+
 class TcpConnection(asyncio.Protocol):
     def __init__(self, service: Service, limits: TcpLimits) -> None:
         self.service = service
@@ -37,6 +40,7 @@ class TcpConnection(asyncio.Protocol):
         self.paused = False  # reading paused (by us)
         self.write_paused = False  # the transport asked us to stop writing
         self.eof = False
+        self.refusing = False  # a query was dropped: answering what is in flight, then closing
         self.last_message = time.monotonic()
         self.timer: asyncio.TimerHandle | None = None
         self.tasks: set[asyncio.Task[None]] = set()
@@ -100,6 +104,8 @@ class TcpConnection(asyncio.Protocol):
         self._resume_if_possible()
 
     def data_received(self, data: bytes) -> None:
+        if self.refusing:
+            return  # read and discard: closing with unread data would reset the connection
         buf = self.buffer
         buf += data
         while len(buf) >= 2 and not self._blocked():
@@ -110,7 +116,7 @@ class TcpConnection(asyncio.Protocol):
             del buf[: 2 + size]
             self.last_message = time.monotonic()
             self._handle(msg)
-            if self.transport is None or self.transport.is_closing():
+            if self.transport is None or self.transport.is_closing() or self.refusing:
                 return
         if self._blocked() and not self.paused and self.transport:
             # Stop reading: the kernel's buffers then push back on a client that floods us.
@@ -118,8 +124,14 @@ class TcpConnection(asyncio.Protocol):
             self.paused = True
 
     def _handle(self, msg: bytes) -> None:
+        dropped = self.service.dropped
         out = self.service.begin(msg, self.client, _TCP)
         if out is None:
+            if self.service.dropped != dropped:
+                # Dropped (rate limit, overload): over UDP the client retries after its
+                # timeout, but a TCP client would wait on a connection that answers no more
+                # until our idle timeout. End it instead, after the answers in flight.
+                self._refuse()
             return
         if isinstance(out, bytes):
             self._write(out)
@@ -129,6 +141,24 @@ class TcpConnection(asyncio.Protocol):
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def _refuse(self) -> None:
+        self.refusing = True
+        self.buffer.clear()
+        if self.inflight == 0:
+            self._end()
+
+    def _end(self) -> None:
+        """Half-close after the answers written so far (the client reads them, then EOF)."""
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        if t.can_write_eof():
+            t.write_eof()
+            # Close for good when the client does, or after a grace period.
+            asyncio.get_running_loop().call_later(_END_GRACE, self.close)
+        else:
+            self.close()
+
     async def _finish(self, pending: Any) -> None:
         try:
             out = await self.service.finish(pending)
@@ -136,6 +166,10 @@ class TcpConnection(asyncio.Protocol):
             self.inflight -= 1
         if out is not None:
             self._write(out)
+        if self.refusing:
+            if self.inflight == 0:
+                self._end()
+            return
         if self.eof and self.inflight == 0:
             self.close()
             return
@@ -148,6 +182,8 @@ class TcpConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # Half-closed by the client: finish what is in flight, then close (RFC 7766 §6.2.4).
         self.eof = True
+        if self.refusing and self.inflight == 0:
+            return None
         if self.inflight == 0:
             return None  # close now
         return True
