@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from floor import RESPONDER as FLOOR_RESPONDER  # bench/floor.py, beside this script
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO / "bench" / "results.md"
 
@@ -834,6 +836,21 @@ def measure(
     return run
 
 
+def start_floor(ps: Processes, tmp: Path, cpu: int | None) -> Proc | None:
+    """bench/floor.py's do-nothing responder, pinned like the servers; None if it fails."""
+    port = free_port()
+    script = tmp / "floor_responder.py"
+    script.write_text(FLOOR_RESPONDER)
+    proc = ps.start("python-floor", port, [sys.executable, str(script), str(port)], tmp, cpu)
+    try:
+        wait_ready(proc, "h1." + ZONE)
+    except BenchError as exc:
+        log(f"python floor: {exc}; latency reported without it")
+        ps.stop(proc)
+        return None
+    return proc
+
+
 def warm(proc: Proc, data: Data, load_cpu: int | None) -> None:
     for qfile in (data.cached, data.blocked):
         text = run_dnsperf(dnsperf_cmd(proc.port, qfile, 30, load_cpu, once=True), 30)
@@ -1335,6 +1352,7 @@ def targets(
     rows: dict[str, dict[str, Row]],
     big_rows: Sequence[BigRow] = (),
     reload_res: ReloadResult | None = None,
+    floor: Row | None = None,
 ) -> list[str]:
     """The issue's targets, met or not, from this run."""
     out = ["| target | this run | met |", "|---|---|---|"]
@@ -1364,6 +1382,8 @@ def targets(
         others = ", ".join(
             f"{s} {r.p99_ms:.3f} ms" for s, r in lat.items() if s != "parafoudre" and r.p99_ms
         )
+        if floor is not None and floor.p99_ms is not None:
+            others += f", a do-nothing Python responder {floor.p99_ms:.3f} ms"
         context = f" (same machine, same run: {others})" if others else ""
         out.append(
             f"| p99 latency at {LATENCY_QPS:,} q/s ≤ 0.3 ms | {pl.p99_ms:.3f} ms{context} "
@@ -1651,6 +1671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server_notes: dict[str, list[str]] = {}
     main_workloads = [w for w in args.workloads if w in MAIN_WORKLOADS]
     results: dict[str, dict[str, list[Run]]] = {w: {} for w in main_workloads}
+    floor_runs: list[Run] = []  # the do-nothing Python responder, latency workload only
     big_rows: list[BigRow] = []
     reload_res: ReloadResult | None = None
     load_avg = os.getloadavg()
@@ -1711,6 +1732,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise BenchError("no server to measure")
 
             order = list(procs)
+            floor = start_floor(ps, tmp, server_cpu) if "latency" in main_workloads else None
             for rnd in range(args.rounds):
                 for w in main_workloads:
                     if w in ("cached", "blocked"):
@@ -1738,6 +1760,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 f"{run.cpu_us:.2f} µs CPU/query ({run.cpu_pct:.0f} % CPU), "
                                 f"lost {run.lost}/{run.sent}, rcodes {run.rcodes}"
                             )
+                    if w == "latency" and floor is not None and floor.alive():
+                        # The same load on a server that does no resolver work at all: what
+                        # this machine's wake-ups cost any Python server (see floor.py).
+                        save = tmp / f"dnsperf-floor-{w}-{rnd}.txt"
+                        run = measure(floor, w, qfile, args.duration, load_cpu, save)
+                        if not run.error:
+                            floor_runs.append(run)
+                            log(f"  python floor: avg {run.avg_ms:.3f} ms, p99 {run.p99_ms:.3f} ms")
                     if w in ("mixed", "latency"):
                         qfile.unlink()
                 order = order[1:] + order[:1]  # who goes first changes from round to round
@@ -1828,6 +1858,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_avg,
         big_rows,
         reload_res,
+        summarise(floor_runs, "latency") if floor_runs else None,
     )
     print(text)
     if args.output:
@@ -1909,6 +1940,7 @@ def report(
     load_avg: tuple[float, float, float],
     big_rows: Sequence[BigRow] = (),
     reload_res: ReloadResult | None = None,
+    floor: Row | None = None,
 ) -> str:
     v = versions()
     cmd = ".venv/bin/python bench/run_bench.py " + " ".join(sys.argv[1:])
@@ -1946,13 +1978,19 @@ def report(
         ordered = [rows[w][s] for s in SERVERS if s in rows[w]]
         out += table(ordered)
         notes = [f"- {r.server}: {n}" for r in ordered for n in r.notes]
+        if w == "latency" and floor is not None:
+            notes.append(
+                "- same load, same run, on a do-nothing Python responder (bench/floor.py: "
+                "uvloop, recvfrom/sendto, no resolver work): "
+                f"avg {floor.avg_ms:.3f} ms, p50 {floor.p50_ms:.3f} ms, p99 {floor.p99_ms:.3f} ms"
+            )
         if notes:
             out += ["", *notes]
     if big_rows:
         out += ["", *big_section(big_rows)]
     if reload_res is not None:
         out += ["", *reload_section(reload_res)]
-    t = targets(rows, big_rows, reload_res)
+    t = targets(rows, big_rows, reload_res, floor)
     if len(t) > 2:
         out += ["", "## Targets (issue 6)", "", *t]
     if server_notes:
