@@ -56,8 +56,8 @@ class MmsgBuffers:
     ``rview[i * SLOT:]`` its bytes, ``names[i * NAME:]`` its address. To answer, copy the answer
     to ``sview[k * SLOT:]``, set send message k's iovec length
     (``siov[k * iov_ptr + iovlen_ptr]``), address (``sptr[k * msg_ptr + name_ptr]``: the
-    receive address buffer ``names_at + i * NAME``) and address length
-    (``s32[k * msg_u32 + namelen_u32]``); then ``send(count)`` sends them all.
+    receive address buffer ``names_at + i * NAME``; its length is set once, since every peer of
+    a socket has the size of the socket's family), then ``send(count)`` sends them all.
     """
 
     def __init__(
