@@ -260,18 +260,19 @@ class UpstreamClient:
                     on_answer(None)
                     return
                 now = loop.time()
-                rest = tries[1:]
                 if resp is None:
                     self._failed(server, now)
+                    self._keep(self._exchange_then(query, on_answer, tries[1:], deadline))
+                    return
+                flags = HEADER.unpack_from(resp)[1]
+                if flags & wire.TC:
+                    # This try goes on over TCP, as it would have within exchange().
+                    self._keep(self._exchange_then(query, on_answer, tries, deadline, tcp=True))
+                elif (flags & wire.RCODE_MASK) in _TRY_ANOTHER:
+                    self._keep(self._exchange_then(query, on_answer, tries[1:], deadline))
                 else:
-                    flags = HEADER.unpack_from(resp)[1]
-                    if not flags & wire.TC and (flags & wire.RCODE_MASK) not in _TRY_ANOTHER:
-                        self._answered(server, now - start)
-                        on_answer(resp)
-                        return
-                    if flags & wire.TC:
-                        rest = tries  # the same server again, over TCP this time
-                self._keep(self._exchange_then(query, on_answer, rest, deadline))
+                    self._answered(server, now - start)
+                    on_answer(resp)
 
             try:
                 self._waiters_for(loop).send(
@@ -284,9 +285,15 @@ class UpstreamClient:
         return self._keep(self._exchange_then(query, on_answer, tries, deadline))
 
     async def _exchange_then(
-        self, query: Query, on_answer: OnAnswer, tries: list[Upstream], deadline: float
+        self,
+        query: Query,
+        on_answer: OnAnswer,
+        tries: list[Upstream],
+        deadline: float,
+        *,
+        tcp: bool = False,
     ) -> None:
-        on_answer(await self.exchange(query, tries, tries=tries, deadline=deadline))
+        on_answer(await self.exchange(query, tries, tries=tries, deadline=deadline, tcp=tcp))
 
     def _keep(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -301,11 +308,13 @@ class UpstreamClient:
         *,
         tries: list[Upstream] | None = None,
         deadline: float | None = None,
+        tcp: bool = False,
     ) -> bytes | None:
         """The first good answer of the servers, tried best first, each twice at most.
 
         ``tries``: the servers left to try, in order, when ``exchange_soon`` made the first
-        try; ``deadline``: loop time, by default ``total_timeout`` from now.
+        try; ``deadline``: loop time, by default ``total_timeout`` from now; ``tcp``: the
+        first of ``tries`` already answered truncated over UDP, so it is asked over TCP only.
         """
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -315,7 +324,7 @@ class UpstreamClient:
             order = self.order(servers, start)
             # Each server twice at most: a lost datagram deserves one retry.
             tries = order + order
-        for server in tries:
+        for i, server in enumerate(tries):
             remaining = deadline - loop.time()
             if remaining <= 0.005:
                 break
@@ -326,6 +335,8 @@ class UpstreamClient:
                     # DNS over TLS or HTTPS: one long-lived connection, never truncated.
                     transport = self._encrypted(server)
                     resp = await transport.exchange(sent, min(self.timeout, remaining))
+                elif i == 0 and tcp:
+                    resp = await self._tcp(server, sent, min(self.timeout * 2, remaining))
                 else:
                     resp = await self._udp(server, sent, min(self.timeout, remaining))
                     if HEADER.unpack_from(resp)[1] & wire.TC:

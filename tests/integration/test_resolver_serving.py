@@ -397,3 +397,15 @@ async def test_upstream_health_prefers_the_healthy_and_returns_to_a_recovered_on
             assert all(h.fails == 0 for h in health.values())
     finally:
         await first.stop()
+
+
+async def test_truncated_upstream_answer_is_asked_once_over_udp_then_tcp(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    upstream.truncate_udp = True
+    async with running(make_config(tmp_path, upstream.port, "cache:\n  size: 0\n")) as app:
+        r = await ask(app, "example.test")
+        assert r.answer[0][0].to_text() == "192.0.2.1"
+        # One UDP query (answered truncated), then TCP: the UDP query is not repeated.
+        assert len(upstream.queries) - upstream.tcp_queries == 1
+        assert upstream.tcp_queries == 1
