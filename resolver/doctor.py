@@ -529,6 +529,62 @@ def _check_clock(now: float) -> list[_Result]:
     return [_Result(OK, f"clock: {text}")]
 
 
+def _check_observatory(
+    cfg: Config, timeout: float, now: float, ssl_context: ssl.SSLContext | None
+) -> list[_Result]:
+    """The link to the départemental observatory: reachable, token accepted, last send."""
+    obs = cfg.observatory
+    if not obs.enabled:
+        return []
+    from resolver.observatory_push.status import outbox_status, probe
+
+    url = obs.ingest_url()
+    answer = probe(obs, timeout=timeout, ssl_context=ssl_context)
+    fixes = {
+        401: "observatory.token is not the token the observatory's operator gave this commune "
+        "(its sha256 is the box's token_sha256 in the observatory's config)",
+        403: "the token belongs to another commune (check observatory.insee) or this address "
+        "may not report (the observatory's ingest_allow)",
+        404: "observatory.url is the observatory's base URL, e.g. https://observatoire.example.fr",
+    }
+    results = []
+    if answer.status is None:
+        results.append(
+            _Result(
+                WARN,
+                f"observatory {url}: unreachable ({answer.error})",
+                "check the box's Internet link and observatory.url; blocks wait in the outbox "
+                "and are sent when it is back",
+            )
+        )
+    elif 200 <= answer.status < 300:
+        results.append(_Result(OK, f"observatory {url}: reachable, token accepted"))
+    else:
+        results.append(
+            _Result(
+                FAIL,
+                f"observatory {url}: refused the box (HTTP {answer.status})",
+                fixes.get(answer.status, "read the observatory's log for this box's commune"),
+            )
+        )
+    path = obs.outbox_path(cfg.state_path())
+    try:
+        pending, last = outbox_status(path)
+    except sqlite3.Error as exc:
+        return [*results, _Result(WARN, f"observatory outbox {path}: cannot be read: {exc}")]
+    late = max(2 * obs.heartbeat, 10 * obs.interval)
+    logs = "read `journalctl -u parafoudre -e | grep observatory`"
+    if last is None:
+        results.append(
+            _Result(WARN, "observatory: no successful send recorded yet", f"is it running? {logs}")
+        )
+    else:
+        when = datetime.fromtimestamp(last, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        text = f"observatory: last successful send {when}, {pending} batch(es) waiting"
+        results.append(_Result(WARN if now - last > late else OK, text, logs))
+    return results
+
+
 def run_doctor(
     cfg: Config,
     config_path: Path | None,
@@ -557,6 +613,7 @@ def run_doctor(
         lambda: _check_blocklog(cfg),
         lambda: _check_disk(cfg, disk_usage),
         lambda: _check_clock(when),
+        lambda: _check_observatory(cfg, timeout, when, ssl_context),
     ]
     counts = {OK: 0, WARN: 0, FAIL: 0}
     for check in checks:

@@ -20,12 +20,22 @@ from resolver.checks import check as _check
 _INSEE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$")
 
 
+# What the box posts to below the observatory's base URL.
+INGEST_PATH = "/ingest"
+# How often the pseudonyms change (see pseudonym_period in outbox.py).
+ROTATIONS = ("daily", "weekly", "monthly")
+
+
 def check_url(text: str) -> str:
-    """An https:// URL, or http:// to a loopback address (tests, a local tunnel)."""
+    """An https:// URL, or http:// to a loopback address (tests, a local tunnel).
+
+    It is the observatory's base URL; one that already ends in /ingest (an older hint said so)
+    is taken as meaning its base, so the box never posts to .../ingest/ingest.
+    """
     if not text:
         return text
     parts = urllib.parse.urlsplit(text)
-    hint = "write it as https://observatoire.example.fr"
+    hint = "write the observatory's base URL, e.g. https://observatoire.example.fr"
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError(f"{text!r} is not an http(s) URL|{hint}")
     if parts.query or parts.fragment or parts.username or parts.password:
@@ -57,6 +67,15 @@ def _token(value: str | None) -> str | None:
     return value
 
 
+def _rotation(text: str) -> str:
+    if text not in ROTATIONS:
+        raise ValueError(
+            f"{text!r} is not a pseudonym rotation|write one of {', '.join(ROTATIONS)}"
+            " (monthly: a machine's history cannot be linked from one month to the next)"
+        )
+    return text
+
+
 def _positive(v: float) -> float:
     if not v > 0:
         raise ValueError(f"{v} is not positive|give a number of seconds above 0")
@@ -69,7 +88,8 @@ class ObservatoryPushConfig:
 
     # Send block events to the observatory. Off by default: nothing leaves the box.
     enabled: bool = False
-    # The observatory's base URL, https:// (http:// only to 127.0.0.1); events go to <url>/ingest.
+    # The observatory's base URL, https:// (http:// only to 127.0.0.1); events go to <url>/ingest
+    # (a URL already ending in /ingest is taken as its base).
     url: str = field(default="", metadata=_check(check_url))
     # The commune's name as the observatory shows it, e.g. "Saint-Just-Saint-Rambert".
     commune: str = ""
@@ -80,6 +100,9 @@ class ObservatoryPushConfig:
     # Key of the keyed hash (HMAC-SHA256) that replaces client addresses; generated on first use
     # with mode 0600 and never sent. "" = <state_dir>/observatory.key.
     pseudonym_key_file: str = ""
+    # How often each machine's pseudonym changes: daily, weekly or monthly (UTC periods of the
+    # event's time). The observatory cannot link a machine's blocks across two periods.
+    pseudonym_rotation: str = field(default="monthly", metadata=_check(_rotation))
     # Events per batch sent to the observatory.
     batch_size: int = field(default=500, metadata=_check(_at_least(1)))
     # Seconds between two looks at the block log for new events.
@@ -121,5 +144,10 @@ class ObservatoryPushConfig:
     def outbox_path(self, state_dir: Path) -> Path:
         return Path(self.outbox).expanduser() if self.outbox else state_dir / "outbox.sqlite"
 
+    def base_url(self) -> str:
+        """The observatory's base URL, without a trailing / or /ingest."""
+        base = self.url.rstrip("/")
+        return base[: -len(INGEST_PATH)] if base.endswith(INGEST_PATH) else base
+
     def ingest_url(self) -> str:
-        return self.url.rstrip("/") + "/ingest"
+        return self.base_url() + INGEST_PATH

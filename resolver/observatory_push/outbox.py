@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -84,8 +85,28 @@ class OutboxError(BlockLogError):
 # --- pure parts -------------------------------------------------------------------------------
 
 
+def pseudonym_period(ts: float, rotation: str) -> str:
+    """The UTC period of ``ts`` whose pseudonyms are alike: '2026-12', '2026-W49', '2026-12-06'."""
+    t = time.gmtime(ts)
+    if rotation == "daily":
+        return time.strftime("%Y-%m-%d", t)
+    if rotation == "weekly":
+        year, week, _ = dt.date(t.tm_year, t.tm_mon, t.tm_mday).isocalendar()
+        return f"{year}-W{week:02d}"
+    return time.strftime("%Y-%m", t)
+
+
+def period_key(key: bytes, period: str) -> bytes:
+    """The key of one period, derived from the box's key (HMAC as a PRF, RFC 2104): pseudonyms
+    of two periods cannot be linked without the box's key, which never leaves the box.
+    """
+    return hmac.new(key, b"parafoudre-pseudonym-period:" + period.encode(), hashlib.sha256).digest()
+
+
 def pseudonymise(key: bytes, client: str) -> str:
-    """The client address as HMAC-SHA256 under the box's key, truncated: stable per key."""
+    """The client address as HMAC-SHA256 under ``key``, truncated: stable per key (the box
+    passes a period's key, so a machine's pseudonym changes with the period).
+    """
     return hmac.new(key, client.encode("utf-8", "backslashreplace"), hashlib.sha256).hexdigest()[
         :PSEUDONYM_HEX
     ]
@@ -96,17 +117,29 @@ def utc_day(ts: float) -> str:
 
 
 def build_payload(
-    rows: Sequence[BlockRow], key: bytes, *, batch_id: str, commune: str, insee: str
+    rows: Sequence[BlockRow],
+    key: bytes,
+    *,
+    batch_id: str,
+    commune: str,
+    insee: str,
+    rotation: str = "monthly",
 ) -> dict[str, Any]:
     """The JSON document of one batch: its events and their counts per UTC day and category.
 
     Only what was blocked is in the block log, so only that is sent; the client address is
-    replaced by its pseudonym here, and the key stays on the box. An event is one block log row:
+    replaced by its pseudonym under the key of the event's period (``rotation``) here, and the
+    key stays on the box. An event is one block log row:
     ``count`` identical queries, the first at ``ts``; the daily counts add up the queries.
     """
     events: list[dict[str, Any]] = []
     daily: dict[tuple[str, str], int] = {}
+    keys: dict[str, bytes] = {}  # period -> its key: a batch spans one or two periods
     for _id, ts, client, qname, qtype, verdict, reason, category, count in rows:
+        period = pseudonym_period(ts, rotation)
+        pkey = keys.get(period)
+        if pkey is None:
+            pkey = keys[period] = period_key(key, period)
         events.append(
             {
                 "ts": ts,
@@ -115,7 +148,7 @@ def build_payload(
                 "verdict": verdict,
                 "qname": qname,
                 "qtype": qtype,
-                "client": pseudonymise(key, client),
+                "client": pseudonymise(pkey, client),
                 "count": count,
             }
         )
@@ -184,6 +217,7 @@ class Outbox:
         insee: str,
         batch_size: int,
         max_pending: int = MAX_PENDING,
+        rotation: str = "monthly",
     ) -> None:
         self.path = path
         self._blocklog_path = blocklog_path
@@ -192,6 +226,7 @@ class Outbox:
         self._insee = insee
         self._batch_size = batch_size
         self._max_pending = max_pending
+        self._rotation = rotation
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -272,7 +307,12 @@ class Outbox:
         for chunk in chunks(rows, self._batch_size):
             batch_id = str(uuid.uuid4())
             payload = build_payload(
-                chunk, self._key, batch_id=batch_id, commune=self._commune, insee=self._insee
+                chunk,
+                self._key,
+                batch_id=batch_id,
+                commune=self._commune,
+                insee=self._insee,
+                rotation=self._rotation,
             )
             body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
             stored.append((batch_id, time.time(), len(chunk), body))
@@ -303,6 +343,14 @@ class Outbox:
     def delete(self, batch_id: str) -> None:
         self._conn.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
 
+    def mark_sent(self, when: float) -> None:
+        """Remember the last 2xx from the observatory (read by ``parafoudre doctor``)."""
+        self._conn.execute(
+            "INSERT INTO state (name, value) VALUES ('last_ok', ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (int(when),),
+        )
+
 
 # --- the pusher task --------------------------------------------------------------------------
 
@@ -322,7 +370,7 @@ class _Link:
             self.down_since = time.monotonic()
             log.warning(
                 "observatory: cannot send to %s (%s); events are kept in the outbox and sent later",
-                self._cfg.url,
+                self._cfg.ingest_url(),
                 reason,
             )
         first = min(FIRST_BACKOFF, self._cfg.interval)
@@ -333,7 +381,7 @@ class _Link:
         if self.down_since is not None:
             log.info(
                 "observatory: %s reachable again after %.0f s",
-                self._cfg.url,
+                self._cfg.ingest_url(),
                 time.monotonic() - self.down_since,
             )
         self.failures = 0
@@ -386,6 +434,7 @@ async def run_pusher(
                 commune=cfg.commune,
                 insee=cfg.insee,
                 batch_size=cfg.batch_size,
+                rotation=cfg.pseudonym_rotation,
             ),
         )
         try:
@@ -406,6 +455,7 @@ async def _push_loop(
     url = cfg.ingest_url()
     link = _Link(cfg)
     last_sent: float | None = None  # monotonic time of the last 2xx; None: announce at start
+    last_ok: float | None = None  # last_sent when last written to the outbox
     timeout = aiohttp.ClientTimeout(total=cfg.timeout)
     headers = {"Authorization": f"Bearer {cfg.token}", "User-Agent": "parafoudre-box"}
     async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
@@ -433,6 +483,9 @@ async def _push_loop(
                 if failure:
                     wait = link.failed(failure)
                 else:
+                    if link.down_since is not None or last_ok != last_sent:
+                        last_ok = last_sent
+                        await loop.run_in_executor(executor, outbox.mark_sent, time.time())
                     link.ok()
                     if more:
                         wait = 0.0

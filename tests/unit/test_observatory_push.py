@@ -16,8 +16,10 @@ from resolver.observatory_push.outbox import (
     Outbox,
     build_payload,
     load_or_create_key,
+    pseudonym_period,
     pseudonymise,
 )
+from resolver.observatory_push.status import outbox_status
 
 KEY = b"k" * 32
 NOW = 1_773_000_000.0  # 2026-03-08
@@ -159,3 +161,63 @@ def test_config_accepts_a_complete_section(tmp_path: Path) -> None:
     assert cfg.key_path(tmp_path) == tmp_path / "observatory.key"
     assert load_text("url: http://127.0.0.1:8054\n", ObservatoryPushConfig).url
     assert load_text("insee: 2A004\n", ObservatoryPushConfig).insee == "2A004"
+
+
+def _client_of(payload: dict[str, object], i: int) -> str:
+    events = payload["events"]
+    assert isinstance(events, list)
+    client: str = events[i]["client"]
+    return client
+
+
+def test_pseudonyms_rotate_monthly_by_default() -> None:
+    """Same machine, two months: two pseudonyms the observatory cannot link; same month: one."""
+    dec = 1_796_000_000.0  # 2026-11-30 00:53 UTC, a Monday
+    rows = [
+        (1, dec, "192.168.1.20", "a.test", 1, "blocked", "feed:x", "malware", 1),
+        (2, dec + 3600, "192.168.1.20", "a.test", 1, "blocked", "feed:x", "malware", 1),
+        (3, dec + 5 * 86_400, "192.168.1.20", "a.test", 1, "blocked", "feed:x", "malware", 1),
+    ]
+    monthly = build_payload(rows, KEY, batch_id="b", commune="Feurs", insee="42094")
+    assert _client_of(monthly, 0) == _client_of(monthly, 1)
+    assert _client_of(monthly, 0) != _client_of(monthly, 2)  # November, then December
+    daily = build_payload(
+        rows, KEY, batch_id="b", commune="Feurs", insee="42094", rotation="daily"
+    )
+    assert _client_of(daily, 0) == _client_of(daily, 1) != _client_of(daily, 2)
+    assert {_client_of(daily, i) for i in range(3)}.isdisjoint(
+        {_client_of(monthly, i) for i in range(3)}
+    )
+    assert pseudonym_period(dec, "monthly") == "2026-11"
+    assert pseudonym_period(dec, "weekly") == "2026-W49"
+    assert pseudonym_period(dec, "daily") == "2026-11-30"
+
+
+def test_rotation_is_a_config_choice_defaulting_to_monthly() -> None:
+    assert ObservatoryPushConfig().pseudonym_rotation == "monthly"
+    assert load_text("pseudonym_rotation: weekly\n", ObservatoryPushConfig).pseudonym_rotation
+    with pytest.raises(ConfigError, match="not a pseudonym rotation"):
+        load_text("pseudonym_rotation: never\n", ObservatoryPushConfig)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://obs.example.fr",
+        "https://obs.example.fr/",
+        "https://obs.example.fr/ingest",
+        "https://obs.example.fr/ingest/",
+    ],
+)
+def test_url_is_the_base_and_a_url_ending_in_ingest_is_taken_as_its_base(url: str) -> None:
+    cfg = load_text(f"url: {url}\n", ObservatoryPushConfig)
+    assert cfg.base_url() == "https://obs.example.fr"
+    assert cfg.ingest_url() == "https://obs.example.fr/ingest"
+
+
+def test_outbox_remembers_the_last_successful_send(tmp_path: Path) -> None:
+    outbox = _outbox(tmp_path)
+    outbox.mark_sent(NOW)
+    outbox.mark_sent(NOW + 60)
+    outbox.close()
+    assert outbox_status(tmp_path / "outbox.sqlite") == (0, NOW + 60)
