@@ -253,7 +253,10 @@ def _other_parsers_name(buf: bytes, pos: int) -> list[bytes]:
     name, _ = dns.name.from_wire(buf, pos)
     labels = [bytes(x) for x in name.labels if x]
     try:
-        b"".join(labels).decode("utf-8")
+        # Label by label, as dnslib decodes them: b"\xe0\xa0" then b"\x80" is UTF-8 only
+        # once joined, and dnslib refuses the first label alone.
+        for label in labels:
+            label.decode("utf-8")
     except UnicodeDecodeError:
         return labels  # dnslib refuses labels that are not UTF-8; the wire allows any byte
     b = DNSBuffer(buf)
@@ -342,6 +345,13 @@ def _check_from_wire(buf: bytes) -> None:
 @example(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03abc\xc0\x0c\x00\x01\x00\x01")
 @example(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x01\x00\x00\x01\x00\x01\x00\x00\x29")
 @example(b"\x12\x34\x81\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x01")
+# Found by hypothesis: labels of any octets are a query (RFC 2181 §11), here one that is not
+# UTF-8 alone (\xe0\xa0) but is once joined with the next label (\x80).
+@example(
+    b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    + b"\x02\xe0\xa0\x01\x80\x00\x00\x01\x00\x01"
+)
+@example(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + b"\x02\xe0\xa0\x00\x00\x01\x00\x01")
 def test_from_wire_gives_a_query_or_a_well_formed_error(buf: bytes) -> None:
     _check_from_wire(buf)
 

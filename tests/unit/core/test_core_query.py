@@ -67,6 +67,16 @@ def test_name_with_a_dot_inside_a_label_is_escaped() -> None:
     assert q.qname == "evil\\046test.x"  # never "evil.test.x": it would match list entries
 
 
+def test_labels_of_any_octets_are_a_query() -> None:
+    # RFC 2181 §11: a label is any octets. Found by hypothesis: \xe0\xa0 is not UTF-8 alone.
+    head = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    question = b"\x02\xe0\xa0\x01\x80\x04Test\x00\x00\x01\x00\x01"
+    q = from_wire(head + question, CLIENT, Transport.UDP)
+    assert q.qname == "\\224\\160.\\128.test"
+    assert q.question == question  # echoed as asked, case kept
+    assert (q.qtype, q.qclass) == (1, 1)
+
+
 @pytest.mark.parametrize(
     ("edns", "do", "payload"),
     [(True, False, 1232), (4096, True, 4096), (512, True, 512), (100, False, 100)],
