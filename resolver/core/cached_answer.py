@@ -15,6 +15,10 @@ from resolver.core.wire import HEADER, RR_FIXED, U32, WireError
 
 _KEEP_FLAGS = wire.AD | wire.RCODE_MASK
 _ECHO = wire.RD | wire.CD
+# Module constants: read once per record in from_upstream's loop.
+_T_OPT = wire.T_OPT
+_T_SOA = wire.T_SOA
+_ALIASES = frozenset((wire.T_CNAME, wire.T_DNAME))
 _QNAME_PTR = b"\xc0\x0c"  # the question name always starts at offset 12
 EDE_BLOCKED = 15  # RFC 8914 §4.16
 # Blocked answers stay cached until the lists change (a swap clears the cache); this only
@@ -55,11 +59,15 @@ class CachedAnswer(NamedTuple):
         return self.flags & wire.RCODE_MASK
 
 
-def from_upstream(resp: bytes, now: float, min_ttl: int, max_ttl: int) -> CachedAnswer:
-    """Read an upstream response (already matched to our query); raise WireError if malformed."""
-    qend, rrs = wire.walk(resp)
-    flags = HEADER.unpack_from(resp)[1]
-    rcode = flags & wire.RCODE_MASK
+def _read_records(
+    resp: bytes, qend: int, rrs: list[wire.RRInfo], min_ttl: int, max_ttl: int
+) -> tuple[bytearray, tuple[int, int, int], list[int], list[int], list[int], int]:
+    """The sections after the question without the OPT record, with what the cache needs.
+
+    Returns the body, the (answer, authority, additional) counts, the TTL offsets in the body
+    and the clamped TTLs, the CNAME/DNAME target offsets, and the negative-answer TTL of the
+    authority's SOA (RFC 2308 §5; -1 when there is none).
+    """
     segments: list[bytes] = []
     cut = 0  # bytes removed before the current point (the OPT record)
     last = qend
@@ -68,10 +76,9 @@ def from_upstream(resp: bytes, now: float, min_ttl: int, max_ttl: int) -> Cached
     cnames: list[int] = []
     an = ns = ar = 0
     neg_ttl = -1
-    min_seen = -1
     for rr in rrs:
-        end = rr.rdata_at + rr.rdlength
-        if rr.rtype == wire.T_OPT:
+        if rr.rtype == _T_OPT:
+            end = rr.rdata_at + rr.rdlength
             segments.append(resp[last : rr.start])
             cut += end - rr.start
             last = end
@@ -80,27 +87,34 @@ def from_upstream(resp: bytes, now: float, min_ttl: int, max_ttl: int) -> Cached
             # A record after OPT would be shifted under its own compression pointers; recursive
             # resolvers always put OPT last, so refuse the odd message instead of mangling it.
             raise WireError("record after OPT")
+        ttl = rr.ttl
         if rr.section == 0:
             an += 1
-            if rr.rtype in (wire.T_CNAME, wire.T_DNAME):
+            if rr.rtype in _ALIASES:
                 cnames.append(rr.rdata_at - qend)
         elif rr.section == 1:
             ns += 1
-            if rr.rtype == wire.T_SOA and rr.rdlength >= 20:
+            if rr.rtype == _T_SOA and rr.rdlength >= 20:
                 minimum = U32.unpack_from(resp, rr.rdata_at + rr.rdlength - 4)[0]
-                neg_ttl = min(rr.ttl, minimum)  # RFC 2308 §5
+                neg_ttl = min(ttl, minimum)  # RFC 2308 §5
         else:
             ar += 1
-        raw_ttl = 0 if rr.ttl & 0x80000000 else rr.ttl  # RFC 2181 §8: top bit set means 0
-        t = min(max(raw_ttl, min_ttl), max_ttl)
+        raw_ttl = 0 if ttl & 0x80000000 else ttl  # RFC 2181 §8: top bit set means 0
         ttl_at.append(rr.ttl_at - qend)
-        ttls.append(t)
-        if min_seen < 0 or t < min_seen:
-            min_seen = t
+        ttls.append(min(max(raw_ttl, min_ttl), max_ttl))
     segments.append(resp[last:])
-    body = bytearray(b"".join(segments))
+    return bytearray(b"".join(segments)), (an, ns, ar), ttl_at, ttls, cnames, neg_ttl
+
+
+def from_upstream(resp: bytes, now: float, min_ttl: int, max_ttl: int) -> CachedAnswer:
+    """Read an upstream response (already matched to our query); raise WireError if malformed."""
+    qend, rrs = wire.walk(resp)
+    flags = HEADER.unpack_from(resp)[1]
+    body, counts, ttl_at, ttls, cnames, neg_ttl = _read_records(resp, qend, rrs, min_ttl, max_ttl)
+    rcode = flags & wire.RCODE_MASK
+    an, ns, ar = counts
     if rcode == wire.NOERROR and an:
-        cache_ttl = max(min_seen, 0)
+        cache_ttl = max(min(ttls), 0)
     elif rcode in (wire.NXDOMAIN, wire.NOERROR) and neg_ttl >= 0:
         cache_ttl = min(max(neg_ttl, min_ttl), max_ttl)
         # The SOA of a negative answer says how long the negation holds (RFC 2308 §5): never

@@ -82,6 +82,55 @@ def _error_reply(
     return HEADER.pack(qid, out_flags, qd, 0, 0, 1 if opt else 0) + question + opt
 
 
+def _formerr(buf: bytes, reason: str) -> MalformedQuery:
+    return MalformedQuery(reason, _error_reply(buf, wire.FORMERR, b"", 0, None, 0))
+
+
+def _read_question(buf: bytes) -> tuple[list[bytes], int]:
+    """The labels of the one question's name and the offset after its type and class.
+
+    A label is any octets (RFC 2181 §11): only the name's structure can be malformed.
+    """
+    try:
+        labels, pos = wire.read_name(buf, 12)
+        # Nothing precedes the question but the header, so a pointer in it can only point
+        # there: a query's question is never compressed.
+        if pos != 12 + sum(len(label) + 1 for label in labels) + 1:
+            raise WireError("compressed question name")
+    except WireError as exc:
+        raise _formerr(buf, str(exc)) from None
+    if pos + 4 > len(buf):
+        raise _formerr(buf, "truncated question")
+    return labels, pos + 4
+
+
+def _read_edns(buf: bytes, pos: int, skip: int, ar: int) -> Edns | None:
+    """Skip ``skip`` records from ``pos``, then read the OPT among the ``ar`` additional ones.
+
+    Raises WireError on a truncated record or a misplaced OPT.
+    """
+    edns: Edns | None = None
+    for _ in range(skip):
+        pos = wire.skip_name(buf, pos)
+        if pos + 10 > len(buf):
+            raise WireError("truncated record")
+        pos += 10 + RR_FIXED.unpack_from(buf, pos)[3]
+    for _ in range(ar):
+        name_at = pos
+        pos = wire.skip_name(buf, pos)
+        if pos + 10 > len(buf):
+            raise WireError("truncated record")
+        rtype, rclass, ttl, rdlen = RR_FIXED.unpack_from(buf, pos)
+        pos += 10 + rdlen
+        if pos > len(buf):
+            raise WireError("truncated rdata")
+        if rtype == wire.T_OPT:
+            if edns is not None or buf[name_at] != 0:
+                raise WireError("OPT twice or not at the root")  # RFC 6891 §6.1.1
+            edns = Edns(rclass, (ttl >> 16) & 0xFF, bool(ttl & 0x8000), ttl >> 24)
+    return edns
+
+
 def from_wire(
     buf: bytes,
     client: str,
@@ -95,57 +144,22 @@ def from_wire(
     if flags & wire.QR:
         # Never answer a response: that is how reflection loops between servers start.
         raise MalformedQuery("response received as query", None)
-    opcode = (flags & wire.OPCODE_MASK) >> 11
     # Find the question (when there is exactly one) before deciding, so errors echo it.
     question = b""
     pos = 12
     qname_labels: list[bytes] = []
     if qd == 1:
-        try:
-            qname_labels, pos = wire.read_name(buf, 12)
-            # Nothing precedes the question but the header, so a pointer in it can only point
-            # there: a query's question is never compressed.
-            if pos != 12 + sum(len(label) + 1 for label in qname_labels) + 1:
-                raise WireError("compressed question name")
-        except WireError as exc:
-            raise MalformedQuery(
-                str(exc), _error_reply(buf, wire.FORMERR, b"", 0, None, 0)
-            ) from None
-        if pos + 4 > len(buf):
-            raise MalformedQuery(
-                "truncated question", _error_reply(buf, wire.FORMERR, b"", 0, None, 0)
-            )
-        pos += 4
+        qname_labels, pos = _read_question(buf)
         question = bytes(buf[12:pos])
-    if opcode != 0:
+    if flags & wire.OPCODE_MASK:
         qcount = 1 if question else 0
         raise MalformedQuery(
             "opcode not implemented", _error_reply(buf, wire.NOTIMP, question, qcount, None, 0)
         )
     if qd != 1:
-        raise MalformedQuery(
-            "question count is not 1", _error_reply(buf, wire.FORMERR, b"", 0, None, 0)
-        )
-    edns: Edns | None = None
+        raise _formerr(buf, "question count is not 1")
     try:
-        for _ in range(an + ns):
-            pos = wire.skip_name(buf, pos)
-            if pos + 10 > len(buf):
-                raise WireError("truncated record")
-            pos += 10 + RR_FIXED.unpack_from(buf, pos)[3]
-        for _ in range(ar):
-            name_at = pos
-            pos = wire.skip_name(buf, pos)
-            if pos + 10 > len(buf):
-                raise WireError("truncated record")
-            rtype, rclass, ttl, rdlen = RR_FIXED.unpack_from(buf, pos)
-            pos += 10 + rdlen
-            if pos > len(buf):
-                raise WireError("truncated rdata")
-            if rtype == wire.T_OPT:
-                if edns is not None or buf[name_at] != 0:
-                    raise WireError("OPT twice or not at the root")  # RFC 6891 §6.1.1
-                edns = Edns(rclass, (ttl >> 16) & 0xFF, bool(ttl & 0x8000), ttl >> 24)
+        edns = _read_edns(buf, pos, an + ns, ar)
     except WireError as exc:
         raise MalformedQuery(
             str(exc), _error_reply(buf, wire.FORMERR, question, 1, None, server_payload)
