@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dnslib import QTYPE
 
+from resolver.config.exfiltration import ExfiltrationConfig
 from resolver.core.block_answer import BlockAnswer
 from resolver.core.query import Query, Transport, from_wire
 from resolver.core.steps import Reply
@@ -45,7 +46,6 @@ from resolver.exfil import known_good
 from resolver.exfil.known_good import KnownGood
 from resolver.exfil.psl import RegisteredDomains
 from resolver.stages.exfiltration import ExfiltrationStage
-from resolver.stages.exfiltration_config import ExfiltrationConfig
 
 CORPUS = Path("/work/shared/exfil/corpus")
 T0 = 1_700_000_000.0

@@ -48,8 +48,8 @@ def peak_kb() -> int:
 
 
 def phase_compile(source: Path, work: Path) -> dict[str, float]:
-    from feeds.sources import FeedsConfig, FeedSource
     from feeds.update import run_update
+    from resolver.config.feeds import FeedsConfig, FeedSource
 
     cfg = FeedsConfig(
         catalogue=(),

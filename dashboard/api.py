@@ -18,7 +18,6 @@ from typing import Any, Final
 from aiohttp import web
 
 from dashboard import i18n
-from dashboard.config import DashboardConfig
 from dashboard.context import CONTEXT, Context, FeedStatusRow, read_db
 from dashboard.i18n import Lang
 from dashboard.summary import (
@@ -32,6 +31,7 @@ from dashboard.summary import (
 )
 from dashboard.weather import Weather, local_date
 from resolver.blocklog.schema import QUEUE_DROPPED, WRITE_FAILED, BlockLogError
+from resolver.config.dashboard import DashboardConfig
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ from typing import Final
 from aiohttp import web
 
 from dashboard import api, metrics, views
-from dashboard.config import DashboardConfig, parse_listen
 from dashboard.context import (
     CONTEXT,
     DB_WORKERS,
@@ -29,6 +28,7 @@ from dashboard.context import (
     parse_networks,
     remote_allowed,
 )
+from resolver.config.dashboard import DashboardConfig, parse_listen
 from resolver.errors import ParafoudreError
 from resolver.stats import StatsSnapshot
 

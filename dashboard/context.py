@@ -13,24 +13,14 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from dashboard.config import DashboardConfig
 from resolver.blocklog.schema import open_db
+from resolver.config.dashboard import DashboardConfig
+from resolver.stats import FeedStatusRow as FeedStatusRow  # re-exported for the handlers
 from resolver.stats import StatsSnapshot
 
 T = TypeVar("T")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@dataclass(frozen=True, slots=True)
-class FeedStatusRow:
-    """One threat feed as the page shows it; the server adapts the feeds module's state."""
-
-    name: str
-    category: str
-    entries: int
-    last_success: float | None  # unix seconds of the last good download, None if never
-    last_error: str  # "" when the last attempt succeeded
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TextIO
 
 from dashboard import i18n, queries
-from dashboard.config import DashboardConfig
 from dashboard.weather import Weather, day_bounds, local_date, weather_for
 from resolver.blocklog.schema import BlockLogError, open_db
+from resolver.config.dashboard import DashboardConfig
 
 FORMATS = ("csv", "markdown")
 

@@ -10,9 +10,9 @@ import sqlite3
 from dataclasses import dataclass
 
 from dashboard import queries
-from dashboard.config import DashboardConfig
 from dashboard.queries import KINDS, BlockRow, CategoryCount, ClientCount, Kind, NameCount
 from dashboard.weather import Weather, day_bounds, last_days, local_date, weather_for
+from resolver.config.dashboard import DashboardConfig
 
 HISTORY_MAX_DAYS = 400  # the block log keeps 400 days by default; older days are not in `blocks`
 

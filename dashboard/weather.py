@@ -11,7 +11,7 @@ import enum
 import zoneinfo
 from collections.abc import Iterable
 
-from dashboard.config import ThresholdsConfig
+from resolver.config.dashboard import ThresholdsConfig
 
 
 class Weather(enum.StrEnum):

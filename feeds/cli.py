@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import TextIO
 
 from feeds.errors import FeedError
-from feeds.sources import CATALOGUE, FeedsConfig, resolve_sources
+from feeds.sources import CATALOGUE, resolve_sources
 from feeds.state import StateStore
 from feeds.update import EXIT_CONFIG, EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, run_update, update
 from resolver import blocklist_file
+from resolver.config.feeds import FeedsConfig
 
 __all__ = [
     "EXIT_CONFIG",

@@ -1,5 +1,6 @@
-"""Feed configuration (the ``feeds:`` section) and the built-in catalogue of public feeds.
+"""The built-in catalogue of public feeds, and the feeds to fetch as the config resolves them.
 
+The ``feeds:`` section itself (``FeedsConfig``, ``FeedSource``) is ``resolver.config.feeds``.
 An operator enables a catalogue feed by name (``catalogue: [urlhaus, threatfox]``) or
 describes any other feed under ``sources:``; a source named like a catalogue feed overrides it
 field by field (``{name: ut1-malware, enabled: false}``). URLs, formats, scopes and licences
@@ -8,107 +9,19 @@ come from /work/shared/feeds/SOURCES.md.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 from urllib.parse import urlsplit
 
 from feeds.errors import FeedError
 from feeds.normalize import BELOW, SELF, is_ip_literal
-from feeds.parsers import FORMATS, NEEDS_MATCH, Format
-
-MatchMode = Literal["exact", "subtree"]
+from feeds.parsers import FORMATS, NEEDS_MATCH
+from resolver.config.feeds import FeedsConfig, FeedSource, MatchMode
 
 # Feed names become file names and "feed:<name>" in the block log: keep them tame.
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-
-
-@dataclass(frozen=True, slots=True)
-class FeedSource:
-    """One feed as the operator writes it; empty fields inherit from the catalogue entry."""
-
-    # Short id, [a-z0-9_-], shown as "feed:<name>" in the block log. A catalogue name
-    # (`parafoudre feeds catalogue`) inherits that feed's settings; fields set here win.
-    name: str = ""
-    # https://, http://, file:// or an absolute path; "" = the catalogue's URL.
-    url: str = ""
-    # hosts, domains, wildcard, adblock, rpz, dnsmasq, urlhaus-csv, threatfox-csv, urls or
-    # auto (detect); unset = the catalogue's format, else auto.
-    format: Format | None = None
-    # What a bare "example.com" means in this feed: exact (that name) or subtree (the name and
-    # every name under it). Required for plain domain lists: the syntax does not say.
-    match: MatchMode | None = None
-    # malware, phishing, c2, scam, exfiltration, ...; "" = the catalogue's, else malware.
-    category: str = ""
-    # false keeps the feed configured but skips it.
-    enabled: bool = True
-    # Let this feed block whole TLDs (the OISD nsfw lists block "xxx", "porn", ...).
-    allow_tld: bool = False
-    # threatfox-csv only: skip IOCs whose confidence_level (0-100) is below this.
-    min_confidence: int = 0
-
-    def describe(self) -> str:
-        """One line for logs: name, format and URL."""
-        return f"{self.name}: {self.format or 'auto'} {self.url}"
-
-
-@dataclass(frozen=True, slots=True)
-class FeedsConfig:
-    """The ``feeds:`` section: which feeds, where their state lives, and the safety rails."""
-
-    # Built-in feeds to enable by name (`parafoudre feeds catalogue` lists them). The default
-    # is a permissively licensed threat-only set.
-    catalogue: tuple[str, ...] = (
-        "urlhaus",
-        "threatfox",
-        "phishing-database",
-        "blocklistproject-phishing",
-        "blocklistproject-malware",
-        "blocklistproject-ransomware",
-        "blocklistproject-scam",
-        "ut1-malware",
-    )
-    # Other feeds, or changes to a catalogue feed of the same name ({name: x, enabled: false}).
-    sources: tuple[FeedSource, ...] = ()
-    # Last good copy and status of every feed; "" = <state_dir>/feeds, the top-level state_dir
-    # ($STATE_DIRECTORY under systemd, else ~/.local/state/parafoudre).
-    state_dir: str = ""
-    # If set, send SIGHUP to the resolver whose pid is in this file after a new list is written
-    # (the resolver also notices the new file by itself).
-    pid_file: str = ""
-    # A feed that loses more than this fraction of its entries at once keeps its last good copy.
-    max_shrink: float = 0.5
-    # Size cap per feed in bytes, after decompression.
-    max_bytes: int = 200_000_000
-    # Seconds to connect to a feed server, and for a whole download.
-    connect_timeout: float = 10.0
-    total_timeout: float = 300.0
-    # Extra attempts after a network error, a 5xx or a 429, the first after retry_backoff
-    # seconds, then doubling.
-    retries: int = 3
-    retry_backoff: float = 5.0
-    # Extra names no feed may block, each with every name under it.
-    never_block: tuple[str, ...] = ()
-    # A file replacing the shipped never-block list (start from feeds/data/never-block.txt).
-    never_block_file: str = ""
-    # Names taken out of the compiled list, each with every name under it.
-    allowlist: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        """One line for logs: how many feeds, where the state is."""
-        feeds = resolve_sources(self)
-        on = sum(1 for f in feeds if f.enabled)
-        return f"feeds: {on} of {len(feeds)} enabled, state in {self.state_path()}"
-
-    def state_path(self) -> Path:
-        """The directory of the feeds' state (see ``state_dir``)."""
-        if self.state_dir:
-            return Path(self.state_dir).expanduser()
-        env = os.environ.get("STATE_DIRECTORY")
-        root = Path(env.split(":")[0]) if env else Path("~/.local/state/parafoudre").expanduser()
-        return root / "feeds"
 
 
 @dataclass(frozen=True, slots=True)

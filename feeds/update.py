@@ -26,9 +26,10 @@ from feeds.errors import FeedError
 from feeds.never_block import PublicSuffixes, load_never_block, parse_names
 from feeds.normalize import ParseStats
 from feeds.parsers import ParseOptions, parse_file
-from feeds.sources import Feed, FeedsConfig, resolve_sources, url_host
+from feeds.sources import Feed, resolve_sources, url_host
 from feeds.state import StateStore, now_iso
 from resolver import blocklist_file
+from resolver.config.feeds import FeedsConfig
 
 log = logging.getLogger(__name__)
 

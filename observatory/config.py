@@ -11,17 +11,15 @@ import re
 import urllib.parse
 from dataclasses import dataclass, field
 
-from dashboard.config import (
-    DEFAULT_ALLOWED,
-    ThresholdsConfig,
-    _timezone,
-    _token,
-    parse_listen,
-)
 from resolver.checks import at_least as _at_least
 from resolver.checks import check as _check
 from resolver.checks import networks as _networks
-from resolver.observatory_push.config import check_insee
+from resolver.config.acl import DEFAULT_ALLOWED
+from resolver.config.dashboard import ThresholdsConfig
+from resolver.config.observatory import check_insee
+from resolver.config.values import listen_address as _listen
+from resolver.config.values import page_token as _token
+from resolver.config.values import timezone as _timezone
 
 _SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -29,11 +27,6 @@ _SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 def hash_token(token: str) -> str:
     """The form a box's token takes in the observatory's config: 'sha256:<hex>'."""
     return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
-
-
-def _listen(text: str) -> str:
-    parse_listen(text)
-    return text
 
 
 def _database(url: str) -> str:

@@ -17,10 +17,10 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from dashboard.config import parse_listen
 from observatory.app import create_app
 from observatory.config import ObservatoryServerConfig
 from observatory.store import Store, open_store
+from resolver.config.dashboard import parse_listen
 from resolver.config.errors import ConfigError
 from resolver.config.loader import load_file
 from resolver.errors import ParafoudreError

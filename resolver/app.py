@@ -36,6 +36,7 @@ from resolver.stages.minimal_any import MinimalAnyStage
 from resolver.stages.rate_limit import RateLimitStage
 from resolver.stages.upstream import UpstreamStage
 from resolver.stats import StatsSnapshot
+from resolver.upstreams import upstream_addresses
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class App:
             # After policy, so a newly listed name is never answered from cache.
             self.cache,
             # Always decides: the chain cannot fall off its end.
-            UpstreamStage(cfg.upstream.addresses()),
+            UpstreamStage(upstream_addresses(cfg.upstream)),
         ]
         self.stages = stages
         self.pipeline = Pipeline(stages, self.cache, self.allowlist, self.blocklist)
@@ -153,7 +154,7 @@ class App:
             fast=FastPath(acl.memo, self.cache, self.rate_limit),
             stale_max_age=cfg.cache.stale_max_age,
             stale_answer_after=cfg.cache.stale_answer_after,
-            prefetch=Forward(cfg.upstream.addresses()) if cfg.cache.prefetch else None,
+            prefetch=Forward(upstream_addresses(cfg.upstream)) if cfg.cache.prefetch else None,
         )
         self.tcp_limits = TcpLimits(
             cfg.server.tcp_idle_timeout,

@@ -36,6 +36,7 @@ from resolver.blocklog.schema import BlockLogError, SchemaError, open_db
 from resolver.config.schema import Config, parse_hostport
 from resolver.core import wire
 from resolver.core.steps import Upstream
+from resolver.upstreams import upstream_addresses
 
 OK: Final = "OK"
 WARN: Final = "WARN"
@@ -282,7 +283,7 @@ def _check_upstreams(
 ) -> list[_Result]:
     results: list[_Result] = []
     ok = 0
-    servers = cfg.upstream.addresses()
+    servers = upstream_addresses(cfg.upstream)
     for up in servers:
         where = str(up)
         try:

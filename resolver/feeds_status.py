@@ -1,13 +1,19 @@
-"""The feeds' status as the weather page shows it, read from the updater's state files."""
+"""The feeds' status as the weather page shows it, read from the updater's state files.
+
+An adapter of the composition root (``resolver/app.py`` imports it when the page is served): it
+reads the feeds' files and hands the page plain rows (``resolver.stats.FeedStatusRow``), so
+the page never imports the feeds package and the config never imports either.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from dashboard.context import FeedStatusRow
-from feeds.sources import FeedsConfig, resolve_sources
+from feeds.sources import resolve_sources
 from feeds.state import StateStore
+from resolver.config.feeds import FeedsConfig
+from resolver.stats import FeedStatusRow
 
 
 def _epoch(iso: str) -> float | None:

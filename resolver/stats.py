@@ -31,3 +31,16 @@ class StatsSnapshot:
     blocklog_dropped: int = 0  # block events lost because the queue was full
     blocklog_written: int = 0
     blocklog_write_failed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatusRow:
+    """One threat feed as the page shows it, adapted from the feeds' state files by the server
+    (``resolver.feeds_status``), so that the page never imports the feeds package.
+    """
+
+    name: str
+    category: str
+    entries: int
+    last_success: float | None  # unix seconds of the last good download, None if never
+    last_error: str  # "" when the last attempt succeeded

@@ -9,26 +9,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Final, Literal, get_args
+from typing import Final, get_args
 
 from feeds.errors import FeedFormatError
 from feeds.normalize import Entry, ParseStats, is_ip_literal, iter_lines
 from feeds.parsers import adblock, dnsmasq, domains, hosts, rpz, threatfox_csv, urlhaus_csv, urls
 from feeds.parsers import wildcard as wildcard_list
 from feeds.parsers.base import ParseOptions, Parser
+from resolver.config.feeds import Format
 
-Format = Literal[
-    "auto",
-    "hosts",
-    "domains",
-    "wildcard",
-    "adblock",
-    "rpz",
-    "dnsmasq",
-    "urlhaus-csv",
-    "threatfox-csv",
-    "urls",
-]
+# Format: the config's vocabulary (resolver.config.feeds), the formats parsed here.
 FORMATS: Final[tuple[str, ...]] = get_args(Format)
 
 PARSERS: Final[dict[str, Parser]] = {

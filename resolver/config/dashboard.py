@@ -1,70 +1,22 @@
-"""The ``dashboard`` section of the configuration: where the weather page listens, who may see it.
+"""The ``dashboard`` section: where the weather page listens, who may see it, its thresholds.
 
-Plain frozen dataclasses, loaded by ``resolver.config.loader`` like every other section: each
-field has a default and a comment, and ``metadata["check"]`` validates or normalises a value
-(raising ``ValueError("message|hint")``).
+Loaded by ``resolver.config.loader`` like every other section; the page (``dashboard/``) imports
+it from here. The observatory reuses ``ThresholdsConfig`` so both pages share one weather scale.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import zoneinfo
 from dataclasses import dataclass, field
 from typing import Literal
 
 from resolver.checks import at_least as _at_least
 from resolver.checks import check as _check
 from resolver.checks import networks as _networks
+from resolver.config.acl import DEFAULT_ALLOWED
+from resolver.config.values import listen_address, page_token, parse_listen
+from resolver.config.values import timezone as _timezone
 
-# Same networks as the resolver's ACL: loopback, RFC 1918, RFC 4193 unique local, link-local.
-DEFAULT_ALLOWED: tuple[str, ...] = (
-    "127.0.0.0/8",
-    "::1/128",
-    "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "fc00::/7",
-    "169.254.0.0/16",
-    "fe80::/10",
-)
-
-
-def _listen(text: str) -> str:
-    parse_listen(text)
-    return text
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """'127.0.0.1:8053' or '[::1]:8053' -> (host, port); raises ValueError("message|hint")."""
-    hint = "write it as 192.168.1.10:8053 or [fd00::10]:8053"
-    text = text.strip()
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-    else:
-        host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{text!r}: expected address:port|{hint}")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"{text!r}: {host!r} is not an IP address|{hint}") from None
-    return host, int(port)
-
-
-def _timezone(name: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"{name!r} is not a known time zone|use an IANA name such as Europe/Paris"
-        ) from None
-    return name
-
-
-def _token(value: str | None) -> str | None:
-    if value is not None and len(value) < 16:
-        raise ValueError("token is shorter than 16 characters|use e.g. `openssl rand -hex 16`")
-    return value
+__all__ = ["DEFAULT_ALLOWED", "DashboardConfig", "ThresholdsConfig", "parse_listen"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +52,12 @@ class DashboardConfig:
     enabled: bool = True
     # Address:port of the page. Loopback by default; on the LAN give the box's address, e.g.
     # 192.168.1.10:8053, and keep `allow` to the mairie's networks.
-    listen: str = field(default="127.0.0.1:8053", metadata=_check(_listen))
+    listen: str = field(default="127.0.0.1:8053", metadata=_check(listen_address))
     # Networks whose machines may see the page; others get 403 (default: private networks only).
     allow: tuple[str, ...] = field(default=DEFAULT_ALLOWED, metadata=_check(_networks))
     # Optional access token (16+ characters) for the page, /api/* and /metrics: send it as
     # "Authorization: Bearer <token>" or ?token=<token>. None: the allowed networks suffice.
-    token: str | None = field(default=None, metadata=_check(_token))
+    token: str | None = field(default=None, metadata=_check(page_token))
     # Time zone of "today" (the weather counts blocks since local midnight).
     timezone: str = field(default="Europe/Paris", metadata=_check(_timezone))
     # Language of the page: fr or en (?lang=en overrides it per request).

@@ -1,4 +1,4 @@
-"""Settings of the exfiltration detector (the ``exfiltration`` config section).
+"""The ``exfiltration`` section: the settings of the detector in resolver/stages/exfiltration.py.
 
 Every threshold is here with the measurement behind its default; ``bench/exfil_eval.py`` replays
 real tunnel captures, generated tunnel encodings and benign families against them and
@@ -12,7 +12,7 @@ from typing import Literal
 
 
 def _bad(message: str, hint: str) -> ValueError:
-    # The config loader splits "message|hint" (see resolver/config/schema.py).
+    # The config loader splits "message|hint" (see resolver/config/loader.py).
     return ValueError(f"{message}|{hint}")
 
 

@@ -28,6 +28,56 @@ _FLOAT = "tag:yaml.org,2002:float"
 _STR = "tag:yaml.org,2002:str"
 
 
+# Tags a config may carry, written or implied (YAML 1.1 core schema as PyYAML resolves plain
+# values). Any other tag (!!python/object/apply:..., !!set, !custom) is refused, never read as
+# a plain string: a file that asks for more than values is not a config.
+_KNOWN_TAGS = frozenset(
+    {_NULL, _BOOL, _INT, _FLOAT, _STR, "tag:yaml.org,2002:timestamp"}
+    | {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+)
+# The deepest real config is five levels (feeds.sources[0].name); composing recurses once per
+# level, so a hostile file nested a thousand deep would end in RecursionError without a bound.
+MAX_DEPTH = 32
+
+
+def _tag_text(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:") else tag
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader's composer with a depth bound and a list of allowed tags; constructs nothing."""
+
+    def __init__(self, stream: str, file: str) -> None:
+        super().__init__(stream)
+        self.file = file
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]  # stub gap
+                raise ConfigError(
+                    self.file,
+                    mark.line + 1,
+                    "",
+                    f"nested more than {MAX_DEPTH} levels deep",
+                    "a config is sections of key: value lines, a few levels deep",
+                )
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        if node is not None and node.tag not in _KNOWN_TAGS:
+            raise ConfigError(
+                self.file,
+                node.start_mark.line + 1,
+                "",
+                f"YAML tag {_tag_text(node.tag)!r} is not allowed",
+                "remove the tag: a config holds plain values, lists and sections",
+            )
+        return node
+
+
 class _Ctx:
     def __init__(self, file: str) -> None:
         self.file = file
@@ -197,8 +247,9 @@ def _build_section(ctx: _Ctx, cls: type[T], node: yaml.Node, key: str) -> T:
 def load_text(text: str, cls: type[T], file: str = "<config>") -> T:
     """Build ``cls`` from YAML text; raise ConfigError."""
     ctx = _Ctx(file)
+    loader = _Loader(text, file)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -207,6 +258,8 @@ def load_text(text: str, cls: type[T], file: str = "<config>") -> T:
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(file, 0, "", f"not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
     if node is None:
         return cls()
     return _build_section(ctx, cls, node, "")

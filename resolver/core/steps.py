@@ -48,7 +48,7 @@ class Upstream:
 
     host: str  # the address to connect to; for https, "" means: look the URL's host up
     port: int = 53
-    kind: str = "udp"  # "udp", "tls" or "https" (resolver.net.upstream_spec.UpstreamKind)
+    kind: str = "udp"  # "udp", "tls" or "https" (resolver.config.upstream_spec.UpstreamKind)
     server_name: str = ""  # the name the server's certificate must carry (tls, https)
     url: str = ""  # https: the DoH URL
 

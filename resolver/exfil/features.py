@@ -11,7 +11,7 @@ import math
 from collections import Counter
 from typing import Final, NamedTuple
 
-from resolver.stages.exfiltration_config import ExfilThresholds
+from resolver.config.exfiltration import ExfilThresholds
 
 # Record types (RFC 1035, RFC 2535, RFC 6895 §3.1 private use 65280-65534).
 T_CNAME: Final = 5

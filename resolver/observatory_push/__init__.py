@@ -1,6 +1,6 @@
 """Push the box's block events to the départemental observatory (see observatory/README.md)."""
 
-from resolver.observatory_push.config import ObservatoryPushConfig
+from resolver.config.observatory import ObservatoryPushConfig
 from resolver.observatory_push.outbox import run_pusher
 
 __all__ = ["ObservatoryPushConfig", "run_pusher"]

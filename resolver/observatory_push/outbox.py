@@ -36,7 +36,7 @@ from typing import Any, Final
 import aiohttp
 
 from resolver.blocklog.schema import BlockLogError, open_db
-from resolver.observatory_push.config import ObservatoryPushConfig
+from resolver.config.observatory import ObservatoryPushConfig
 
 log = logging.getLogger(__name__)
 

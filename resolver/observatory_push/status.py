@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from resolver.observatory_push.config import ObservatoryPushConfig
+from resolver.config.observatory import ObservatoryPushConfig
 
 # Same payload version as the pusher's batches (outbox.PAYLOAD_VERSION).
 HEARTBEAT_VERSION: Final = 2

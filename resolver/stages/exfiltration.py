@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar
 
+from resolver.config.exfiltration import ExfiltrationConfig
 from resolver.core import responses
 from resolver.core.block_answer import BlockAnswer
 from resolver.core.query import Query
@@ -22,7 +23,6 @@ from resolver.exfil.features import STRONG_TYPES, WEAK_TYPES, measure
 from resolver.exfil.known_good import KnownGood
 from resolver.exfil.psl import RegisteredDomains
 from resolver.exfil.state import LruMap, Track
-from resolver.stages.exfiltration_config import ExfiltrationConfig
 
 CATEGORY = "exfiltration"
 _ALL = ""  # client key of a cool-down that holds for every client (scope "all")

@@ -22,10 +22,10 @@ from aiohttp import ClientSession, ClientTimeout
 from aiohttp.test_utils import TestClient, TestServer
 
 from dashboard.app import DashboardError, FeedStatusRow, create_app, start_dashboard
-from dashboard.config import DashboardConfig, ThresholdsConfig
 from dashboard.report import run_report
 from dashboard.weather import Weather
 from resolver.blocklog.writer import BlockEvent, BlockLogWriter
+from resolver.config.dashboard import DashboardConfig, ThresholdsConfig
 from resolver.stats import LATENCY_BUCKETS, StatsSnapshot
 
 TZ = "Europe/Paris"

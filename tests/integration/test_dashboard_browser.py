@@ -19,8 +19,8 @@ import pytest
 from aiohttp import web
 
 from dashboard.app import FeedStatusRow, create_app
-from dashboard.config import DashboardConfig
 from resolver.blocklog.writer import BlockEvent, BlockLogWriter
+from resolver.config.dashboard import DashboardConfig
 from resolver.stats import StatsSnapshot
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from resolver.app import App
+from resolver.config.exfiltration import ExfiltrationConfig
 from resolver.core.responses import BlockAnswer
 from resolver.core.steps import Verdict
 from resolver.stages.exfiltration import ExfiltrationStage
-from resolver.stages.exfiltration_config import ExfiltrationConfig
 from tests.conftest import make_config
 
 LISTEN = "127.0.0.53"

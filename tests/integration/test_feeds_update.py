@@ -16,10 +16,10 @@ import pytest
 from aiohttp import web
 
 from feeds.cli import print_status
-from feeds.sources import FeedsConfig, FeedSource
 from feeds.state import StateStore
 from feeds.update import EXIT_CONFIG, EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, run_update
 from resolver import blocklist_file
+from resolver.config.feeds import FeedsConfig, FeedSource
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "feeds"
 

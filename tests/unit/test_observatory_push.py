@@ -11,7 +11,7 @@ import pytest
 from resolver.blocklog.writer import BlockEvent, BlockLogWriter
 from resolver.config.errors import ConfigError
 from resolver.config.loader import load_text
-from resolver.observatory_push.config import ObservatoryPushConfig
+from resolver.config.observatory import ObservatoryPushConfig
 from resolver.observatory_push.outbox import (
     Outbox,
     build_payload,
@@ -181,9 +181,7 @@ def test_pseudonyms_rotate_monthly_by_default() -> None:
     monthly = build_payload(rows, KEY, batch_id="b", commune="Feurs", insee="42094")
     assert _client_of(monthly, 0) == _client_of(monthly, 1)
     assert _client_of(monthly, 0) != _client_of(monthly, 2)  # November, then December
-    daily = build_payload(
-        rows, KEY, batch_id="b", commune="Feurs", insee="42094", rotation="daily"
-    )
+    daily = build_payload(rows, KEY, batch_id="b", commune="Feurs", insee="42094", rotation="daily")
     assert _client_of(daily, 0) == _client_of(daily, 1) != _client_of(daily, 2)
     assert {_client_of(daily, i) for i in range(3)}.isdisjoint(
         {_client_of(monthly, i) for i in range(3)}

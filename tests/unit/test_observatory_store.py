@@ -261,7 +261,7 @@ def test_readme_config_examples_load() -> None:
     import re
     import textwrap
 
-    from resolver.observatory_push.config import ObservatoryPushConfig
+    from resolver.config.observatory import ObservatoryPushConfig
 
     text = (Path(__file__).parents[2] / "observatory" / "README.md").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)

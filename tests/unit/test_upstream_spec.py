@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resolver.net.upstream_spec import UpstreamSpec, parse_upstream
+from resolver.config.upstream_spec import UpstreamSpec, parse_upstream
 
 Q9 = "dns.quad9.net"
 DOH = "https://dns.quad9.net/dns-query"

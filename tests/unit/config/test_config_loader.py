@@ -245,7 +245,7 @@ BAD = [
         "local_zone:\n  records:\n    - 'nas.mairie.local A not-an-ip'\n",
         3,
         "local_zone.records[0]",
-        "not a zone-file record",
+        "'not-an-ip' is not an IPv4 address",
         "'nas.mairie.local A 192.168.1.10'",
         id="bad-local-record",
     ),

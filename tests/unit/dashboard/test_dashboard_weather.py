@@ -10,7 +10,6 @@ import zoneinfo
 
 import pytest
 
-from dashboard.config import DashboardConfig, ThresholdsConfig, parse_listen
 from dashboard.context import parse_networks, remote_allowed
 from dashboard.i18n import duration, highlight_sentence, weather_sentence
 from dashboard.metrics import latency_buckets
@@ -26,6 +25,7 @@ from dashboard.weather import (
     weather_for,
     weather_today,
 )
+from resolver.config.dashboard import DashboardConfig, ThresholdsConfig, parse_listen
 from resolver.stats import LATENCY_BUCKETS
 
 PARIS = "Europe/Paris"

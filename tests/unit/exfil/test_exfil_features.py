@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from resolver.config.exfiltration import ExfilThresholds
 from resolver.exfil.features import entropy, is_data, measure, switches
-from resolver.stages.exfiltration_config import ExfilThresholds
 
 T = ExfilThresholds()
 

@@ -10,12 +10,12 @@ import dns.message
 import dns.name
 import pytest
 
+from resolver.config.exfiltration import ExfiltrationConfig
 from resolver.core.block_answer import BlockAnswer
 from resolver.core.query import Transport, from_wire
 from resolver.core.steps import Reply
 from resolver.exfil import known_good
 from resolver.stages.exfiltration import ExfiltrationStage
-from resolver.stages.exfiltration_config import ExfiltrationConfig
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "exfil"
 T0 = 1_700_000_000.0

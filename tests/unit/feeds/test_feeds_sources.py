@@ -13,14 +13,13 @@ from feeds.normalize import BELOW, SELF
 from feeds.parsers import FORMATS, NEEDS_MATCH
 from feeds.sources import (
     CATALOGUE,
-    FeedsConfig,
-    FeedSource,
     catalogue_by_name,
     local_path,
     resolve_sources,
     url_host,
 )
 from feeds.state import FeedState, StateStore
+from resolver.config.feeds import FeedsConfig, FeedSource
 
 
 def test_catalogue_entries_are_complete() -> None:

@@ -7,11 +7,11 @@ import string
 
 import pytest
 
+from resolver.config.exfiltration import ExfilThresholds, ExfiltrationConfig
 from resolver.core.block_answer import BlockAnswer
 from resolver.core.steps import CONTINUE, Reply, Verdict
 from resolver.exfil.known_good import KnownGood
 from resolver.stages.exfiltration import ExfiltrationStage
-from resolver.stages.exfiltration_config import ExfilThresholds, ExfiltrationConfig
 from tests.fakes import FakeClock, make_query, parse
 
 T0 = 1_700_000_000.0
