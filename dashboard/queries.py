@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from resolver.blocklog.schema import QUEUE_DROPPED, WRITE_FAILED
+from resolver.exfil.redact import default_redactor
 
 Kind = Literal["feeds", "exfiltration", "lists"]
 KINDS: Final[tuple[Kind, ...]] = ("feeds", "exfiltration", "lists")
@@ -102,10 +103,13 @@ def blocks_page(
     client: str | None,
     limit: int,
     offset: int,
+    full_names: bool = False,
 ) -> tuple[int, int, list[BlockRow]]:
     """(blocks matching, rows matching, one page of rows newest first) in [start, end).
 
-    Pages are pages of rows; the blocks are the sum of their counts.
+    Pages are pages of rows; the blocks are the sum of their counts. An exfiltration block's
+    name is cut to a short prefix and its registered domain unless ``full_names`` (the name is
+    the stolen data; resolver/exfil/redact.py).
     """
     where = "ts >= ? AND ts < ?"
     args: list[object] = [start, end]
@@ -125,17 +129,27 @@ def blocks_page(
         sql,
         [*args, limit, offset],
     ).fetchall()
-    return total, matching, [BlockRow(*row) for row in rows]
+    shown = default_redactor().row_name
+    items = [
+        BlockRow(i, ts, c, shown(q, v, r, full=full_names), qt, v, r, cat, n)
+        for i, ts, c, q, qt, v, r, cat, n in rows
+    ]
+    return total, matching, items
 
 
 def top_names(conn: sqlite3.Connection, start: float, end: float, limit: int) -> list[NameCount]:
-    """The most blocked names in [start, end)."""
+    """The most blocked names in [start, end); exfiltration names cut as in ``blocks_page``."""
     rows = conn.execute(
-        "SELECT qname, SUM(count) AS n, MAX(category) FROM blocks WHERE ts >= ? AND ts < ?"
-        " GROUP BY qname ORDER BY n DESC, qname LIMIT ?",
+        "SELECT qname, SUM(count) AS n, MAX(category),"
+        " MAX(verdict = 'exfiltration' OR reason LIKE 'exfil:%') FROM blocks"
+        " WHERE ts >= ? AND ts < ? GROUP BY qname ORDER BY n DESC, qname LIMIT ?",
         (start, end, limit),
     ).fetchall()
-    return [NameCount(qname, n, category) for qname, n, category in rows]
+    shown = default_redactor().shown
+    return [
+        NameCount(shown(qname) if exfil else qname, n, category)
+        for qname, n, category, exfil in rows
+    ]
 
 
 def top_clients(

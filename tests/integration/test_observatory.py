@@ -719,3 +719,72 @@ async def test_a_v1_postgresql_database_is_migrated_keeping_its_events(
         assert await store.totals(today, today) == {"malware": 6}
     finally:
         await store.close()
+
+
+# --- an exfiltration block never ships its payload ----------------------------------------------
+
+
+async def stored_events(database: str) -> list[tuple[str, str, str, int]]:
+    """(qname, reason, category, count) of every event in the observatory's own database."""
+    sql = "SELECT qname, reason, category, count FROM events ORDER BY ts"
+    if database.startswith("sqlite:///"):
+        conn = sqlite3.connect(database.removeprefix("sqlite:///"))
+        try:
+            return [tuple(r) for r in conn.execute(sql)]  # type: ignore[misc]
+        finally:
+            conn.close()
+    import asyncpg
+
+    pg = await asyncpg.connect(database)
+    try:
+        return [tuple(r) for r in await pg.fetch(sql)]  # type: ignore[misc]
+    finally:
+        await pg.close()
+
+
+async def test_exfiltration_blocks_reach_the_observatory_without_their_names(
+    observatory: RunningObservatory, boxes: list[Box], database: str
+) -> None:
+    """Issue 15, point 4: the observatory gets the registered domain, signals and counts."""
+    box = boxes[0]
+    stolen = {
+        # base32 of "Jean Dupont 12 rue de la Paix", an IBAN in hex, a password, dnscat2 direct
+        "kjswc3raijshk4dpnz2ca4rruzcgkidmmeqfaylj": "tun.exfil-evil.fr",
+        "465237363330303036303030303131323334": "x.exfil-evil.fr",
+        "motdepasse-Mairie2024": "exfil-evil.fr",
+    }
+    rows = [(f"{data}.{dom}", "exfil:names") for data, dom in stolen.items()]
+    rows.append(("dnscat.4a65616e2044757060.6f6e74", "exfil:cooldown,nxtld"))
+    for i, (qname, reason) in enumerate(rows):
+        box.writer.offer(
+            BlockEvent(NOW - 60 + i, "192.168.1.9", qname, 16, "exfiltration", reason,
+                       "exfiltration")
+        )  # fmt: skip
+    box.writer.offer(
+        BlockEvent(NOW - 30, "192.168.1.9", "bad.feed.test", 1, "blocked", "feed:urlhaus",
+                   "malware")
+    )  # fmt: skip
+    assert await asyncio.to_thread(box.writer.flush, 5.0)
+    box.start(base(observatory))
+    await wait_events(observatory, len(rows) + 1)
+    events = await stored_events(database)
+    assert [e[0] for e in events] == [
+        "exfil-evil.fr",
+        "exfil-evil.fr",
+        "exfil-evil.fr",
+        "(unknown-tld)",
+        "bad.feed.test",  # a feed's block keeps its name: it is the listed name, not data
+    ]
+    assert [e[1] for e in events[:4]] == ["exfil:names"] * 3 + ["exfil:cooldown,nxtld"]
+    text = repr(events)
+    for data in [*stolen, "dnscat", "4a65616e", "6f6e74"]:
+        assert data not in text
+    # Nor anywhere the observatory shows or exports.
+    url = base(observatory)
+    async with ClientSession(timeout=ClientTimeout(total=5)) as s:
+        shown = ""
+        for path in ("/", "/api/campaigns", "/metrics", "/api/totals"):
+            async with s.get(url + path) as r:
+                shown += await r.text()
+    for data in stolen:
+        assert data not in shown
