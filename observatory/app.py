@@ -36,6 +36,7 @@ from dashboard.context import IPNetwork, parse_networks, remote_allowed
 from dashboard.weather import Weather, local_date, weather_for
 from observatory import page
 from observatory.config import BoxConfig, ObservatoryServerConfig
+from observatory.retention import retention_start
 from observatory.store import MAX_CLIENT, MAX_QNAME, MAX_TEXT, Campaign, Event, Store
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,12 @@ MAX_AGE: Final = 400 * 86_400
 MAX_SKEW: Final = 86_400
 # Payload versions /ingest reads: 1 (one query per event), 2 (each event has a count).
 PAYLOAD_VERSIONS: Final = (1, 2)
+# Event times are kept to the minute: no figure needs more, and a machine's exact query times
+# would say more about the person using it than the observatory needs (RGPD, minimisation).
+TIME_STEP: Final = 60
+# Refused tokens: at most one log line per this many seconds (a forged-token flood must not
+# flood the log); the line says how many refusals were not logged.
+REFUSAL_LOG_EVERY: Final = 60.0
 # Most identical queries one event may stand for: a box coalesces one write window (1 s by
 # default), so even a long flood stays far below; the bound keeps sums in PostgreSQL's bigint.
 MAX_COUNT: Final = 1_000_000_000
@@ -69,6 +76,25 @@ class IngestCounters:
     skipped: int = 0  # blocked queries outside the accepted time range
 
 
+@dataclass
+class RefusalLog:
+    """Log refused tokens, rate-limited: the first at once, then one line a minute at most."""
+
+    every: float = REFUSAL_LOG_EVERY
+    last: float = -math.inf
+    hidden: int = 0
+
+    def refused(self, remote: str | None, why: str, *, now: float | None = None) -> None:
+        when = time.monotonic() if now is None else now
+        if when - self.last < self.every:
+            self.hidden += 1
+            return
+        more = f" ({self.hidden} more refused since the last line)" if self.hidden else ""
+        log.warning("observatory: refused a batch from %s: %s%s", remote, why, more)
+        self.last = when
+        self.hidden = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     cfg: ObservatoryServerConfig
@@ -78,6 +104,7 @@ class Context:
     ingest_networks: tuple[IPNetwork, ...]
     boxes: tuple[BoxConfig, ...]
     counters: IngestCounters
+    refusals: RefusalLog = dataclasses.field(default_factory=RefusalLog)
 
 
 CONTEXT: Final = web.AppKey("observatory", Context)
@@ -139,9 +166,12 @@ def _text(value: Any, limit: int, what: str) -> str:
     return value[:limit]
 
 
-def parse_events(raw: Any, *, now: float, tz: str, max_events: int) -> tuple[list[Event], int]:
+def parse_events(
+    raw: Any, *, now: float, tz: str, max_events: int, first_day: dt.date = dt.date.min
+) -> tuple[list[Event], int]:
     """Validated events of a payload's "events" list and how many queries were skipped (out of
-    range). An event without "count" (a box before payload version 2) stands for one query.
+    range, or dated before ``first_day``, the retention's start). An event without "count" (a
+    box before payload version 2) stands for one query. Times are cut to the minute.
 
     Raises BadBatch for anything malformed: the box built it, so it is a bug to report, not data
     to guess at.
@@ -178,7 +208,12 @@ def parse_events(raw: Any, *, now: float, tz: str, max_events: int) -> tuple[lis
         if not now - MAX_AGE <= ts <= now + MAX_SKEW:
             skipped += count
             continue
-        events.append(dataclasses.replace(event, day=local_date(ts, tz)))
+        minute = float(math.floor(ts / TIME_STEP) * TIME_STEP)
+        day = local_date(minute, tz)
+        if day < first_day:
+            skipped += count
+            continue
+        events.append(dataclasses.replace(event, ts=minute, day=day))
     return events, skipped
 
 
@@ -188,6 +223,8 @@ async def ingest(request: web.Request) -> web.Response:
     box = find_box(ctx.boxes, _bearer(request))
     if box is None:
         ctx.counters.refused += 1
+        why = "unknown box token" if _bearer(request) else "no box token"
+        ctx.refusals.refused(request.remote, why)
         raise web.HTTPUnauthorized(
             text="401: unknown box token\n",
             headers={"WWW-Authenticate": 'Bearer realm="parafoudre-observatory"'},
@@ -223,6 +260,7 @@ async def ingest(request: web.Request) -> web.Response:
             now=now,
             tz=ctx.cfg.timezone,
             max_events=ctx.cfg.max_batch_events,
+            first_day=retention_start(local_date(now, ctx.cfg.timezone), ctx.cfg.retention_months),
         )
         queries = sum(e.count for e in events)
         daily = payload.get("daily", [])

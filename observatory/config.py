@@ -57,6 +57,17 @@ def _insee(text: str) -> str:
     return check_insee(text)
 
 
+def _departement(text: str) -> str:
+    if text and not re.fullmatch(r"\d{2}|2[AB]|97\d", text):
+        raise ValueError(f"{text!r} is not a département code|e.g. '42', '2A' or '974'")
+    return text
+
+
+def departement_of(insee: str) -> str:
+    """The département of an INSEE commune code: '42147' -> '42', '97411' -> '974'."""
+    return insee[:3] if insee.startswith("97") else insee[:2]
+
+
 def _latitude(v: float | None) -> float | None:
     if v is not None and not -90 <= v <= 90:
         raise ValueError(f"{v} is not a latitude|give degrees north, e.g. 45.43")
@@ -118,6 +129,10 @@ class ObservatoryServerConfig:
         default="sqlite:///var/lib/parafoudre-observatory/observatory.sqlite",
         metadata=_check(_database),
     )
+    # A file holding the database's password (for scram-sha-256 over TCP, Debian's default for
+    # 127.0.0.1), readable by the service only (mode 0600 or 0640); "" = no password (peer
+    # authentication over PostgreSQL's Unix socket, or ~/.pgpass).
+    database_password_file: str = ""
     # Connections to PostgreSQL.
     pool_size: int = field(default=10, metadata=_check(_at_least(1)))
     # The boxes allowed to report, one per commune.
@@ -143,6 +158,16 @@ class ObservatoryServerConfig:
     max_batch_events: int = field(default=5000, metadata=_check(_at_least(1)))
     # Seconds between two refreshes of the open page (a meta refresh, no script).
     refresh: int = field(default=60, metadata=_check(_at_least(10)))
+    # Months of events kept besides the current one; older events and batch ids are deleted
+    # (whole monthly partitions on PostgreSQL). Daily counts per commune are kept for the
+    # yearly figures. 13 by default (the CNIL's usual bound for such logs).
+    retention_months: int = field(default=13, metadata=_check(_at_least(1)))
+    # Who runs the observatory and whom to ask about it, shown in the page's privacy note,
+    # e.g. "Conseil départemental de la Loire — dpo@loire.fr".
+    controller: str = ""
+    # The département's code (e.g. '42', '2A', '971') whose outline the map draws; "" = the
+    # département of the first box's INSEE code.
+    departement: str = field(default="", metadata=_check(_departement))
 
     def __post_init__(self) -> None:
         if bool(self.tls_cert) != bool(self.tls_key):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -45,10 +46,22 @@ def free_port() -> int:
 @dataclass(frozen=True, slots=True)
 class Cluster:
     port: int
-    root: Path
+    root: Path  # also the Unix socket's directory
+    superuser: str = "postgres"
 
     def dsn(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{database}"
+
+    def as_superuser(self, cmd: list[str]) -> list[str]:
+        """``cmd`` (psql, createdb...) run as the cluster's owner, as ``sudo -u postgres`` does
+        on Debian: with Debian's authentication, peer over the socket makes it the superuser.
+        """
+        return _as_owner(cmd)
+
+
+def owner_name() -> str:
+    """The system user the cluster runs as."""
+    return "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
 
 
 def _as_owner(cmd: list[str]) -> list[str]:
@@ -58,11 +71,14 @@ def _as_owner(cmd: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def temp_cluster(*, durable: bool = False) -> Iterator[Cluster]:
+def temp_cluster(*, durable: bool = False, debian_auth: bool = False) -> Iterator[Cluster]:
     """Start a cluster (trust auth, loopback only, a free port) and remove it afterwards.
 
     ``durable`` keeps PostgreSQL's default fsync and commit settings (for honest benchmark
     figures); tests turn them off, a throw-away cluster need not survive a power cut.
+    ``debian_auth`` authenticates as a fresh Debian cluster does (``pg_createcluster``): peer
+    over the Unix socket, scram-sha-256 over TCP, and the superuser named after the system
+    user running the cluster (Debian's ``postgres``).
 
     Raises FileNotFoundError when PostgreSQL is not installed, RuntimeError if it does not start.
     """
@@ -74,6 +90,10 @@ def temp_cluster(*, durable: bool = False) -> Iterator[Cluster]:
     try:
         if os.geteuid() == 0:
             shutil.chown(root, "nobody", "nogroup")
+        superuser = owner_name() if debian_auth else "postgres"
+        auth = (
+            ["--auth-local=peer", "--auth-host=scram-sha-256"] if debian_auth else ["--auth=trust"]
+        )
         subprocess.run(  # noqa: S603 (our own argument list, no shell)
             _as_owner(
                 [
@@ -81,8 +101,8 @@ def temp_cluster(*, durable: bool = False) -> Iterator[Cluster]:
                     "-D",
                     str(data),
                     "-U",
-                    "postgres",
-                    "--auth=trust",
+                    superuser,
+                    *auth,
                     "--no-sync",
                     "-E",
                     "UTF8",
@@ -119,7 +139,7 @@ def temp_cluster(*, durable: bool = False) -> Iterator[Cluster]:
         )
         _wait_port(port)
         try:
-            yield Cluster(port=port, root=root)
+            yield Cluster(port=port, root=root, superuser=superuser)
         finally:
             subprocess.run(  # noqa: S603 (our own argument list, no shell)
                 _as_owner([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),

@@ -48,7 +48,20 @@ class Campaign:
     events: int  # blocked queries
 
 
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What a retention pass removed."""
+
+    events: int  # stored events (rows), not queries
+    batches: int
+
+
 class Store(Protocol):
+    # The schema version found when the store was opened (None: a new database), and the one
+    # it has now; set by open().
+    found_version: int | None
+    schema_version: int
+
     async def open(self) -> None:
         """Connect and create or migrate the schema."""
 
@@ -83,9 +96,16 @@ class Store(Protocol):
     async def batch_count(self) -> int:
         """Batches stored, all time."""
 
+    async def prune(self, before: dt.date) -> Pruned:
+        """Delete the events of days before ``before`` (the first of a month) and the batch ids
+        received before it; daily counts and box status stay.
+        """
 
-def open_store(url: str, *, pool_size: int = 10) -> Store:
-    """The store for a ``postgresql://`` or ``sqlite:///`` URL (not yet opened)."""
+
+def open_store(url: str, *, pool_size: int = 10, password: str | None = None) -> Store:
+    """The store for a ``postgresql://`` or ``sqlite:///`` URL (not yet opened); ``password``
+    is PostgreSQL's (kept out of the URL, so out of the config file).
+    """
     if url.startswith("sqlite:///"):
         from pathlib import Path
 
@@ -94,4 +114,4 @@ def open_store(url: str, *, pool_size: int = 10) -> Store:
         return SqliteStore(Path(url[len("sqlite://") :]))
     from observatory.store_pg import PgStore
 
-    return PgStore(url, pool_size=pool_size)
+    return PgStore(url, pool_size=pool_size, password=password)

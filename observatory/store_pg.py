@@ -16,10 +16,10 @@ from typing import Final
 
 import asyncpg
 
-from observatory.store import Campaign, DailyRow, Event
+from observatory.store import Campaign, DailyRow, Event, Pruned
 from observatory.store_sqlite import daily_counts
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 # pg_advisory_xact_lock key: schema migration and partition creation, one process at a time.
 _LOCK: Final = 0x70617261  # "para"
 
@@ -64,6 +64,9 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     # 1 -> 2: an event stands for ``count`` identical queries (box payload version 2). With a
     # constant default, PostgreSQL adds the column to every partition without rewriting them.
     1: ("ALTER TABLE events ADD COLUMN IF NOT EXISTS count integer NOT NULL DEFAULT 1",),
+    # 2 -> 3: the observatory keeps times to the minute (privacy: a machine's exact query times
+    # are not needed for any figure). Rewrites the rows stored before, once.
+    2: ("UPDATE events SET ts = date_trunc('minute', ts) WHERE ts <> date_trunc('minute', ts)",),
 }
 _EVENT_COLUMNS: Final = (
     "day",
@@ -108,6 +111,16 @@ def next_month(day: dt.date) -> dt.date:
     return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
+def _partition_month(name: str) -> dt.date | None:
+    """The month of a partition named events_YYYY_MM, None for any other name."""
+    if len(name) != 14 or not name.startswith("events_") or name[11] != "_":
+        return None
+    year, month = name[7:11], name[12:14]
+    if not (year.isdigit() and month.isdigit() and 1 <= int(month) <= 12):
+        return None
+    return dt.date(int(year), int(month), 1)
+
+
 def partition_ddl(month: dt.date) -> str:
     """CREATE TABLE for the partition of ``month``; its text comes from a date only."""
     name = f"events_{month:%Y_%m}"
@@ -120,11 +133,14 @@ def partition_ddl(month: dt.date) -> str:
 class PgStore:
     """The Store protocol on PostgreSQL."""
 
-    def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
+    def __init__(self, dsn: str, *, pool_size: int = 10, password: str | None = None) -> None:
         self._dsn = dsn
+        self._password = password
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._months: set[dt.date] = set()  # partitions known to exist
+        self.found_version: int | None = None
+        self.schema_version = SCHEMA_VERSION
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -134,7 +150,11 @@ class PgStore:
 
     async def open(self) -> None:
         pool = await asyncpg.create_pool(
-            self._dsn, min_size=1, max_size=self._pool_size, command_timeout=60
+            self._dsn,
+            password=self._password,
+            min_size=1,
+            max_size=self._pool_size,
+            command_timeout=60,
         )
         try:
             async with pool.acquire() as conn, conn.transaction():
@@ -155,6 +175,7 @@ class PgStore:
                     await conn.execute(
                         "INSERT INTO schema_version (version) VALUES ($1)", SCHEMA_VERSION
                     )
+                self.found_version = found
         except BaseException:
             await pool.close()
             raise
@@ -269,3 +290,26 @@ class PgStore:
     async def batch_count(self) -> int:
         n: int = await self.pool.fetchval("SELECT count(*) FROM batches")
         return n
+
+    async def prune(self, before: dt.date) -> Pruned:
+        """Drop whole monthly partitions before ``before``: no row-by-row delete, no bloat."""
+        events = 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+            names = await conn.fetch(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'events'::regclass"
+            )
+            for (name,) in names:
+                month = _partition_month(name)
+                if month is None or next_month(month) > before:
+                    continue
+                # The name was matched as events_YYYY_MM: safe to put in the statement.
+                events += await conn.fetchval(f"SELECT count(*) FROM {name}")  # noqa: S608
+                await conn.execute(f"DROP TABLE {name}")
+                self._months.discard(month)
+            status = await conn.execute(
+                "DELETE FROM batches WHERE received < $1",
+                dt.datetime.combine(before, dt.time(), dt.UTC),
+            )
+        return Pruned(events=events, batches=int(status.split()[-1]))

@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final, TypeVar
 
-from observatory.store import Campaign, DailyRow, Event
+from observatory.store import Campaign, DailyRow, Event, Pruned
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 # The current schema, created in a new file.
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS batches (
@@ -57,6 +57,11 @@ _SCHEMA: Final = (
 MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     # 1 -> 2: an event stands for ``count`` identical queries (box payload version 2).
     1: ("ALTER TABLE events ADD COLUMN count INTEGER NOT NULL DEFAULT 1",),
+    # 2 -> 3: times kept to the minute (as in store_pg).
+    2: (
+        "UPDATE events SET ts = CAST(ts / 60 AS INTEGER) * 60"
+        " WHERE ts != CAST(ts / 60 AS INTEGER) * 60",
+    ),
 }
 _INSERT_EVENT: Final = (
     "INSERT INTO events (day, ts, commune, category, reason, verdict, qname, qtype, client, count)"
@@ -93,6 +98,8 @@ class SqliteStore:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="observatory-db")
         self._conn: sqlite3.Connection | None = None
+        self.found_version: int | None = None
+        self.schema_version = SCHEMA_VERSION
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn
@@ -123,6 +130,7 @@ class SqliteStore:
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
+                self.found_version = found or None
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -258,3 +266,22 @@ class SqliteStore:
             return n
 
         return await self._run(read)
+
+    async def prune(self, before: dt.date) -> Pruned:
+        cutoff = dt.datetime.combine(before, dt.time(), dt.UTC).timestamp()
+
+        def delete(conn: sqlite3.Connection) -> Pruned:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                events = conn.execute(
+                    "DELETE FROM events WHERE day < ?", (before.isoformat(),)
+                ).rowcount
+                batches = conn.execute("DELETE FROM batches WHERE received < ?", (cutoff,)).rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return Pruned(events=events, batches=batches)
+
+        return await self._run(delete)

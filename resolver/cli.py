@@ -36,6 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-c", "--config", type=Path, help=conf_help)
     sub.add_parser("print-default-config", help="print the embedded default config")
     o = sub.add_parser("observatory", help="run the départemental observatory (its own config)")
+    o.add_argument(
+        "action",
+        nargs="?",
+        choices=("serve", "migrate"),
+        default="serve",
+        help="serve (default), or migrate: bring its database to this version's schema and exit",
+    )
     o.add_argument("-c", "--config", type=Path, required=True, help="the observatory's YAML file")
     d = sub.add_parser("doctor", help="check a running installation and say what to fix")
     d.add_argument("-c", "--config", type=Path, help=conf_help)
@@ -74,7 +81,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "observatory":
         from observatory.server import run_observatory
 
-        return run_observatory(args.config)
+        return run_observatory(args.config, action=args.action)
     try:
         cfg = config.load(args.config)
     except ConfigError as exc:

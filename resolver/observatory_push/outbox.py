@@ -37,6 +37,7 @@ import aiohttp
 
 from resolver.blocklog.schema import BlockLogError, open_db
 from resolver.config.observatory import ObservatoryPushConfig
+from resolver.exfil.redact import default_redactor, is_exfiltration
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,10 @@ def build_payload(
     daily: dict[tuple[str, str], int] = {}
     keys: dict[str, bytes] = {}  # period -> its key: a batch spans one or two periods
     for _id, ts, client, qname, qtype, verdict, reason, category, count in rows:
+        if is_exfiltration(verdict, reason):
+            # The name is the stolen data itself: only its registered domain leaves the box,
+            # beside the signals (``reason``) and the count (resolver/exfil/redact.py).
+            qname = default_redactor().registered(qname)
         period = pseudonym_period(ts, rotation)
         pkey = keys.get(period)
         if pkey is None:

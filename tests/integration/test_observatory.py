@@ -708,7 +708,7 @@ async def test_a_v1_postgresql_database_is_migrated_keeping_its_events(
     store = PgStore(pg_cluster.dsn(name))
     await store.open()  # migrates
     try:
-        assert await store.pool.fetchval("SELECT max(version) FROM schema_version") == 2
+        assert await store.pool.fetchval("SELECT max(version) FROM schema_version") == 3
         assert await store.pool.fetchval("SELECT count FROM events WHERE qname = 'old.test'") == 1
         new = dataclasses.replace(old, qname="new.test", count=5)
         assert await store.insert_batch(

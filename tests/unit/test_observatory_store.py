@@ -11,8 +11,9 @@ import pytest
 
 from dashboard.weather import Weather
 from observatory import page
-from observatory.app import BadBatch, CommuneRow, find_box, parse_events
+from observatory.app import BadBatch, CommuneRow, RefusalLog, find_box, parse_events
 from observatory.config import ObservatoryServerConfig, hash_token
+from observatory.retention import prune_once, retention_start
 from observatory.store import Event
 from observatory.store_pg import next_month, partition_ddl
 from observatory.store_sqlite import SqliteStore
@@ -160,7 +161,7 @@ async def test_sqlite_store_migrates_a_v1_file_keeping_its_events(tmp_path: Path
         await store.close()
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
         assert conn.execute("SELECT qname, count FROM events ORDER BY id").fetchall() == [
             ("old.test", 1),
             ("new.test", 5),
@@ -170,7 +171,7 @@ async def test_sqlite_store_migrates_a_v1_file_keeping_its_events(tmp_path: Path
     finally:
         conn.close()
     newer = SqliteStore(path)
-    with pytest.raises(RuntimeError, match="v99, newer than v2"):
+    with pytest.raises(RuntimeError, match="v99, newer than v3"):
         await newer.open()
     await newer.close()
 
@@ -272,3 +273,93 @@ def test_readme_config_examples_load() -> None:
     assert push.enabled and push.insee == "42147"
     cfg = load_text(server, ObservatoryServerConfig)
     assert cfg.boxes[0].latitude == 45.607 and cfg.database.startswith("postgresql://")
+
+
+# --- privacy: times to the minute, retention ------------------------------------------------------
+
+
+def test_event_times_are_cut_to_the_minute_and_old_ones_skipped() -> None:
+    raw = [
+        {"ts": NOW + 59.999, "category": "malware", "reason": "feed:x", "qname": "a.test",
+         "client": "c0ffee"},
+        {"ts": NOW - 40 * 86_400, "category": "malware", "reason": "feed:x", "qname": "b.test",
+         "client": "c0ffee", "count": 3},
+    ]  # fmt: skip
+    events, skipped = parse_events(raw, now=NOW, tz="Europe/Paris", max_events=10)
+    assert [e.ts for e in events] == [NOW, NOW - 40 * 86_400]
+    assert skipped == 0
+    # Before the retention's first day: skipped, counted.
+    events, skipped = parse_events(
+        raw, now=NOW, tz="Europe/Paris", max_events=10, first_day=dt.date(2026, 3, 1)
+    )
+    assert [e.qname for e in events] == ["a.test"] and skipped == 3
+
+
+def test_retention_starts_on_the_first_of_a_month() -> None:
+    assert retention_start(dt.date(2026, 12, 6), 13) == dt.date(2025, 11, 1)
+    assert retention_start(dt.date(2026, 1, 31), 1) == dt.date(2025, 12, 1)
+    assert retention_start(dt.date(2026, 3, 1), 12) == dt.date(2025, 3, 1)
+    assert ObservatoryServerConfig().retention_months == 13
+
+
+async def test_sqlite_store_prunes_old_events_and_batches_keeping_daily_counts(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "obs.sqlite")
+    await store.open()
+    old_day = dt.date(2024, 10, 31)
+    old_ts = dt.datetime(2024, 10, 31, 12, tzinfo=dt.UTC).timestamp()
+    try:
+        old = dataclasses.replace(ev("old.test", day=old_day), ts=old_ts, count=4)
+        assert await store.insert_batch(batch_id="b-old", insee="42094", received=old_ts,
+                                        events=[old])  # fmt: skip
+        assert await store.insert_batch(batch_id="b-new", insee="42094", received=NOW,
+                                        events=[ev("new.test")])  # fmt: skip
+        pruned = await prune_once(store, now=NOW, tz="Europe/Paris", months=13)
+        assert (pruned.events, pruned.batches) == (1, 1)
+        assert await store.event_count() == 1
+        assert await store.batch_count() == 1
+        # The daily counts (no name, no machine) stay for the yearly figures.
+        assert await store.totals(old_day, old_day) == {"malware": 4}
+        again = await prune_once(store, now=NOW, tz="Europe/Paris", months=13)
+        assert (again.events, again.batches) == (0, 0)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_store_migrates_a_v2_file_cutting_times_to_the_minute(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "obs.sqlite"
+    store = SqliteStore(path)
+    await store.open()
+    assert store.found_version is None
+    await store.insert_batch(batch_id="b", insee="42094", received=NOW, events=[ev("a.test")])
+    await store.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("UPDATE events SET ts = ts + 17.123456")  # as a v2 observatory stored them
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    store = SqliteStore(path)
+    await store.open()
+    await store.close()
+    assert (store.found_version, store.schema_version) == (2, 3)
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT ts FROM events").fetchall() == [(NOW,)]
+    finally:
+        conn.close()
+
+
+def test_refused_tokens_are_logged_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    refusals = RefusalLog(every=60.0)
+    with caplog.at_level("WARNING", logger="observatory.app"):
+        for i in range(5):
+            refusals.refused("203.0.113.7", "unknown box token", now=1000.0 + i)
+        refusals.refused("203.0.113.8", "unknown box token", now=1061.0)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "observatory: refused a batch from 203.0.113.7: unknown box token",
+        "observatory: refused a batch from 203.0.113.8: unknown box token"
+        " (4 more refused since the last line)",
+    ]
