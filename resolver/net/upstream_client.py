@@ -1,5 +1,10 @@
 """Ask upstream resolvers: UDP first, TCP when truncated, failover across servers.
 
+Two drivers share one ``Resolution`` (``resolver.core.resolution``), which decides every try
+and judges every reply: ``exchange_soon`` makes plain UDP tries with callbacks (a cache miss
+needs no task) and hands over to a task only for TCP or an encrypted upstream; ``exchange``
+is the same loop as a coroutine. Neither decides anything itself.
+
 Spoofing defences (RFC 5452): a fresh random ID and a fresh socket (so a fresh random source port)
 per try; a reply counts only if it comes from the server we asked, with our ID and our question.
 """
@@ -7,7 +12,6 @@ per try; a reply counts only if it comes from the server we asked, with our ID a
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
 import os
@@ -15,55 +19,29 @@ import select
 import socket
 import ssl
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from resolver.core import wire
-from resolver.core.query import DEFAULT_UDP_PAYLOAD, Query
+from resolver.core.query import Query
+from resolver.core.resolution import Alarm, Resolution, Try, UpstreamHealth
 from resolver.core.steps import Upstream
-from resolver.core.wire import HEADER, U16
+from resolver.net import framing
 from resolver.net.upstream_https import HttpsUpstream
+from resolver.net.upstream_query import build_probe, build_upstream_query, matches
 from resolver.net.upstream_tls import TlsUpstream
 from resolver.stats import LATENCY_BUCKETS
 
-# Answers that say this server cannot help with this name (another may). Not a health failure:
-# SERVFAIL is often the name's fault (broken DNSSEC, dead authoritative).
-_TRY_ANOTHER = frozenset((wire.SERVFAIL, wire.REFUSED, wire.NOTIMP, wire.FORMERR))
+# Re-exported: callers and tests imported them from here before upstream_query existed.
+__all__ = ["OnAnswer", "UpstreamClient", "build_upstream_query", "matches"]
+
 # Non-blocking from creation: one ioctl less per upstream query.
 _DGRAM_NONBLOCK = socket.SOCK_DGRAM | getattr(socket, "SOCK_NONBLOCK", 0)
-_MAX_BACKOFF = 60.0  # seconds a failing upstream is set aside at most
+# What a failed try raises: no reply, a broken connection, a reply that is not one.
+_NO_REPLY = (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError)
 
 log = logging.getLogger(__name__)
 
-_LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
-
-
-def build_upstream_query(query: Query, qid: int, payload: int = DEFAULT_UDP_PAYLOAD) -> bytes:
-    """Our own query for ``query``'s question: recursion desired, EDNS with the client's DO."""
-    q = query.question
-    question = q[:-4].translate(_LOWER) + q[-4:]
-    flags = wire.RD | (query.flags & wire.CD)
-    return HEADER.pack(qid, flags, 1, 0, 0, 1) + question + wire.build_opt(payload, query.do)
-
-
-def matches(resp: bytes, sent: bytes) -> bool:
-    """True if ``resp`` answers ``sent``: same ID, QR set, the same single question."""
-    if len(resp) < 12 or resp[:2] != sent[:2]:
-        return False
-    flags, qd = HEADER.unpack_from(resp)[1:3]
-    if not flags & wire.QR or qd != 1:
-        return False
-    qlen = len(sent) - 12 - 11  # our query is header + question + an 11-byte OPT
-    qend = 12 + qlen
-    # Only the name is compared case-insensitively: type 65 (HTTPS) is the byte "A", and
-    # lower-casing it too would make every answer to it look foreign.
-    return (
-        resp[12 : qend - 4].translate(_LOWER) == sent[12 : qend - 4]
-        and resp[qend - 4 : qend] == sent[qend - 4 : qend]
-    )
-
-
-# What an exchange does with its outcome: the matching answer, or None (timeout, ICMP error).
+# What an exchange does with its outcome: the answer, an upstream's error answer when every
+# server gave one, or None when no upstream replied (timeout, ICMP error).
 OnAnswer = Callable[[bytes | None], None]
 
 
@@ -166,134 +144,114 @@ class _RandomIds:
         return self._ids[n]
 
 
-@dataclass(slots=True)
-class Health:
-    """What we know of one upstream: its smoothed latency and its recent failures."""
-
-    srtt: float = 0.0  # smoothed round-trip time, seconds; 0 until measured (so tried early)
-    fails: int = 0  # consecutive failures
-    down_until: float = 0.0  # loop time before which it is tried only as a last resort
-    answered: int = 0
-    failed: int = 0
-
-    def order_key(self, now: float, index: int) -> tuple[bool, float, int]:
-        return (now < self.down_until, self.srtt, index)
-
-
 class UpstreamClient:
     """Sends one query to the best server that answers well, within a total deadline.
 
-    Servers are tried healthiest and fastest first. A failing server is set aside for an
-    exponential backoff (1 s, 2 s, ... 60 s), then tried again first if it is the faster:
-    a recovered server is used again without a restart.
+    ``timeout``: seconds per try; ``total_timeout``: for the whole exchange. ``alarm_after``,
+    ``alarm_every`` and ``probe_every``: when to log that no upstream answers and how often to
+    probe them meanwhile (UpstreamHealth).
     """
 
     def __init__(
-        self, timeout: float, total_timeout: float, ssl_context: ssl.SSLContext | None = None
+        self,
+        timeout: float,
+        total_timeout: float,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        alarm_after: float = 10.0,
+        alarm_every: float = 60.0,
+        probe_every: float = 5.0,
     ) -> None:
         self.timeout = timeout
         self.total_timeout = total_timeout
         self.ssl_context = ssl_context  # None: the system's CAs (tests give a test CA)
-        self.health: dict[Upstream, Health] = {}
+        self.health = UpstreamHealth(
+            LATENCY_BUCKETS,
+            alarm_after=alarm_after,
+            alarm_every=alarm_every,
+            probe_every=probe_every,
+        )
         # One long-lived DNS-over-TLS connection or HTTPS session per encrypted upstream.
         self.encrypted: dict[Upstream, TlsUpstream | HttpsUpstream] = {}
         self._waiters: _UdpWaiters | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watchdog: asyncio.TimerHandle | None = None
         self._closing = False
         self._ids = _RandomIds()
-        self.failures = 0
-        self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.latency_sum = 0.0
 
-    def _health(self, server: Upstream) -> Health:
-        h = self.health.get(server)
-        if h is None:
-            h = self.health[server] = Health()
-        return h
+    # Counters read by /metrics (resolver.stats), kept by the shared health bookkeeping.
+    @property
+    def failures(self) -> int:
+        return self.health.failures
 
-    def order(self, servers: Sequence[Upstream], now: float) -> list[Upstream]:
-        """The servers in the order to try them now."""
-        ranked = sorted(
-            range(len(servers)), key=lambda i: self._health(servers[i]).order_key(now, i)
-        )
-        return [servers[i] for i in ranked]
+    @property
+    def latency_counts(self) -> list[int]:
+        return self.health.latency_counts
 
-    def _failed(self, server: Upstream, now: float) -> None:
-        h = self._health(server)
-        h.fails += 1
-        h.failed += 1
-        # 1, 2, 4 ... 60 s; the exponent is capped (2.0 ** 1024 overflows after a long outage).
-        h.down_until = now + min(2.0 ** min(h.fails - 1, 6), _MAX_BACKOFF)
-        self.failures += 1
+    @property
+    def latency_sum(self) -> float:
+        return self.health.latency_sum
 
-    def _answered(self, server: Upstream, rtt: float) -> None:
-        h = self._health(server)
-        h.srtt = rtt if h.srtt == 0.0 else 0.7 * h.srtt + 0.3 * rtt
-        h.fails = 0
-        h.down_until = 0.0
-        h.answered += 1
-        self._observe(rtt)
+    def resolution(self, servers: Sequence[Upstream], now: float) -> Resolution:
+        """A new resolution over ``servers`` with this client's timeouts and health."""
+        return Resolution(self.health, tuple(servers), now, self.timeout, self.total_timeout)
+
+    # --- the callback driver ---------------------------------------------------------------
 
     def exchange_soon(
         self, query: Query, servers: Sequence[Upstream], on_answer: OnAnswer
     ) -> asyncio.Task[None] | None:
-        """``exchange`` with the outcome to a callback: the common first try without a task.
+        """``exchange`` with the outcome to a callback: plain UDP tries need no task.
 
-        The first try, to the best server if it is plain UDP, is a socket and a callback; only
-        when it fails (timeout, error, truncation, a refusing rcode) does the rest of the
-        failover run as ``exchange`` in a task, which is then returned (None otherwise).
+        Each UDP try is a socket and a callback; a try over TCP (after truncation) or to an
+        encrypted upstream runs the rest of the resolution in a task, which is then returned
+        if it is the first try (None otherwise). ``on_answer`` is called exactly once.
         """
         loop = self._loop
         if loop is None or loop.is_closed():
             loop = self._loop = asyncio.get_running_loop()
-        start = loop.time()
-        deadline = start + self.total_timeout
-        order = self.order(servers, start)
-        tries = order + order  # each server twice at most, as in exchange()
-        server = order[0]
-        if server.kind == "udp":
+        return self._advance(self.resolution(servers, loop.time()), query, on_answer, loop)
+
+    def _advance(
+        self,
+        res: Resolution,
+        query: Query,
+        on_answer: OnAnswer,
+        loop: asyncio.AbstractEventLoop,
+    ) -> asyncio.Task[None] | None:
+        """Make ``res``'s next try by callback, or hand it to a task, or give its outcome."""
+        while True:
+            t = res.next_try(loop.time())
+            if t is None or self._closing:
+                on_answer(res.response if t is None else None)
+                return None
+            if t.tcp or t.server.kind != "udp":
+                return self._keep(self._finish(res, query, on_answer))
             sent = build_upstream_query(query, self._ids.next())
-
-            def first(resp: bytes | None) -> None:
-                if self._closing:
-                    on_answer(None)
-                    return
-                now = loop.time()
-                if resp is None:
-                    self._failed(server, now)
-                    self._keep(self._exchange_then(query, on_answer, tries[1:], deadline))
-                    return
-                flags = HEADER.unpack_from(resp)[1]
-                if flags & wire.TC:
-                    # This try goes on over TCP, as it would have within exchange().
-                    self._keep(self._exchange_then(query, on_answer, tries, deadline, tcp=True))
-                elif (flags & wire.RCODE_MASK) in _TRY_ANOTHER:
-                    self._keep(self._exchange_then(query, on_answer, tries[1:], deadline))
-                else:
-                    self._answered(server, now - start)
-                    on_answer(resp)
-
             try:
                 self._waiters_for(loop).send(
-                    server.host, server.port, sent, min(self.timeout, self.total_timeout), first
+                    t.server.host, t.server.port, sent, t.wait, self._then(res, query, on_answer)
                 )
                 return None
             except OSError:
-                self._failed(server, start)
-                return self._keep(self._exchange_then(query, on_answer, tries[1:], deadline))
-        return self._keep(self._exchange_then(query, on_answer, tries, deadline))
+                self._judge(res, None, loop.time())
 
-    async def _exchange_then(
-        self,
-        query: Query,
-        on_answer: OnAnswer,
-        tries: list[Upstream],
-        deadline: float,
-        *,
-        tcp: bool = False,
-    ) -> None:
-        on_answer(await self.exchange(query, tries, tries=tries, deadline=deadline, tcp=tcp))
+    def _then(self, res: Resolution, query: Query, on_answer: OnAnswer) -> OnAnswer:
+        """What a UDP try does with its reply: judge it, then go on."""
+
+        def then(reply: bytes | None) -> None:
+            loop = self._loop
+            if self._closing or loop is None:
+                on_answer(None)
+                return
+            self._judge(res, reply, loop.time())
+            self._advance(res, query, on_answer, loop)
+
+        return then
+
+    async def _finish(self, res: Resolution, query: Query, on_answer: OnAnswer) -> None:
+        on_answer(await self._run(res, query))
 
     def _keep(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -301,60 +259,86 @@ class UpstreamClient:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def exchange(
-        self,
-        query: Query,
-        servers: Sequence[Upstream],
-        *,
-        tries: list[Upstream] | None = None,
-        deadline: float | None = None,
-        tcp: bool = False,
-    ) -> bytes | None:
-        """The first good answer of the servers, tried best first, each twice at most.
+    # --- the coroutine driver --------------------------------------------------------------
 
-        ``tries``: the servers left to try, in order, when ``exchange_soon`` made the first
-        try; ``deadline``: loop time, by default ``total_timeout`` from now; ``tcp``: the
-        first of ``tries`` already answered truncated over UDP, so it is asked over TCP only.
+    async def exchange(self, query: Query, servers: Sequence[Upstream]) -> bytes | None:
+        """The answer of the best server that gives one (see ``Resolution``).
+
+        Returns the answer; an upstream's error answer (SERVFAIL, REFUSED, ...) when every
+        server tried gave one (``resolution.upstream_failure`` turns it into the reply);
+        None when no upstream replied.
         """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return await self._run(self.resolution(servers, loop.time()), query)
+
+    async def _run(self, res: Resolution, query: Query | None) -> bytes | None:
+        """Make ``res``'s tries until it is done; ``query`` None: a probe."""
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        if deadline is None:
-            deadline = start + self.total_timeout
-        if tries is None:
-            order = self.order(servers, start)
-            # Each server twice at most: a lost datagram deserves one retry.
-            tries = order + order
-        for i, server in enumerate(tries):
-            remaining = deadline - loop.time()
-            if remaining <= 0.005:
-                break
-            sent = build_upstream_query(query, self._ids.next())
-            t0 = loop.time()
+        while (t := res.next_try(loop.time())) is not None:
+            qid = self._ids.next()
+            sent = build_upstream_query(query, qid) if query is not None else build_probe(qid)
             try:
-                if server.kind != "udp":
-                    # DNS over TLS or HTTPS: one long-lived connection, never truncated.
-                    transport = self._encrypted(server)
-                    resp = await transport.exchange(sent, min(self.timeout, remaining))
-                elif i == 0 and tcp:
-                    resp = await self._tcp(server, sent, min(self.timeout * 2, remaining))
-                else:
-                    resp = await self._udp(server, sent, min(self.timeout, remaining))
-                    if HEADER.unpack_from(resp)[1] & wire.TC:
-                        remaining = deadline - loop.time()
-                        if remaining <= 0:
-                            break
-                        resp = await self._tcp(server, sent, min(self.timeout * 2, remaining))
-            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
-                self._failed(server, loop.time())
-                continue
-            rcode = HEADER.unpack_from(resp)[1] & wire.RCODE_MASK
-            if rcode in _TRY_ANOTHER:
-                # This server cannot help with this name; another may. Not a health failure:
-                # SERVFAIL is often the name's fault (broken DNSSEC, dead authoritative).
-                continue
-            self._answered(server, loop.time() - t0)
-            return resp
-        return None
+                reply: bytes | None = await self._ask(t, sent)
+            except _NO_REPLY:
+                reply = None
+            self._judge(res, reply, loop.time())
+        return res.response
+
+    async def _ask(self, t: Try, sent: bytes) -> bytes:
+        server = t.server
+        if server.kind != "udp":
+            # DNS over TLS or HTTPS: one long-lived connection, never truncated.
+            return await self._encrypted(server).exchange(sent, t.wait)
+        if t.tcp:
+            return await self._tcp(server, sent, t.wait)
+        return await self._udp(server, sent, t.wait)
+
+    # --- health: the watchdog that speaks and probes while no upstream answers -------------
+
+    def _judge(self, res: Resolution, reply: bytes | None, now: float) -> None:
+        res.query_result(reply, now)
+        if self._watchdog is None and self.health.watching:
+            self._arm_watchdog()
+
+    def _arm_watchdog(self) -> None:
+        loop = self._loop
+        if loop is None or self._closing:
+            return
+        now = loop.time()
+        when = self.health.next_check(now)
+        if when is not None:
+            self._watchdog = loop.call_later(max(when - now, 0.01), self._tick)
+
+    def _tick(self) -> None:
+        """Off the query path: log what changed, probe what is due, and watch on."""
+        self._watchdog = None
+        loop = self._loop
+        if loop is None or self._closing:
+            return
+        now = loop.time()
+        alarm = self.health.alarm(now)
+        if alarm is not None:
+            _say(alarm)
+        for server in self.health.probes_due(now):
+            self._keep(self._probe(server))
+        self._arm_watchdog()
+
+    async def _probe(self, server: Upstream) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            res = Resolution(self.health, (server,), loop.time(), self.timeout, self.timeout)
+            await self._run(res, None)
+        finally:
+            self.health.probe_ended(server)
+            # The watchdog was set without this server (a probe was on its way): set it again.
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
+            self._arm_watchdog()
+
+    # --- transports ------------------------------------------------------------------------
 
     def _encrypted(self, server: Upstream) -> TlsUpstream | HttpsUpstream:
         transport = self.encrypted.get(server)
@@ -376,6 +360,9 @@ class UpstreamClient:
     async def close(self) -> None:
         """Close the encrypted upstreams' connections (and our epoll set)."""
         self._closing = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._waiters is not None:
             self._waiters.close()
             self._waiters = None
@@ -383,10 +370,6 @@ class UpstreamClient:
         self.encrypted.clear()
         for transport in transports:
             await transport.close()
-
-    def _observe(self, seconds: float) -> None:
-        self.latency_sum += seconds
-        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
 
     def _waiters_for(self, loop: asyncio.AbstractEventLoop) -> _UdpWaiters:
         waiters = self._waiters
@@ -412,11 +395,24 @@ class UpstreamClient:
         async with asyncio.timeout(wait):
             reader, writer = await asyncio.open_connection(server.host, server.port)
             try:
-                writer.write(U16.pack(len(sent)) + sent)
+                writer.write(framing.frame(sent))
                 while True:
-                    size = U16.unpack(await reader.readexactly(2))[0]
-                    resp = await reader.readexactly(size)
+                    resp = await framing.read_frame(reader)
                     if matches(resp, sent):
                         return resp
             finally:
                 writer.close()
+
+
+def _say(alarm: Alarm) -> None:
+    """One log line for a change in the upstreams' state (never per query)."""
+    if alarm.down:
+        log.warning(
+            "no upstream resolver has answered for %.0f s (%d tries failed since the last "
+            "message): clients get SERVFAIL until one answers; check the network and "
+            "upstream.servers (`parafoudre doctor` tests each one)",
+            alarm.seconds,
+            alarm.failed,
+        )
+    else:
+        log.info("upstream resolvers answer again, after %.0f s without an answer", alarm.seconds)

@@ -21,18 +21,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from resolver.net.upstream_query import matches
 from resolver.net.upstream_tls import default_ssl_context
 
 DNS_MESSAGE = "application/dns-message"
 _MAX_MESSAGE = 65535
 _KEEPALIVE = 30.0  # seconds an idle HTTP connection is kept for the next query
-
-
-def _matches(resp: bytes, sent: bytes) -> bool:
-    """upstream_client.matches, imported at call time: upstream_client imports this module."""
-    from resolver.net.upstream_client import matches
-
-    return matches(resp, sent)
 
 
 class FixedResolver(AbstractResolver):
@@ -149,7 +143,7 @@ class HttpsUpstream:
             raise ConnectionError(f"{self.url}: {exc.__class__.__name__}: {exc}") from exc
         if len(body) > _MAX_MESSAGE:
             raise ValueError(f"{self.url}: reply larger than {_MAX_MESSAGE} bytes")
-        if not _matches(body, sent):
+        if not matches(body, sent):
             raise ValueError(f"{self.url}: the reply does not answer the query")
         return query[:2] + body[2:]
 

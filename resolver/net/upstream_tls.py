@@ -21,19 +21,13 @@ import secrets
 import ssl
 
 from resolver.core.wire import U16
+from resolver.net import framing
+from resolver.net.upstream_query import matches
 
 log = logging.getLogger(__name__)
 
-
-def _matches(resp: bytes, sent: bytes) -> bool:
-    """upstream_client.matches, imported at call time: upstream_client imports this module."""
-    from resolver.net.upstream_client import matches
-
-    return matches(resp, sent)
-
-
 DOT_PORT = 853
-_MAX_MESSAGE = 65535
+_MAX_MESSAGE = framing.MAX_MESSAGE
 _SSL_SHUTDOWN_TIMEOUT = 2.0  # seconds a closing connection waits for the server's close_notify
 
 
@@ -80,7 +74,7 @@ class _Connection:
         try:
             self.sent += 1
             try:
-                self.writer.write(U16.pack(len(sent)) + sent)
+                self.writer.write(framing.frame(sent))
                 await self.writer.drain()
             except OSError as exc:
                 self.shut(exc)
@@ -105,15 +99,14 @@ class _Connection:
         error: Exception = ConnectionError("connection closed by the server")
         try:
             while True:
-                size = U16.unpack(await self.reader.readexactly(2))[0]
-                resp = await self.reader.readexactly(size)
+                resp = await framing.read_frame(self.reader)
                 if len(resp) < 12:
                     continue
                 entry = self.pending.get(U16.unpack_from(resp)[0])
                 if entry is None:
                     continue  # a late reply to a query that gave up
                 sent, fut = entry
-                if not fut.done() and _matches(resp, sent):
+                if not fut.done() and matches(resp, sent):
                     fut.set_result(resp)
         except asyncio.IncompleteReadError:
             pass  # the server closed the connection (idle timeout, restart, ...)

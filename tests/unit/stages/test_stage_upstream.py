@@ -54,7 +54,8 @@ def test_upstream_query_layout() -> None:
     qid, flags, qd, an, ns, ar = wire.HEADER.unpack_from(sent)
     assert (qid, qd, an, ns, ar) == (0xABCD, 1, 0, 0, 1)
     assert flags == wire.RD
-    assert sent[12:-11] == b"\x03www\x07example\x04test\x00\x00\x1c\x00\x01"  # lower-cased
+    # The client's case goes upstream as it was sent (issue 14: 0x20, dns2tcp, iodine).
+    assert sent[12:-11] == b"\x03WwW\x07Example\x04TEST\x00\x00\x1c\x00\x01"
     assert sent[-11:] == wire.build_opt(1232, True)
 
 

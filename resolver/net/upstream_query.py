@@ -1,0 +1,56 @@
+"""Our query to an upstream resolver, and whether a reply answers it (RFC 5452 §9.1).
+
+Pure functions shared by every upstream transport (UDP, TCP, DNS over TLS, DNS over HTTPS) and
+by ``parafoudre doctor``; they import no transport, so the transports import no one another.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from resolver.core import wire
+from resolver.core.query import DEFAULT_UDP_PAYLOAD, Query
+from resolver.core.wire import HEADER
+
+_LOWER: Final = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
+_OPT_LEN: Final = 11  # the OPT record build_upstream_query appends (no options)
+# The root's NS set: every recursive resolver answers it from its priming, at once.
+_PROBE_QUESTION: Final = b"\x00" + wire.U16.pack(wire.T_NS) + wire.U16.pack(wire.C_IN)
+
+
+def build_upstream_query(query: Query, qid: int, payload: int = DEFAULT_UDP_PAYLOAD) -> bytes:
+    """Our own query for ``query``'s question: recursion desired, EDNS with the client's DO.
+
+    The question goes out exactly as the client wrote it, case included, as unbound and
+    dnsmasq forward it: a client that checks the 0x20 bits of the echo (RFC 5452 §9.1 style)
+    or carries data in the case (dns2tcp, iodine) needs them intact. The cache key is
+    lower-cased separately (``Query.cache_key``).
+    """
+    flags = wire.RD | (query.flags & wire.CD)
+    return HEADER.pack(qid, flags, 1, 0, 0, 1) + query.question + wire.build_opt(payload, query.do)
+
+
+def build_probe(qid: int) -> bytes:
+    """A query to see whether an upstream answers at all: ``. NS``, recursion desired, EDNS."""
+    return HEADER.pack(qid, wire.RD, 1, 0, 0, 1) + _PROBE_QUESTION + wire.build_opt(1232, False)
+
+
+def matches(resp: bytes, sent: bytes) -> bool:
+    """True if ``resp`` answers ``sent``: same ID, QR set, the same single question.
+
+    ``sent`` is a query of ``build_upstream_query`` or ``build_probe`` (header, one question,
+    an OPT record without options). The name is compared without regard to case (RFC 4343):
+    some upstreams answer in lower case whatever the question's case.
+    """
+    if len(resp) < 12 or resp[:2] != sent[:2]:
+        return False
+    flags, qd = HEADER.unpack_from(resp)[1:3]
+    if not flags & wire.QR or qd != 1:
+        return False
+    qend = len(sent) - _OPT_LEN
+    # Only the name is folded: type 65 (HTTPS) is the byte "A", and lower-casing it too would
+    # make an answer to type 97 look like one to type 65.
+    return (
+        resp[12 : qend - 4].translate(_LOWER) == sent[12 : qend - 4].translate(_LOWER)
+        and resp[qend - 4 : qend] == sent[qend - 4 : qend]
+    )
