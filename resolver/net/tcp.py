@@ -7,14 +7,13 @@ from the last complete message, so a client that trickles bytes cannot hold a co
 from __future__ import annotations
 
 import asyncio
-import struct
 import time
 from typing import Any, cast
 
 from resolver.core.query import Transport
+from resolver.net import framing
 from resolver.net.service import Service
 
-_LEN = struct.Struct("!H")
 _TCP = Transport.TCP
 
 
@@ -108,12 +107,10 @@ class TcpConnection(asyncio.Protocol):
             return  # read and discard: closing with unread data would reset the connection
         buf = self.buffer
         buf += data
-        while len(buf) >= 2 and not self._blocked():
-            size = _LEN.unpack_from(buf)[0]
-            if len(buf) < 2 + size:
+        while not self._blocked():
+            msg = framing.pop_frame(buf)
+            if msg is None:
                 break
-            msg = bytes(buf[2 : 2 + size])
-            del buf[: 2 + size]
             self.last_message = time.monotonic()
             self._handle(msg)
             if self.transport is None or self.transport.is_closing() or self.refusing:
@@ -177,7 +174,7 @@ class TcpConnection(asyncio.Protocol):
 
     def _write(self, out: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(_LEN.pack(len(out)) + out)
+            self.transport.write(framing.frame(out))
 
     def eof_received(self) -> bool | None:
         # Half-closed by the client: finish what is in flight, then close (RFC 7766 §6.2.4).
