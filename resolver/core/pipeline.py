@@ -1,16 +1,36 @@
-"""The policy chain: a query goes through the stages in order until one decides."""
+"""The policy chain: every answer, fast or not, is one the stages in order would give now.
+
+A query goes through the stages until one decides (``handle``); the upstream's answer comes back
+through the stages that judge answers (``complete``). The fast lane (``cached``, ``recall``)
+serves a cached answer without running the chain, and only when running it could not change the
+answer: the client is admitted by every stage that judges clients, every metered stage has seen
+the query, and no stage has changed its judgement since the answer was judged (``changed``
+invalidates the cache and the admissions). The pipeline knows the stages only by the hooks of
+resolver.core.stage; it imports none of them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Final
 
 from resolver.core import cached_answer, responses, wire
+from resolver.core.cached_answer import CachedAnswer
 from resolver.core.query import Query
-from resolver.core.stage import Stage
+from resolver.core.stage import (
+    Admitting,
+    AnswerCache,
+    AnswerJudge,
+    Metered,
+    Stage,
+    Versioned,
+)
 from resolver.core.steps import Drop, Forward, Reply, Trusted, Verdict
-from resolver.stages.allowlist import AllowlistStage
-from resolver.stages.blocklist import BlocklistStage
-from resolver.stages.cache import CacheStage
+
+# Clients whose admission to the fast lane is remembered; a commune has a few hundred machines.
+# Past this the memo is simply reset, which bounds it whatever source addresses a flood uses.
+_ADMITTED_MAX: Final = 4096
 
 
 class ChainFellOff(RuntimeError):
@@ -18,21 +38,62 @@ class ChainFellOff(RuntimeError):
 
 
 class Pipeline:
-    """Runs the stages; ``complete`` finishes a forwarded query once the upstream answered."""
+    """Runs the stages in order; owns the fast lane's right to skip them."""
 
-    def __init__(
-        self,
-        stages: Sequence[Stage],
-        cache: CacheStage,
-        allowlist: AllowlistStage,
-        blocklist: BlocklistStage,
-    ) -> None:
+    def __init__(self, stages: Sequence[Stage], cache: AnswerCache) -> None:
         self.stages = tuple(stages)
         self.cache = cache
-        self.allowlist = allowlist
-        self.blocklist = blocklist
+        # client -> may its queries be answered from the cache without the chain. Only True
+        # admits; a client absent or False takes the full path, which decides again.
+        self.admitted: dict[str, bool] = {}
+        self._meters = tuple(s for s in stages if isinstance(s, Metered))
+        self._admitting = tuple(s for s in stages if isinstance(s, Admitting))
+        self._versioned = tuple(s for s in stages if isinstance(s, Versioned))
+        self._generations = [s.generation for s in self._versioned]
+        self._judges = tuple((s, s.policy) for s in stages if isinstance(s, AnswerJudge))
+
+    def changed(self) -> None:
+        """Some stage now judges some answers differently (a list swapped, a cool-down began):
+        nothing judged before may be served without the chain judging it again."""
+        self.cache.invalidate()
+        self.admitted.clear()
+
+    # --- the fast lane -------------------------------------------------------------------------
+
+    def cached(self, key: bytes, client: str, now: float) -> CachedAnswer | Drop | None:
+        """The cached answer the chain would give now, a Drop, or None: take the full path."""
+        if self.admitted.get(client) is not True:
+            return None
+        entry = self.cache.hit(key, now)
+        if entry is None:
+            return None
+        return self.meter(client, now) or entry
+
+    def meter(self, client: str, now: float) -> Drop | None:
+        """Let every metered stage count this query; a Drop if one refuses it."""
+        for m in self._meters:
+            drop = m.meter(client, now)
+            if drop is not None:
+                return drop
+        return None
+
+    def admits(self, client: str) -> bool:
+        """May this client's repeats be answered without the chain (see ``cached``)?"""
+        return self.admitted.get(client) is True
+
+    # --- the chain -----------------------------------------------------------------------------
 
     def handle(self, query: Query, now: float) -> Reply | Forward | Drop:
+        """Run the stages in order until one decides."""
+        step = self._run(query, now)
+        if self._versioned:
+            self._notice_changes()
+        client = query.client
+        if client not in self.admitted:
+            self._admit(client, now)
+        return step
+
+    def _run(self, query: Query, now: float) -> Reply | Forward | Drop:
         trusted = False
         for stage in self.stages:
             if trusted and stage.policy:
@@ -42,14 +103,40 @@ class Pipeline:
                 if step.entry is not None:
                     self.cache.store(query.cache_key, step.entry)
                 return step
-            if isinstance(step, (Forward, Drop)):
+            if isinstance(step, Forward):
+                return replace(step, trusted=True) if trusted and not step.trusted else step
+            if isinstance(step, Drop):
                 return step
             if isinstance(step, Trusted):
                 trusted = True
         raise ChainFellOff(query.qname)
 
+    def _notice_changes(self) -> None:
+        gens = self._generations
+        for i, stage in enumerate(self._versioned):
+            if stage.generation != gens[i]:
+                gens[i] = stage.generation
+                self.changed()
+
+    def _admit(self, client: str, now: float) -> None:
+        ok = True
+        for stage in self._admitting:
+            if not stage.admits(client, now):
+                ok = False
+                break
+        admitted = self.admitted
+        if len(admitted) >= _ADMITTED_MAX:
+            admitted.clear()
+        if ok:
+            admitted[client] = True
+        # A client refused now is asked again next time: its state (a cool-down) may end.
+
     def complete(self, query: Query, fwd: Forward, response: bytes | None, now: float) -> Reply:
-        """Turn the upstream's response (None: none came) into the client's reply."""
+        """Turn the upstream's response (None: none came) into the client's reply.
+
+        The answer passes the answer-judging stages in chain order: the policy's (CNAME
+        targets on a list) before the cache's, so the cache keeps only what policy let through.
+        """
         if response is None:
             return Reply(
                 responses.make_error(
@@ -67,15 +154,11 @@ class Pipeline:
             )
         except wire.WireError:
             return Reply(responses.make_error(query, wire.SERVFAIL), Verdict.SERVFAIL, "upstream")
-        if fwd.zone is None:
-            # A clean name may be an alias of a listed one (CNAME cloaking): check the targets.
-            targets = cached_answer.cname_targets(entry, query.question)
-            # An allowlisted target stays allowed when reached through an alias.
-            targets = [t for t in targets if not self.allowlist.allows(t)]
-            if targets and not self.allowlist.allows(query.qname):
-                blocked = self.blocklist.check_targets(query, targets)
-                if blocked is not None:
-                    return blocked
-            if entry.ttl > 0:
-                self.cache.store(query.cache_key, entry)
+        trusted = fwd.trusted
+        for stage, policy in self._judges:
+            if trusted and policy:
+                continue
+            out = stage.on_answer(query, fwd, entry, now)
+            if out is not None:
+                return out
         return Reply(cached_answer.render(entry, query, now), Verdict.FORWARDED, "upstream")

@@ -1,11 +1,27 @@
-"""The contract of a policy stage."""
+"""The contract of a policy stage, and the hooks by which it tells the pipeline what it needs.
+
+Every stage decides on a query (``decide``). A stage whose judgement depends on more than the
+query name says so by implementing one of the optional hooks below; the pipeline finds them once,
+when it is built, and honours them on every path, the fast lane included (ARCHITECTURE §2.6):
+
+- ``Metered.meter``: sees every query, even one answered from the cache (the rate limit).
+- ``Admitting.admits``: judges the client; the fast lane serves a client only while every such
+  stage admits it (the ACL; the exfiltration detector, while the client is in a cool-down).
+- ``Versioned.generation``: a number the stage bumps whenever it would now judge some answer
+  differently (a cool-down started); nothing judged before is then served from the fast lane.
+- ``AnswerJudge.on_answer``: judges the upstream's answer on its way back (CNAME targets on a
+  threat list, caching), in chain order, so policy speaks before the cache keeps an answer.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from resolver.core.query import Query
-from resolver.core.steps import Step
+from resolver.core.steps import Drop, Forward, Reply, Step
+
+if TYPE_CHECKING:
+    from resolver.core.cached_answer import CachedAnswer
 
 
 class Stage(Protocol):
@@ -18,3 +34,46 @@ class Stage(Protocol):
     def decide(self, query: Query, now: float) -> Step: ...
 
     def describe(self) -> str: ...
+
+
+@runtime_checkable
+class Metered(Protocol):
+    """A stage that must count every query of a client, cached or not."""
+
+    def meter(self, client: str, now: float) -> Drop | None: ...
+
+
+@runtime_checkable
+class Admitting(Protocol):
+    """A stage whose verdict depends on the client: may its cached answers go fast?"""
+
+    def admits(self, client: str, now: float) -> bool: ...
+
+
+@runtime_checkable
+class Versioned(Protocol):
+    """A stage with state that changes verdicts; ``generation`` moves when it does."""
+
+    generation: int
+
+
+@runtime_checkable
+class AnswerJudge(Protocol):
+    """A stage that also sees the upstream's answer: a Reply replaces it, None lets it pass."""
+
+    def on_answer(
+        self, query: Query, fwd: Forward, entry: CachedAnswer, now: float
+    ) -> Reply | None: ...
+
+
+class AnswerCache(Protocol):
+    """What the pipeline's fast lane needs of the answer cache (its one owner is the stage)."""
+
+    min_ttl: int
+    max_ttl: int
+
+    def hit(self, key: bytes, now: float) -> CachedAnswer | None: ...
+
+    def store(self, key: bytes, entry: CachedAnswer) -> None: ...
+
+    def invalidate(self) -> None: ...

@@ -74,10 +74,15 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Forward:
-    """Ask these servers; ``zone`` is set for conditional forwarding (not cached)."""
+    """Ask these servers; ``zone`` is set for conditional forwarding (not cached).
+
+    ``trusted``: an earlier stage said TRUSTED, so the answer skips the policy stages on its
+    way back too (the pipeline sets it).
+    """
 
     servers: tuple[Upstream, ...]
     zone: str | None = None
+    trusted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

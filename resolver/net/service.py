@@ -1,13 +1,18 @@
-"""The shell around the pipeline: bytes in, bytes out, shared by the UDP and TCP transports."""
+"""The shell around the pipeline: bytes in, bytes out, shared by the UDP and TCP transports.
+
+``begin`` answers what can be answered now and says so explicitly: an ``Answer`` (the bytes to
+send), a ``Pending`` forward, or ``Dropped`` with its reason. Every answer and drop is counted by
+one ``account``. Whether a cached answer may skip the chain is the pipeline's decision, never the
+transport's.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Final
 
 from resolver.blocklog.writer import BlockEvent
 from resolver.core import cached_answer, responses, wire
@@ -19,23 +24,39 @@ from resolver.core.query import MIN_UDP, MalformedQuery, Query, Transport
 from resolver.core.steps import LOGGED, Drop, Forward, Reply, Verdict
 from resolver.net.upstream_client import UpstreamClient
 from resolver.stages.cache import RENDERED_MAX, CacheStage
-from resolver.stages.rate_limit import RateLimitStage
 
 log = logging.getLogger(__name__)
 
-Pending = tuple[Query, Forward]
+Answer = bytes  # a complete message for the client, fitted to its size limit
+
+
+class Pending:
+    """A query that waits for the upstream: ``forward`` or ``finish`` completes it."""
+
+    __slots__ = ("fwd", "query")
+
+    def __init__(self, query: Query, fwd: Forward) -> None:
+        self.query = query
+        self.fwd = fwd
+
+
+class Dropped:
+    """Nothing to send; ``reason`` says why. A TCP client whose query is refused (rate limit,
+    overload) is told by the end of the stream (``ends_stream``); one that sent an unanswerable
+    message (a response, a runt) is simply not answered."""
+
+    __slots__ = ("ends_stream", "reason")
+
+    def __init__(self, reason: str, ends_stream: bool = True) -> None:
+        self.reason = reason
+        self.ends_stream = ends_stream
+
+
+OVERLOAD: Final = Dropped("overload")  # too many queries waiting for upstreams
+UNANSWERABLE: Final = Dropped("malformed", ends_stream=False)
+_DROPPED: dict[str, Dropped] = {}  # one Dropped per reason, made once
+
 _UDP = Transport.UDP
-
-
-@dataclass(frozen=True, slots=True)
-class FastPath:
-    """What the fast path reads: the ACL's memo of admitted clients and the answer cache."""
-
-    acl_memo: dict[str, bool]
-    cache: CacheStage
-    rate_limit: RateLimitStage | None
-
-
 _BUG_LOG_INTERVAL: Final = 60.0  # seconds between two tracebacks of pipeline bugs
 # Distinct query messages (less their ID) whose fast parse is remembered. Clients repeat the
 # same bytes (same case, same flags, same EDNS options), so a hit skips the parse; the memo is
@@ -43,82 +64,103 @@ _BUG_LOG_INTERVAL: Final = 60.0  # seconds between two tracebacks of pipeline bu
 _PARSED_MAX: Final = 8192
 # Answers shorter-lived than this are not prefetched: they change too often to be worth it.
 _PREFETCH_MIN_TTL: Final = 10
+_DROP_VERDICT: Final = "dropped"
+
+
+def dropped(drop: Drop) -> Dropped:
+    """The transport-side Dropped for a pipeline Drop (shared per reason: no allocation)."""
+    d = _DROPPED.get(drop.reason)
+    if d is None:
+        d = _DROPPED[drop.reason] = Dropped(drop.reason)
+    return d
 
 
 class Service:
-    """Answers one message: ``begin`` decides synchronously, ``finish`` awaits the upstream."""
+    """Answers one message: ``begin`` decides synchronously, ``forward``/``finish`` complete."""
 
     def __init__(
         self,
         pipeline: Pipeline,
+        cache: CacheStage,
         upstream: UpstreamClient,
         offer: Callable[[BlockEvent], bool] | None,
         *,
         server_payload: int = query_mod.DEFAULT_UDP_PAYLOAD,
         max_inflight: int = 2048,
         clock: Callable[[], float] = time.time,
-        fast: FastPath | None = None,
+        fast: bool = True,
         stale_max_age: int = 0,
         stale_answer_after: float = 1.8,
         prefetch: Forward | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.cache = cache  # read for serve-stale and the memo of renderings
         self.upstream = upstream
         self.offer = offer
         self.server_payload = server_payload
         self.max_inflight = max_inflight
         self.clock = clock
-        self.fast = fast
+        self.fast = fast  # False: every query runs the chain (tests compare both)
         self._parsed: dict[bytes, FastQuery] = {}
         self.stale_max_age = stale_max_age
         self.stale_answer_after = stale_answer_after
         self.prefetch = prefetch  # where to refresh popular answers from; None: no prefetch
         self._refreshing: set[bytes] = set()
-        self._background: set[asyncio.Task[None]] = set()
         self.prefetches = 0
         self.inflight = 0
-        self.counts: dict[str, int] = dict.fromkeys(Verdict.ALL, 0)
-        self.dropped = 0
+        self.counts: dict[str, int] = dict.fromkeys((*Verdict.ALL, _DROP_VERDICT), 0)
         self.malformed = 0
         self._last_bug_log = -_BUG_LOG_INTERVAL
 
-    def begin(self, data: bytes, client: str, transport: Transport) -> bytes | Pending | None:
-        """The answer if it is known now, a pending forward, or None to send nothing."""
-        fast = self.fast
-        if fast is not None and fast.acl_memo.get(client) is True:
-            # Only for clients the ACL already admitted (its memo), and only on a cache hit:
-            # everything else, including a client's first query, takes the full path below.
+    @property
+    def dropped(self) -> int:
+        return self.counts[_DROP_VERDICT]
+
+    def account(self, verdict: str, event: BlockEvent | None = None) -> None:
+        """Count one answer (or drop, verdict "dropped"); a block goes to the block log."""
+        self.counts[verdict] += 1
+        if event is not None and self.offer is not None:
+            self.offer(event)
+
+    def drop(self, reason: Dropped) -> Dropped:
+        self.account(_DROP_VERDICT)
+        return reason
+
+    # --- answering now -------------------------------------------------------------------------
+
+    def begin(self, data: bytes, client: str, transport: Transport) -> Answer | Pending | Dropped:
+        """The answer if it is known now, a pending forward, or Dropped: send nothing."""
+        if self.fast:
             tail = data[2:]
             fq = self._parsed.get(tail)
             if fq is None:
-                fq = parse_fast(data)
-                if fq is not None:
-                    if len(self._parsed) >= _PARSED_MAX:
-                        self._parsed.clear()
-                    self._parsed[tail] = fq
+                fq = self._parse(tail, data)
             if fq is not None:
                 now = self.clock()
-                entry = fast.cache.lookup(fq[0], now)
+                entry = self.pipeline.cached(fq[0], client, now)
                 if entry is not None:
-                    if fast.rate_limit is not None and not fast.rate_limit.allow(client, now):
-                        self.dropped += 1
-                        return None
-                    if (
-                        self.prefetch is not None
-                        and entry.ttl >= _PREFETCH_MIN_TTL
-                        and now >= entry.stored_at + entry.ttl * 0.9
-                        and not entry.blocked
-                    ):
-                        self._prefetch(fq[0], data, client)
+                    if isinstance(entry, Drop):
+                        return self.drop(dropped(entry))
                     out = self._fast_answer(data, fq, entry, client, transport, now)
                     if transport is _UDP:
                         self._remember(tail, out, entry, fq[2], now)
                     return out
+        return self._full(data, client, transport)
+
+    def _parse(self, tail: bytes, data: bytes) -> FastQuery | None:
+        fq = parse_fast(data)
+        if fq is not None:
+            if len(self._parsed) >= _PARSED_MAX:
+                self._parsed.clear()
+            self._parsed[tail] = fq
+        return fq
+
+    def _full(self, data: bytes, client: str, transport: Transport) -> Answer | Pending | Dropped:
         try:
             q = query_mod.from_wire(data, client, transport, self.server_payload)
         except MalformedQuery as exc:
             self.malformed += 1
-            return exc.response
+            return UNANSWERABLE if exc.response is None else exc.response
         now = self.clock()
         try:
             step = self.pipeline.handle(q, now)
@@ -127,13 +169,36 @@ class Service:
         if isinstance(step, Reply):
             return self._send(q, step, now)
         if isinstance(step, Drop):
-            self.dropped += 1
-            return None
+            return self.drop(dropped(step))
         if self.inflight >= self.max_inflight:
-            self.dropped += 1  # the client retries; better than queueing without bound
+            return self.drop(OVERLOAD)  # the client retries; better than queueing without bound
+        self.inflight += 1  # released when the answer is delivered (forward)
+        return Pending(q, step)
+
+    def recall(self, tail: bytes, client: str, now: float) -> Answer | Dropped | None:
+        """A repeat, within this second, of a UDP message answered from the cache: the same
+        answer (its ID still the first asker's: the caller patches it), a drop, or None."""
+        pipeline = self.pipeline
+        if not pipeline.admits(client):
             return None
-        self.inflight += 1  # released by finish(), which the caller must await
-        return (q, step)
+        hit = self.cache.recall(tail)
+        if hit is None:
+            return None
+        drop = pipeline.meter(client, now)
+        if drop is not None:
+            return self.drop(dropped(drop))
+        answer, event = hit
+        if event is None:
+            self.account(Verdict.CACHED)
+        else:
+            self.account(Verdict.BLOCKED, BlockEvent(now, client, *event))
+        return answer
+
+    def tick(self) -> float:
+        """The time for a batch of datagrams; renderings of an earlier second are forgotten."""
+        now = self.clock()
+        self.cache.tick(now)
+        return now
 
     def _fast_answer(
         self,
@@ -145,33 +210,36 @@ class Service:
         now: float,
     ) -> bytes:
         _, qflags, question, payload, do = fq
+        if (
+            self.prefetch is not None
+            and entry.ttl >= _PREFETCH_MIN_TTL
+            and now >= entry.stored_at + entry.ttl * 0.9
+            and not entry.blocked
+        ):
+            self._prefetch(fq[0], data, client)
         edns = payload >= 0
         out = render_parts(entry, (data[0] << 8) | data[1], qflags, question, edns, do, now)
-        if transport is Transport.UDP:
+        if transport is _UDP:
             limit = max(MIN_UDP, min(payload, self.server_payload)) if edns else MIN_UDP
             if len(out) > limit:
                 out = responses.truncated(out, question, edns, do)
-        assert self.fast is not None
-        self.fast.cache.hits += 1
         if entry.blocked:
-            self.counts[Verdict.BLOCKED] += 1
-            if self.offer is not None:
-                qtype = (question[-4] << 8) | question[-3]
-                self.offer(
-                    BlockEvent(
-                        now, client, entry.qname, qtype, "blocked", entry.reason, entry.category
-                    )
-                )
+            qtype = (question[-4] << 8) | question[-3]
+            self.account(
+                Verdict.BLOCKED,
+                BlockEvent(
+                    now, client, entry.qname, qtype, "blocked", entry.reason, entry.category
+                ),
+            )
         else:
-            self.counts[Verdict.CACHED] += 1
+            self.account(Verdict.CACHED)
         return out
 
     def _remember(
         self, tail: bytes, out: bytes, entry: CachedAnswer, question: bytes, now: float
     ) -> None:
         """Keep a UDP answer for repeats within this second, if it stays the same until then."""
-        assert self.fast is not None
-        cache = self.fast.cache
+        cache = self.cache
         sec = int(now)
         if sec != cache.rendered_second:
             return  # rendered in another second than the memo's (or not from the UDP loop)
@@ -194,119 +262,148 @@ class Service:
             event = (entry.qname, qtype, Verdict.BLOCKED, entry.reason, entry.category)
         memo[tail] = (out, event)
 
-    def forward(self, pending: Pending, deliver: Callable[[bytes], None]) -> bool:
-        """Forward ``pending`` with callbacks, no task: True if taken, False to use finish().
+    # --- waiting for the upstream --------------------------------------------------------------
 
-        ``deliver`` gets the answer (not called when there is nothing to send). The cheap way
-        a cache miss goes; finish() stays for what needs waiting logic (serve-stale).
-        """
-        q, fwd = pending
-        if self._stale_entry(q, fwd, self.clock()) is not None:
-            return False
+    def forward(self, pending: Pending, deliver: Callable[[bytes], None]) -> None:
+        """Ask the upstream with callbacks (no task); ``deliver`` gets the answer, once."""
+        stale = self._stale_entry(pending.query, pending.fwd, self.clock())
+        if stale is not None:
+            self._forward_or_stale(pending, stale, deliver)
+            return
 
         def done(response: bytes | None) -> None:
-            now = self.clock()
-            try:
-                out = self._send(q, self.pipeline.complete(q, fwd, response, now), now)
-            except Exception:
-                out = self._bug(q)
-            finally:
-                self.inflight -= 1
-            deliver(out)
+            self._deliver(pending, response, None, deliver)
 
-        try:
-            self.upstream.exchange_soon(q, fwd.servers, done)
-        except Exception:
-            self.inflight -= 1
-            deliver(self._bug(q))
-        return True
+        self._exchange(pending, done, deliver, None)
 
-    async def finish(self, pending: Pending) -> bytes | None:
-        q, fwd = pending
-        try:
-            stale = self._stale_entry(q, fwd, self.clock())
-            if stale is None:
-                response = await self.upstream.exchange(q, fwd.servers)
+    def _forward_or_stale(
+        self, pending: Pending, stale: CachedAnswer, deliver: Callable[[bytes], None]
+    ) -> None:
+        """RFC 8767 §5: with an expired answer at hand, the client gets it after
+        ``stale_answer_after`` if the upstream is still silent; its late answer still
+        refreshes the cache."""
+        answered = False
+
+        def on_timeout() -> None:
+            nonlocal answered
+            answered = True
+            self._deliver(pending, None, stale, deliver)
+
+        timer = asyncio.get_running_loop().call_later(self.stale_answer_after, on_timeout)
+
+        def done(response: bytes | None) -> None:
+            timer.cancel()
+            if answered:
+                self._complete_late(pending.query, pending.fwd, response)
             else:
-                # RFC 8767 §5: with a stale answer at hand, do not make the client wait for
-                # a dead upstream; its late answer still refreshes the cache.
-                task = asyncio.ensure_future(self.upstream.exchange(q, fwd.servers))
-                done, _ = await asyncio.wait({task}, timeout=self.stale_answer_after)
-                if done:
-                    response = task.result()
-                else:
-                    self._keep(self._complete_late(q, fwd, task))
-                    response = None
-            now = self.clock()
+                self._deliver(pending, response, stale, deliver)
+
+        self._exchange(pending, done, deliver, timer)
+
+    def _exchange(
+        self,
+        pending: Pending,
+        done: Callable[[bytes | None], None],
+        deliver: Callable[[bytes], None],
+        timer: asyncio.TimerHandle | None,
+    ) -> None:
+        try:
+            self.upstream.exchange_soon(pending.query, pending.fwd.servers, done)
+        except Exception:
+            if timer is not None:
+                timer.cancel()
+            self.inflight -= 1
+            deliver(self._bug(pending.query))
+
+    def _deliver(
+        self,
+        pending: Pending,
+        response: bytes | None,
+        stale: CachedAnswer | None,
+        deliver: Callable[[bytes], None],
+    ) -> None:
+        q, fwd = pending.query, pending.fwd
+        now = self.clock()
+        try:
             if response is None and stale is not None:
                 step = Reply(
                     cached_answer.render(stale_copy(stale, now), q, now), Verdict.STALE, "stale"
                 )
             else:
                 step = self.pipeline.complete(q, fwd, response, now)
+            out = self._send(q, step, now)
         except Exception:
-            return self._bug(q)
+            out = self._bug(q)
         finally:
             self.inflight -= 1
-        return self._send(q, step, now)
+        deliver(out)
+
+    def _complete_late(self, q: Query, fwd: Forward, response: bytes | None) -> None:
+        if response is not None:
+            try:
+                self.pipeline.complete(q, fwd, response, self.clock())  # caches it
+            except Exception:
+                log.debug("late answer not kept", exc_info=True)
+
+    async def finish(self, pending: Pending) -> Answer:
+        """``forward`` as a coroutine (TCP, tests)."""
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        def deliver(out: bytes) -> None:
+            if not fut.done():  # the waiter may have been cancelled (connection lost)
+                fut.set_result(out)
+
+        self.forward(pending, deliver)
+        return await fut
 
     def _stale_entry(self, q: Query, fwd: Forward, now: float) -> CachedAnswer | None:
         """An expired answer we may serve if the upstream fails (not for conditional zones)."""
-        if not self.stale_max_age or fwd.zone is not None or self.fast is None:
+        if not self.stale_max_age or fwd.zone is not None:
             return None
-        entry = self.fast.cache.stale(q.cache_key)
+        entry = self.cache.stale(q.cache_key)
         if entry is None or entry.blocked or entry.ttl <= 0:
             return None
         if now - (entry.stored_at + entry.ttl) > self.stale_max_age:
             return None
         return entry
 
-    async def _complete_late(
-        self, q: Query, fwd: Forward, task: asyncio.Future[bytes | None]
-    ) -> None:
-        response = await task
-        if response is not None:
-            self.pipeline.complete(q, fwd, response, self.clock())  # caches it
-
     def _prefetch(self, key: bytes, data: bytes, client: str) -> None:
-        if key in self._refreshing or self.prefetch is None:
+        fwd = self.prefetch
+        if key in self._refreshing or fwd is None:
+            return
+        try:
+            q = query_mod.from_wire(data, client, Transport.UDP, self.server_payload)
+        except MalformedQuery:
             return
         self._refreshing.add(key)
         self.prefetches += 1
-        self._keep(self._refresh(key, data, client, self.prefetch))
 
-    async def _refresh(self, key: bytes, data: bytes, client: str, fwd: Forward) -> None:
-        try:
-            q = query_mod.from_wire(data, client, Transport.UDP, self.server_payload)
-            response = await self.upstream.exchange(q, fwd.servers)
-            if response is not None:
-                self.pipeline.complete(q, fwd, response, self.clock())
-        except Exception:
-            log.debug("prefetch failed", exc_info=True)
-        finally:
+        def done(response: bytes | None) -> None:
             self._refreshing.discard(key)
+            self._complete_late(q, fwd, response)
 
-    def _keep(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run ``coro`` in the background, holding a reference until it ends."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        try:
+            self.upstream.exchange_soon(q, fwd.servers, done)
+        except Exception:
+            self._refreshing.discard(key)
+            log.debug("prefetch failed", exc_info=True)
 
     async def answer(self, data: bytes, client: str, transport: Transport) -> bytes | None:
-        """Both halves in one call (tests, TCP)."""
+        """Both halves in one call (tests): the answer, or None when dropped."""
         out = self.begin(data, client, transport)
-        if isinstance(out, tuple):
+        if isinstance(out, Pending):
             return await self.finish(out)
+        if isinstance(out, Dropped):
+            return None
         return out
 
     def _send(self, q: Query, step: Reply, now: float) -> bytes:
-        self.counts[step.verdict] += 1
-        if step.verdict in LOGGED and self.offer is not None:
-            self.offer(
-                BlockEvent(
-                    now, q.client, q.qname, q.qtype, step.verdict, step.reason, step.category
-                )
-            )
+        verdict = step.verdict
+        if verdict in LOGGED:
+            event = BlockEvent(now, q.client, q.qname, q.qtype, verdict, step.reason, step.category)
+            self.account(verdict, event)
+        else:
+            self.account(verdict)
         out = step.wire
         if len(out) > q.size_limit:
             out = responses.fit(q, out)
@@ -314,7 +411,7 @@ class Service:
 
     def _bug(self, q: Query) -> bytes:
         """A fault of ours: SERVFAIL for this query, one log line, and serving goes on."""
-        self.counts[Verdict.SERVFAIL] += 1
+        self.account(Verdict.SERVFAIL)
         now = time.monotonic()
         if now - self._last_bug_log >= _BUG_LOG_INTERVAL:
             self._last_bug_log = now

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, cast
+from typing import cast
 
 from resolver.core.query import Transport
 from resolver.net import framing
-from resolver.net.service import Service
+from resolver.net.service import Dropped, Pending, Service
 
 _TCP = Transport.TCP
 
@@ -42,7 +42,6 @@ class TcpConnection(asyncio.Protocol):
         self.refusing = False  # a query was dropped: answering what is in flight, then closing
         self.last_message = time.monotonic()
         self.timer: asyncio.TimerHandle | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -60,8 +59,6 @@ class TcpConnection(asyncio.Protocol):
         self.limits.connections.pop(self, None)
         if self.timer is not None:
             self.timer.cancel()
-        for t in self.tasks:
-            t.cancel()
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -121,22 +118,17 @@ class TcpConnection(asyncio.Protocol):
             self.paused = True
 
     def _handle(self, msg: bytes) -> None:
-        dropped = self.service.dropped
         out = self.service.begin(msg, self.client, _TCP)
-        if out is None:
-            if self.service.dropped != dropped:
-                # Dropped (rate limit, overload): over UDP the client retries after its
-                # timeout, but a TCP client would wait on a connection that answers no more
-                # until our idle timeout. End it instead, after the answers in flight.
-                self._refuse()
-            return
-        if isinstance(out, bytes):
+        if out.__class__ is bytes:
             self._write(out)
-            return
-        self.inflight += 1
-        task = asyncio.get_running_loop().create_task(self._finish(out))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        elif isinstance(out, Pending):
+            self.inflight += 1
+            self.service.forward(out, self._answered)
+        elif isinstance(out, Dropped) and out.ends_stream:
+            # Dropped (rate limit, overload): over UDP the client retries after its timeout,
+            # but a TCP client would wait on a connection that answers no more until our idle
+            # timeout. End it instead, after the answers in flight.
+            self._refuse()
 
     def _refuse(self) -> None:
         self.refusing = True
@@ -156,13 +148,9 @@ class TcpConnection(asyncio.Protocol):
         else:
             self.close()
 
-    async def _finish(self, pending: Any) -> None:
-        try:
-            out = await self.service.finish(pending)
-        finally:
-            self.inflight -= 1
-        if out is not None:
-            self._write(out)
+    def _answered(self, out: bytes) -> None:
+        self.inflight -= 1
+        self._write(out)
         if self.refusing:
             if self.inflight == 0:
                 self._end()

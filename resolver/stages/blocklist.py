@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from resolver.core import cached_answer, responses
 from resolver.core.block_answer import BlockAnswer
 from resolver.core.blocklist import ListHolder
 from resolver.core.query import Query
-from resolver.core.steps import CONTINUE, Reply, Step, Verdict
+from resolver.core.steps import CONTINUE, Forward, Reply, Step, Verdict
+
+if TYPE_CHECKING:
+    from resolver.core.cached_answer import CachedAnswer
 
 
 class BlocklistStage:
     name: ClassVar[str] = "blocklist"
     policy: ClassVar[bool] = True
 
-    def __init__(self, lists: ListHolder, answer: BlockAnswer) -> None:
+    def __init__(
+        self, lists: ListHolder, answer: BlockAnswer, allow: ListHolder | None = None
+    ) -> None:
         self.lists = lists  # swapped whole by the shell on reload; read once per query
         self.answer = answer
+        # The operator's allowlist: an allowed name stays allowed when reached through an alias.
+        self.allow = allow
 
     def describe(self) -> str:
         return f"{len(self.lists.current)} entries, answer {self.answer.mode}"
@@ -32,6 +39,18 @@ class BlocklistStage:
         return Reply(
             cached_answer.render(entry, query, now), Verdict.BLOCKED, m.source, m.category, entry
         )
+
+    def on_answer(
+        self, query: Query, fwd: Forward, entry: CachedAnswer, now: float
+    ) -> Reply | None:
+        """A clean name may be an alias of a listed one (CNAME cloaking): check the targets."""
+        if not entry.cnames:
+            return None
+        targets = cached_answer.cname_targets(entry, query.question)
+        allow = self.allow.current if self.allow is not None else None
+        if allow is not None:
+            targets = [t for t in targets if allow.match(t) is None]
+        return self.check_targets(query, targets) if targets else None
 
     def check_targets(self, query: Query, targets: list[str]) -> Reply | None:
         """Block the query if any CNAME/DNAME target of its answer is listed."""

@@ -1,8 +1,9 @@
 """Answer repeats from the cache; sits after the policy stages so a newly listed name is never
 served from it.
 
-When the lists change, the cache is invalidated, not emptied: an entry from before the change
-is never served by the fast path (which skips policy, and a name may have been listed since).
+When a stage's judgement changes (the lists swap, a cool-down starts: Pipeline.changed), the
+cache is invalidated, not emptied: an entry from before the change is never served by the fast
+lane (which skips policy, and a name may have been listed since).
 The full path, whose policy stages have just judged the name against the new lists, takes such
 an entry back (``_revalidate``) instead of asking upstream again; and every entry is kept for
 serve-stale, so a feed update during an internet outage does not leave the commune without
@@ -18,7 +19,7 @@ from cachetools import LRUCache
 from resolver.core import cached_answer
 from resolver.core.cached_answer import CachedAnswer
 from resolver.core.query import Query
-from resolver.core.steps import CONTINUE, Reply, Step, Verdict
+from resolver.core.steps import CONTINUE, Forward, Reply, Step, Verdict
 
 # (the answer, whose first two bytes the loop replaces with the asker's ID; block-log fields
 # for a blocked answer, or None)
@@ -64,6 +65,27 @@ class CacheStage:
             return entry
         return None
 
+    def hit(self, key: bytes, now: float) -> CachedAnswer | None:
+        """``lookup`` for the fast lane, which counts its hits here (misses: see ``decide``)."""
+        entry = self.lookup(key, now)
+        if entry is not None:
+            self.hits += 1
+        return entry
+
+    def tick(self, now: float) -> None:
+        """A new batch at ``now``: renderings of another second have their TTLs a second off."""
+        second = int(now)
+        if second != self.rendered_second:
+            self.rendered.clear()
+            self.rendered_second = second
+
+    def recall(self, tail: bytes) -> Rendered | None:
+        """This second's rendering of the query message ``tail`` (less its ID), if any."""
+        hit = self.rendered.get(tail)
+        if hit is not None:
+            self.hits += 1
+        return hit
+
     def stale(self, key: bytes) -> CachedAnswer | None:
         """The entry for ``key`` whatever its age or list generation (for serve-stale)."""
         return self.entries.get(key)
@@ -105,7 +127,8 @@ class CacheStage:
         self.entries.clear()
 
     def invalidate(self) -> None:
-        """The lists changed: nothing cached before is fresh any more (but may serve stale)."""
+        """A stage's judgement changed: nothing cached before is fresh any more (but may serve
+        stale, and the full path may take it back: ``_revalidate``)."""
         self.generation += 1
         self.rendered.clear()
 
@@ -121,3 +144,12 @@ class CacheStage:
         if entry.blocked:
             return Reply(out, Verdict.BLOCKED, entry.reason, entry.category)
         return Reply(out, Verdict.CACHED, "cache")
+
+    def on_answer(self, query: Query, fwd: Forward, entry: CachedAnswer, now: float) -> None:
+        """Keep the upstream's answer, which the policy stages before this one let through.
+
+        Answers from the mairie's own servers (conditional forwarding) are not kept: an
+        internal zone changes without notice, and they must never be served stale.
+        """
+        if fwd.zone is None and entry.ttl > 0:
+            self.store(query.cache_key, entry)

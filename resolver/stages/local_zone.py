@@ -1,7 +1,10 @@
-"""Names the box answers itself, and zones it sends to the mairie's own DNS servers.
+"""Names the box answers itself; zones the mairie's own DNS servers answer are left alone.
 
-Internal names (the Windows domain, private reverse zones) must never reach public upstreams or
-the threat lists: that leaks the network's layout and can break logons.
+Private reverse zones and localhost must never reach public upstreams: that leaks the network's
+layout. Names in a conditional-forwarding zone (the Windows domain) pass on to the policy stages
+like any other name, and are routed to the mairie's servers by the upstream stage; a zone the
+operator trusts (``trusted: true``) is TRUSTED here, so the lists and the exfiltration detector
+skip it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from typing import ClassVar
 
 from resolver.core import responses, wire
 from resolver.core.query import Query
-from resolver.core.steps import CONTINUE, Forward, Reply, Step, Upstream, Verdict
+from resolver.core.steps import CONTINUE, TRUSTED, Reply, Step, Verdict
+from resolver.stages.upstream import under as _under
 
 # RFC 6303 §4 (and RFC 6761 for localhost): zones no public server should be asked about.
 PRIVATE_REVERSE_ZONES: tuple[str, ...] = (
@@ -74,10 +78,6 @@ def _soa_record(zone: str) -> bytes:
     return owner + wire.RR_FIXED.pack(wire.T_SOA, wire.C_IN, _SOA_TTL, len(rdata)) + rdata
 
 
-def _under(name: str, zone: str) -> bool:
-    return name == zone or name.endswith("." + zone)
-
-
 class LocalZoneStage:
     name: ClassVar[str] = "local_zone"
     policy: ClassVar[bool] = False
@@ -85,7 +85,7 @@ class LocalZoneStage:
     def __init__(
         self,
         records: Iterable[LocalRecord],
-        forwards: Sequence[tuple[str, Sequence[Upstream]]],
+        forwards: Sequence[tuple[str, bool]],
         private_reverse: bool = True,
         identity: str = "parafoudre",
     ) -> None:
@@ -104,19 +104,15 @@ class LocalZoneStage:
         # see which box and which worker answers. Versions are not disclosed.
         ident = identity.encode("ascii", "replace")[:255]
         self.identity_rdata = bytes([len(ident)]) + ident
-        # Longest zone first, so mairie.local's sub-zone can go elsewhere than mairie.local.
+        # (zone, trusted), longest zone first: a trusted sub-zone of an untrusted zone or back.
         self.forwards = sorted(
-            (
-                (z.rstrip(".").lower(), Forward(tuple(s), z.rstrip(".").lower()))
-                for z, s in forwards
-            ),
-            key=lambda zf: -len(zf[0]),
+            ((z.rstrip(".").lower(), t) for z, t in forwards), key=lambda zt: -len(zt[0])
         )
         self.private_reverse = PRIVATE_REVERSE_ZONES if private_reverse else ()
         self._soas: dict[str, bytes] = {}  # zone -> its synthesised SOA record
 
     def describe(self) -> str:
-        zones = ", ".join(z for z, _ in self.forwards) or "none"
+        zones = ", ".join(f"{z} (trusted)" if t else z for z, t in self.forwards) or "none"
         return f"{len(self.records)} local names, forwarding {zones}"
 
     def decide(self, query: Query, now: float) -> Step:
@@ -126,9 +122,11 @@ class LocalZoneStage:
         found = self.records.get(name)
         if found is not None:
             return self._answer(query, found)
-        for zone, fwd in self.forwards:
+        for zone, trusted in self.forwards:
             if _under(name, zone):
-                return fwd
+                # Judged like any name (RFC 6303's private reverse zones included: the
+                # mairie's DC answers them), unless the operator trusts the zone.
+                return TRUSTED if trusted else CONTINUE
         if name.endswith(".arpa"):
             for zone in self.private_reverse:
                 if _under(name, zone):

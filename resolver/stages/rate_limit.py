@@ -48,5 +48,9 @@ class RateLimitStage:
         self.buckets.move_to_end(client)
         return True
 
+    def meter(self, client: str, now: float) -> Drop | None:
+        """Every query counts, cached ones too (the pipeline's fast lane calls this)."""
+        return None if self.allow(client, now) else _DROP
+
     def decide(self, query: Query, now: float) -> Step:
         return CONTINUE if self.allow(query.client, now) else _DROP

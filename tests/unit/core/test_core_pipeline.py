@@ -72,10 +72,10 @@ def chain(
     block_h = ListHolder(StaticBlocklist({n: "feed:test" for n in block}, category="phishing"))
     cache = CacheStage(cache_size, 0, 86400)
     allowlist = AllowlistStage(allow_h)
-    blocklist = BlocklistStage(block_h, BlockAnswer())
+    blocklist = BlocklistStage(block_h, BlockAnswer(), allow_h)
     if stages is None:
         stages = [allowlist, blocklist, cache, UpstreamStage(UPSTREAM.servers)]
-    return Chain(Pipeline(stages, cache, allowlist, blocklist), cache, allow_h, block_h)
+    return Chain(Pipeline(stages, cache), cache, allow_h, block_h)
 
 
 def reply(rcode: int = 0) -> Reply:
@@ -119,7 +119,8 @@ def test_trusted_skips_policy_stages_but_not_cache_or_upstream() -> None:
         Scripted("upstream", UPSTREAM, log, policy=False),
     ]
     out = chain(stages).pipeline.handle(make_query("a.test"), 0.0)  # type: ignore[arg-type]
-    assert out is UPSTREAM
+    # The same servers, marked so that the answer skips the policy stages on its way back too.
+    assert out == Forward(UPSTREAM.servers, trusted=True)
     assert log == ["acl", "allowlist", "cache", "upstream"]
 
 
@@ -160,7 +161,9 @@ def test_real_stages(name: str, kind: type, verdict: str | None) -> None:
     if isinstance(out, Reply):
         assert (out.verdict, out.reason, out.category) == (verdict, "feed:test", "phishing")
     else:
-        assert out == UPSTREAM
+        assert isinstance(out, Forward)
+        assert out.servers == UPSTREAM.servers
+        assert out.trusted == name.endswith("ok.evil.test")
 
 
 def test_a_reply_carrying_an_entry_is_kept_in_the_cache() -> None:
@@ -271,7 +274,9 @@ def test_cname_to_a_blocked_target_is_served_when_the_query_name_is_allowlisted(
     resp = upstream_reply(
         q, ["alias.test. 300 IN CNAME tracker.evil.test.", "tracker.evil.test. 300 IN A 192.0.2.6"]
     )
-    out = c.pipeline.complete(q, UPSTREAM, resp, c.clock())
+    fwd = c.pipeline.handle(q, c.clock())
+    assert isinstance(fwd, Forward) and fwd.trusted
+    out = c.pipeline.complete(q, fwd, resp, c.clock())
     assert out.verdict == Verdict.FORWARDED
     assert len(c.cache.entries) == 1
 
@@ -289,7 +294,7 @@ def test_cname_to_an_allowlisted_target_is_not_blocked() -> None:
     assert out.verdict == Verdict.FORWARDED
 
 
-def test_conditional_forward_answers_are_not_cached_nor_checked() -> None:
+def test_conditional_forward_answers_are_checked_but_not_cached() -> None:
     c = chain(block=("evil.test",))
     q = make_query("pc1.mairie.local")
     resp = upstream_reply(
@@ -297,8 +302,21 @@ def test_conditional_forward_answers_are_not_cached_nor_checked() -> None:
     )
     fwd = Forward((Upstream("192.168.1.2"),), zone="mairie.local")
     out = c.pipeline.complete(q, fwd, resp, c.clock())
+    assert (out.verdict, out.reason) == (Verdict.BLOCKED, "feed:test cname:x.evil.test")
+    clean = upstream_reply(q, ["pc1.mairie.local. 1200 IN A 192.168.1.21"])
+    assert c.pipeline.complete(q, fwd, clean, c.clock()).verdict == Verdict.FORWARDED
+    assert len(c.cache.entries) == 0  # the mairie's own zone changes without notice
+
+
+def test_trusted_conditional_forward_answers_are_not_checked() -> None:
+    c = chain(block=("evil.test",))
+    q = make_query("pc1.mairie.local")
+    resp = upstream_reply(
+        q, ["pc1.mairie.local. 1200 IN CNAME x.evil.test.", "x.evil.test. 60 IN A 192.168.1.21"]
+    )
+    fwd = Forward((Upstream("192.168.1.2"),), zone="mairie.local", trusted=True)
+    out = c.pipeline.complete(q, fwd, resp, c.clock())
     assert (out.verdict, out.reason) == (Verdict.FORWARDED, "upstream")
-    assert len(c.cache.entries) == 0
 
 
 @pytest.mark.parametrize(

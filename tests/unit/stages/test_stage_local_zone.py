@@ -12,12 +12,10 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from resolver.core.steps import CONTINUE, Forward, Reply, Upstream, Verdict
+from resolver.core.steps import CONTINUE, TRUSTED, Reply, Verdict
 from resolver.stages.local_zone import LocalZoneStage, parse_record
 from tests.fakes import make_query
 
-DC1 = (Upstream("192.168.1.2"),)
-DC2 = (Upstream("192.168.1.3", 5353),)
 RECORDS = (
     "nas.mairie.local 600 IN A 192.168.1.10",
     "printer.mairie.local A 192.168.1.20",
@@ -30,7 +28,7 @@ RECORDS = (
 
 def stage(
     records: Sequence[str] = RECORDS,
-    forwards: Sequence[tuple[str, tuple[Upstream, ...]]] = (),
+    forwards: Sequence[tuple[str, bool]] = (),
     private_reverse: bool = True,
 ) -> LocalZoneStage:
     return LocalZoneStage([parse_record(r) for r in records], forwards, private_reverse)
@@ -190,28 +188,25 @@ def test_names_that_only_look_like_localhost_continue(name: str) -> None:
 # --- conditional forwarding -----------------------------------------------------------------------
 
 
-FORWARDS = [("mairie.local", DC1), ("_msdcs.mairie.local", DC2)]
+FORWARDS = [("mairie.local", False), ("_msdcs.mairie.local", True)]
 
 
 @pytest.mark.parametrize("forwards", [FORWARDS, FORWARDS[::-1]], ids=["short-first", "long-first"])
 @pytest.mark.parametrize(
-    ("name", "servers", "zone"),
+    ("name", "step"),
     [
-        ("pc1.mairie.local", DC1, "mairie.local"),
-        ("mairie.local", DC1, "mairie.local"),
-        ("_msdcs.mairie.local", DC2, "_msdcs.mairie.local"),
-        ("_ldap._tcp.dc._msdcs.mairie.local", DC2, "_msdcs.mairie.local"),
-        ("PC1.MAIRIE.LOCAL", DC1, "mairie.local"),
+        ("pc1.mairie.local", CONTINUE),  # judged by the policy stages, routed by upstream
+        ("mairie.local", CONTINUE),
+        ("_msdcs.mairie.local", TRUSTED),  # the operator trusts this zone
+        ("_ldap._tcp.dc._msdcs.mairie.local", TRUSTED),
+        ("PC1.MAIRIE.LOCAL", CONTINUE),
     ],
 )
-def test_longest_forward_zone_wins(
-    forwards: list[tuple[str, tuple[Upstream, ...]]],
-    name: str,
-    servers: tuple[Upstream, ...],
-    zone: str,
+def test_forward_zones_are_judged_unless_trusted(
+    forwards: list[tuple[str, bool]], name: str, step: object
 ) -> None:
-    step = stage((), forwards).decide(make_query(name.lower(), "SRV", wire_name=name), 0.0)
-    assert step == Forward(servers, zone)
+    got = stage((), forwards).decide(make_query(name.lower(), "SRV", wire_name=name), 0.0)
+    assert got is step
 
 
 @pytest.mark.parametrize("name", ["notmairie.local", "mairie.localx", "local", "example.test"])
@@ -220,8 +215,8 @@ def test_names_outside_forward_zones_continue(name: str) -> None:
 
 
 def test_forward_zone_names_are_normalised() -> None:
-    st = stage((), [("Mairie.Local.", DC1)])
-    assert st.decide(make_query("pc1.mairie.local"), 0.0) == Forward(DC1, "mairie.local")
+    st = stage((), [("Mairie.Local.", True)])
+    assert st.decide(make_query("pc1.mairie.local"), 0.0) is TRUSTED
 
 
 def test_own_record_beats_a_forward_zone() -> None:
@@ -272,11 +267,9 @@ def test_public_reverse_continues(address: str) -> None:
     assert stage(()).decide(make_query(ptr(address), "PTR"), 0.0) is CONTINUE
 
 
-def test_forwarded_private_reverse_zone_is_forwarded() -> None:
-    st = stage((), [("1.168.192.in-addr.arpa", DC1)])
-    assert st.decide(make_query(ptr("192.168.1.21"), "PTR"), 0.0) == Forward(
-        DC1, "1.168.192.in-addr.arpa"
-    )
+def test_forwarded_private_reverse_zone_is_left_to_the_upstream_stage() -> None:
+    st = stage((), [("1.168.192.in-addr.arpa", False)])
+    assert st.decide(make_query(ptr("192.168.1.21"), "PTR"), 0.0) is CONTINUE
     # the rest of 192.168/16 is still answered locally
     assert isinstance(st.decide(make_query(ptr("192.168.2.21"), "PTR"), 0.0), Reply)
 
