@@ -22,7 +22,7 @@ from resolver.core.stage import Stage
 from resolver.core.steps import Forward, Upstream
 from resolver.errors import ParafoudreError
 from resolver.net import reuseport
-from resolver.net.service import FastPath, Service
+from resolver.net.service import Service
 from resolver.net.tcp import TcpConnection, TcpLimits
 from resolver.net.udp import UdpServer
 from resolver.net.upstream_client import UpstreamClient
@@ -35,7 +35,7 @@ from resolver.stages.local_zone import LocalZoneStage, parse_record
 from resolver.stages.minimal_any import MinimalAnyStage
 from resolver.stages.rate_limit import RateLimitStage
 from resolver.stages.upstream import UpstreamStage
-from resolver.stats import StatsSnapshot
+from resolver.stats import StatsSnapshot, upstream_answering
 from resolver.upstreams import upstream_addresses
 
 log = logging.getLogger(__name__)
@@ -93,50 +93,19 @@ class App:
         self.worker = worker  # index of this process among the workers sharing the ports
         self.workers = workers
         self.cache = CacheStage(cfg.cache.size, cfg.cache.min_ttl, cfg.cache.max_ttl)
-        self.lists = ListsHolder(cfg, self.cache.invalidate)
+        # A swapped list changes the blocklist's and the allowlist's judgement: Pipeline.changed.
+        self.lists = ListsHolder(cfg, lambda: self.pipeline.changed())
         b = cfg.blocking
         answer = BlockAnswer.build(b.mode, b.ttl, b.sinkhole_ipv4, b.sinkhole_ipv6)
         self.allowlist = AllowlistStage(self.lists.allowlist)
-        self.blocklist = BlocklistStage(self.lists.blocklist, answer)
+        self.blocklist = BlocklistStage(self.lists.blocklist, answer, self.lists.allowlist)
         self.exfiltration = (
             ExfiltrationStage(cfg.exfiltration, answer) if cfg.exfiltration.mode != "off" else None
         )
-        forwards = [
-            (fz.zone, tuple(Upstream(*parse_hostport(s, 53)) for s in fz.servers))
-            for fz in cfg.local_zone.forward_zones
-        ]
-        acl = AclStage(ipaddress.ip_network(n, strict=False) for n in cfg.acl.allow)
         rl = cfg.rate_limit
-        # Right after the ACL, before any work is spent on a client that floods us.
         self.rate_limit = RateLimitStage(rl.rate, rl.burst, rl.max_clients) if rl.enabled else None
-        rate: list[Stage] = [self.rate_limit] if self.rate_limit is not None else []
-        stages: list[Stage] = [
-            # Strangers first: nothing else runs for them, so the box is never an open resolver.
-            acl,
-            *rate,
-            # ANY is answered minimally (RFC 8482) before anything could amplify it.
-            MinimalAnyStage(),
-            # Internal names never reach the feeds' judgement nor the public upstreams.
-            LocalZoneStage(
-                [parse_record(r) for r in cfg.local_zone.records],
-                forwards,
-                cfg.local_zone.private_reverse,
-                f"parafoudre-{socket.gethostname()[:40]}-w{worker}",
-            ),
-            # The operator's word beats every feed: TRUSTED skips the policy stages below.
-            self.allowlist,
-            # Threat lists, read from the current immutable snapshot.
-            self.blocklist,
-            # Tunnels and data smuggled out in names: what no list knows yet. After the lists,
-            # so known-bad names are reported as such; before the cache, so it sees misses.
-            *([self.exfiltration] if self.exfiltration is not None else []),
-            # After policy, so a newly listed name is never answered from cache.
-            self.cache,
-            # Always decides: the chain cannot fall off its end.
-            UpstreamStage(upstream_addresses(cfg.upstream)),
-        ]
-        self.stages = stages
-        self.pipeline = Pipeline(stages, self.cache, self.allowlist, self.blocklist)
+        self.stages = self._chain(cfg, worker)
+        self.pipeline = Pipeline(self.stages, self.cache)
         self.blocklog = BlockLogWriter(
             cfg.blocklog_path(),
             queue_size=cfg.blocklog.queue_size,
@@ -147,11 +116,11 @@ class App:
         self.upstream = UpstreamClient(cfg.upstream.timeout, cfg.upstream.total_timeout)
         self.service = Service(
             self.pipeline,
+            self.cache,
             self.upstream,
             self.blocklog.offer,
             server_payload=cfg.server.udp_payload,
             max_inflight=cfg.server.max_inflight,
-            fast=FastPath(acl.memo, self.cache, self.rate_limit),
             stale_max_age=cfg.cache.stale_max_age,
             stale_answer_after=cfg.cache.stale_answer_after,
             prefetch=Forward(upstream_addresses(cfg.upstream)) if cfg.cache.prefetch else None,
@@ -167,6 +136,46 @@ class App:
         self._watch: asyncio.Task[None] | None = None
         self._detections: asyncio.Task[None] | None = None
         self.started_at = time.time()
+
+    def _chain(self, cfg: Config, worker: int) -> list[Stage]:
+        """The order of the stages: written here only, with the reason for each place."""
+        zones = cfg.local_zone.forward_zones
+        routes = [
+            (z.zone, tuple(Upstream(*parse_hostport(s, 53)) for s in z.servers)) for z in zones
+        ]
+        optional = (self.rate_limit, self.exfiltration)
+        rate, exfiltration = ([s] if s is not None else [] for s in optional)
+        return [
+            # Strangers first: nothing else runs for them, so the box is never an open resolver.
+            AclStage(ipaddress.ip_network(n, strict=False) for n in cfg.acl.allow),
+            # Right after the ACL, before any work is spent on a client that floods us; it
+            # meters cached answers too (the pipeline's fast lane calls it).
+            *rate,
+            # ANY is answered minimally (RFC 8482) before anything could amplify it.
+            MinimalAnyStage(),
+            # Names the box answers itself (records, private reverse zones, localhost) never
+            # leave it; a trusted forwarded zone is TRUSTED here, an untrusted one judged below.
+            LocalZoneStage(
+                [parse_record(r) for r in cfg.local_zone.records],
+                [(z.zone, z.trusted) for z in zones],
+                cfg.local_zone.private_reverse,
+                f"parafoudre-{socket.gethostname()[:40]}-w{worker}",
+            ),
+            # The operator's word beats every feed: TRUSTED skips the policy stages below.
+            self.allowlist,
+            # Threat lists, read from the current immutable snapshot; on the way back, the
+            # answer's CNAME targets are checked against them before the cache keeps it.
+            self.blocklist,
+            # Tunnels and data smuggled out in names: what no list knows yet. After the lists,
+            # so known-bad names are reported as such; before the cache, so it sees misses.
+            *exfiltration,
+            # After policy, so a newly listed name is never answered from cache; on the way
+            # back, after policy too, so it keeps only what policy let through.
+            self.cache,
+            # Always decides: conditional-forwarding zones to the mairie's servers, the rest to
+            # the default upstreams. Last, so every name above was judged first.
+            UpstreamStage(upstream_addresses(cfg.upstream), routes),
+        ]
 
     def stats(self) -> StatsSnapshot:
         """The counters now; called by the dashboard and /metrics, never per query."""
@@ -188,6 +197,11 @@ class App:
             blocklog_dropped=self.blocklog.dropped,
             blocklog_written=self.blocklog.written,
             blocklog_write_failed=self.blocklog.write_failed,
+            upstream_answering=upstream_answering(
+                self.upstream.health.get(u) for u in upstream_addresses(self.cfg.upstream)
+            ),
+            detector_mode=self.cfg.exfiltration.mode,
+            blocklog_failing=self.blocklog.failing,
         )
 
     def describe(self) -> list[str]:
@@ -207,7 +221,8 @@ class App:
         if self.worker == 0:  # every worker has the same chain: say it once
             for line in self.describe():
                 log.info("%s", line)
-        where = ", ".join(f"{h}:{p}" for h, p in self.bound)
+        # IPv6 in brackets, as in the config: "[::1]:53", never the ambiguous "::1:53".
+        where = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.bound)
         if self.workers > 1:
             log.info("worker %d of %d listening on %s", self.worker + 1, self.workers, where)
         else:
@@ -263,11 +278,7 @@ class App:
             self._detections.cancel()
         for server in self.tcp:
             server.close()
-        pending = [t for u in self.udp for t in u.tasks]
-        pending += [t for c in list(self.tcp_limits.connections) for t in c.tasks]
-        if pending:
-            await asyncio.wait(pending, timeout=drain)
-        # Cache misses forwarded with callbacks (Service.forward) have no task to wait for.
+        # Cache misses are forwarded with callbacks (Service.forward): no task to wait for.
         until = time.monotonic() + drain
         while self.service.inflight > 0 and time.monotonic() < until:  # noqa: ASYNC110 -- a counter, no event to wait on
             await asyncio.sleep(0.01)
@@ -328,6 +339,9 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
+    # A worker starts with them blocked (resolver/supervisor.py): what came meanwhile is
+    # delivered now, to the handlers above.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGHUP, signal.SIGTERM, signal.SIGINT))
     await app.start()
     started = True
     if hup_pending:
@@ -348,7 +362,6 @@ async def serve(
                 feeds_status=lambda: feeds_status(fcfg),
                 version=__version__,
             )
-            log.info("weather page on http://%s/", cfg.dashboard.listen)
         except ParafoudreError as exc:
             # The page is a convenience; the commune's DNS must not stop for it.
             log.error("weather page not started, DNS goes on: %s", exc)
