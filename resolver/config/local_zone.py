@@ -48,15 +48,17 @@ def _one(parts: list[str], text: str, what: str) -> str:
 
 
 def _ipv4(rdata: str, text: str) -> None:
+    address = _one(rdata.split(), text, "IPv4 address")
     try:
-        ipaddress.IPv4Address(_one(rdata.split(), text, "IPv4 address"))
+        ipaddress.IPv4Address(address)
     except ValueError:
         raise _fail(text, f"{rdata!r} is not an IPv4 address") from None
 
 
 def _ipv6(rdata: str, text: str) -> None:
+    address = _one(rdata.split(), text, "IPv6 address")
     try:
-        ipaddress.IPv6Address(_one(rdata.split(), text, "IPv6 address"))
+        ipaddress.IPv6Address(address)
     except ValueError:
         raise _fail(text, f"{rdata!r} is not an IPv6 address") from None
 
@@ -128,7 +130,7 @@ def check_record(text: str) -> str:
         if int(head[i]) > _MAX_TTL:
             raise _fail(text, f"TTL {head[i]} is above {_MAX_TTL}", "give seconds, e.g. 300")
         i += 1
-    if i < len(head) and head[i].upper() == "IN":
+    if i < len(head) and head[i] == "IN":
         i += 1
     if i + 1 >= len(head):
         raise _fail(text, "expected a type and a value after the name")
