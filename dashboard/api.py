@@ -17,9 +17,11 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from dashboard import i18n
+from dashboard import i18n, queries
 from dashboard.context import CONTEXT, Context, FeedStatusRow, read_db
+from dashboard.coverage import FULL
 from dashboard.i18n import Lang
+from dashboard.protection import Protection, ProtectionInput, protection
 from dashboard.summary import (
     HISTORY_MAX_DAYS,
     BlocksPage,
@@ -124,7 +126,38 @@ def thresholds_json(cfg: DashboardConfig, lang: Lang) -> list[JSON]:
     return result
 
 
-def summary_json(s: Summary, cfg: DashboardConfig, lang: Lang, now: float) -> JSON:
+def protection_json(p: Protection, lang: Lang) -> JSON:
+    """The protection state: each check, the problems in words (most urgent first)."""
+    problems = []
+    for pr in p.problems:
+        values: dict[str, object] = {}
+        if pr.age is not None:
+            values["age"] = i18n.duration(lang, pr.age)
+        words = i18n.text(lang, f"problem.{pr.code}", **values)
+        if pr.error_class:
+            diagnosis = i18n.netfail_text(lang, pr.error_class)
+            words += " " + i18n.text(lang, "last_attempt", diagnosis=diagnosis)
+        problems.append({"code": pr.code, "error_class": pr.error_class, "text": words})
+    return {
+        "protected": p.protected,
+        "checks": [
+            {
+                "check": name,
+                "state": state,
+                "label": i18n.text(lang, f"check.{name}"),
+                "state_text": i18n.text(lang, f"state.{state}"),
+            }
+            for name, state in p.checks.items()
+        ],
+        "problems": problems,
+        "text": problems[0]["text"] if problems else i18n.text(lang, "protection.ok"),
+    }
+
+
+def summary_json(
+    s: Summary, cfg: DashboardConfig, lang: Lang, now: float, prot: Protection | None = None
+) -> JSON:
+    """Today's figures; with ``prot``, the protection state and the headline it makes."""
     highlight = None
     if s.highlight is not None:
         h = s.highlight
@@ -136,6 +169,14 @@ def summary_json(s: Summary, cfg: DashboardConfig, lang: Lang, now: float) -> JS
             "text": i18n.highlight_sentence(lang, h.category_count, h.category, h.kind, h.client),
         }
     dropped, failed = s.losses[QUEUE_DROPPED], s.losses[WRITE_FAILED]
+    protected = prot is None or prot.protected
+    sentence = i18n.weather_sentence(lang, s.weather, s.total)
+    if not protected and s.total == 0:
+        sentence = i18n.text(lang, "calm_unprotected")  # no sun while nothing protects
+    prot_json = protection_json(prot, lang) if prot is not None else None
+    since = ""
+    if s.running_since is not None and s.covered < FULL * s.elapsed:
+        since = i18n.text(lang, "running_since", time=local_time(s.running_since, cfg.timezone))
     return {
         "day": s.day.isoformat(),
         "timezone": cfg.timezone,
@@ -146,7 +187,19 @@ def summary_json(s: Summary, cfg: DashboardConfig, lang: Lang, now: float) -> JS
         "weather": s.weather.value,
         "weather_level": s.weather.level,
         "weather_label": i18n.weather_label(lang, s.weather),
-        "sentence": i18n.weather_sentence(lang, s.weather, s.total),
+        "sentence": sentence,
+        # What the page shows first: fog and the first problem while the box does not protect.
+        "protected": protected,
+        "protection": prot_json,
+        "headline": prot_json["text"] if prot_json and not protected else sentence,
+        "icon": s.weather.value if protected else "fog",
+        "icon_label": i18n.weather_label(lang, s.weather)
+        if protected
+        else i18n.text(lang, "weather.fog"),
+        # Beside the weather sentence: no sun either while nothing protects.
+        "day_icon": "fog" if not protected and s.total == 0 else s.weather.value,
+        "coverage": s.covered / s.elapsed if s.elapsed else 1.0,
+        "running_since_text": since,
         "kinds": [
             {
                 "kind": kind,
@@ -210,8 +263,10 @@ def blocks_json(p: BlocksPage, cfg: DashboardConfig, lang: Lang) -> JSON:
                 "client": b.client,
                 "qname": b.qname,
                 "qtype": b.qtype,
+                "qtype_name": i18n.qtype_name(b.qtype),
                 "verdict": b.verdict,
                 "reason": b.reason,
+                "reason_text": i18n.reason_text(lang, b.reason),
                 "kind": b.kind,
                 "category": b.category,
                 "category_label": i18n.category_label(lang, b.category),
@@ -227,19 +282,46 @@ def blocks_json(p: BlocksPage, cfg: DashboardConfig, lang: Lang) -> JSON:
     }
 
 
-def history_json(days: Sequence[DayWeather], lang: Lang) -> JSON:
-    return {
-        "days": [
+def _day_icon(d: DayWeather, today: bool, protected: bool) -> str:
+    if not d.data:
+        return "nodata"
+    if today and not protected and d.count == 0:
+        return "fog"  # no block because nothing could be blocked: never a sun
+    return d.weather.value
+
+
+def _day_title(d: DayWeather, lang: Lang, icon: str) -> str:
+    if icon == "nodata":
+        return f"{d.day.isoformat()} : {i18n.text(lang, 'nodata_title')}"
+    if icon == "fog":
+        return f"{d.day.isoformat()} : {i18n.text(lang, 'fog_title')}"
+    title = f"{d.day.isoformat()} : {i18n.weather_label(lang, d.weather)}, {d.count}"
+    if d.span and d.covered < FULL * d.span:
+        covered, span = i18n.duration(lang, d.covered), i18n.duration(lang, d.span)
+        title += " (" + i18n.text(lang, "coverage", covered=covered, span=span) + ")"
+    return title
+
+
+def history_json(days: Sequence[DayWeather], lang: Lang, protected: bool = True) -> JSON:
+    """Per day: its weather, or "nodata" when the box was not running (never a sun)."""
+    items = []
+    for i, d in enumerate(days):
+        icon = _day_icon(d, i == len(days) - 1, protected)
+        items.append(
             {
                 "day": d.day.isoformat(),
-                "count": d.count,
-                "weather": d.weather.value,
-                "weather_label": i18n.weather_label(lang, d.weather),
+                "data": d.data,
+                "count": d.count if d.data else None,
+                "weather": d.weather.value if d.data else "nodata",
+                "icon": icon,
+                "weather_label": i18n.text(lang, f"weather.{icon}"),
+                "coverage": d.covered / d.span if d.span else 0.0,
+                "title": _day_title(d, lang, icon),
                 "label": i18n.short_date(lang, d.day),
+                "day_of_month": str(d.day.day),
             }
-            for d in days
-        ]
-    }
+        )
+    return {"days": items}
 
 
 def feeds_json(rows: Sequence[FeedStatusRow], cfg: DashboardConfig, lang: Lang, now: float) -> JSON:
@@ -247,8 +329,11 @@ def feeds_json(rows: Sequence[FeedStatusRow], cfg: DashboardConfig, lang: Lang, 
     for r in rows:
         age = None if r.last_success is None else max(0.0, now - r.last_success)
         if r.last_error:
+            # The class in the page's language; the raw error (English) in the tooltip.
             status = "error"
-            status_text = i18n.text(lang, "feed.error", error=r.last_error)
+            status_text = i18n.text(
+                lang, "feed.error", error=i18n.netfail_text(lang, r.error_class or "other")
+            )
         elif age is None:
             status, status_text = "never", i18n.text(lang, "feed.never")
         elif age > cfg.feed_stale_hours * 3600:
@@ -269,6 +354,7 @@ def feeds_json(rows: Sequence[FeedStatusRow], cfg: DashboardConfig, lang: Lang, 
                     else i18n.text(lang, "ago", duration=i18n.duration(lang, age))
                 ),
                 "last_error": r.last_error,
+                "error_class": r.error_class,
                 "status": status,
                 "status_text": status_text,
             }
@@ -276,10 +362,13 @@ def feeds_json(rows: Sequence[FeedStatusRow], cfg: DashboardConfig, lang: Lang, 
     return {"feeds": feeds}
 
 
-def health_json(ctx: Context, lang: Lang, db_readable: bool) -> JSON:
+def health_json(
+    ctx: Context, lang: Lang, db_readable: bool, prot: Protection | None = None
+) -> JSON:
     uptime = ctx.uptime()
     return {
         "ok": db_readable,
+        "protected": None if prot is None else prot.protected,
         "version": ctx.version,
         "uptime_seconds": uptime,
         "db_readable": db_readable,
@@ -306,6 +395,23 @@ def feed_rows(ctx: Context) -> Sequence[FeedStatusRow]:
     return ctx.feeds_status() if ctx.feeds_status is not None else ()
 
 
+def protection_now(
+    ctx: Context, now: float, *, readable: bool, last_heartbeat: float | None
+) -> Protection:
+    """The protection state from the resolver's counters (read here, on the loop), the feeds'
+    state and what the block log said."""
+    return protection(
+        ProtectionInput(
+            now=now,
+            snapshot=ctx.stats() if ctx.stats is not None else None,
+            feeds=ctx.feeds_status() if ctx.feeds_status is not None else None,
+            feed_stale_seconds=ctx.cfg.feed_stale_hours * 3600.0,
+            blocklog_readable=readable,
+            last_heartbeat=last_heartbeat,
+        )
+    )
+
+
 async def summary(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     lang, now = lang_of(request), ctx.clock()
@@ -313,7 +419,8 @@ async def summary(request: web.Request) -> web.Response:
         s = await read_db(request.app, lambda conn: load_summary(conn, ctx.cfg, now))
     except BlockLogError as exc:
         return _unavailable(exc)
-    return _json(summary_json(s, ctx.cfg, lang, now))
+    prot = protection_now(ctx, now, readable=True, last_heartbeat=s.last_heartbeat)
+    return _json(summary_json(s, ctx.cfg, lang, now, prot))
 
 
 async def blocks(request: web.Request) -> web.Response:
@@ -340,10 +447,14 @@ async def history(request: web.Request) -> web.Response:
     lang, now = lang_of(request), ctx.clock()
     days = int_param(request, "days", 30, 1, HISTORY_MAX_DAYS)
     try:
-        result = await read_db(request.app, lambda conn: load_history(conn, ctx.cfg, now, days))
+        result, beat = await read_db(
+            request.app,
+            lambda conn: (load_history(conn, ctx.cfg, now, days), queries.last_heartbeat(conn)),
+        )
     except BlockLogError as exc:
         return _unavailable(exc)
-    return _json(history_json(result, lang))
+    prot = protection_now(ctx, now, readable=True, last_heartbeat=beat)
+    return _json(history_json(result, lang, prot.protected))
 
 
 async def feeds(request: web.Request) -> web.Response:
@@ -353,8 +464,9 @@ async def feeds(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
+    beat = None
     try:
-        await read_db(request.app, lambda conn: conn.execute("SELECT 1 FROM counters LIMIT 1"))
+        beat = await read_db(request.app, queries.last_heartbeat)
         readable = True
     except BlockLogError:
         readable = False
@@ -362,7 +474,8 @@ async def health(request: web.Request) -> web.Response:
         # Opened but unusable (corrupt file): still an answer, not a 500.
         log.debug("dashboard: block log query failed", exc_info=True)
         readable = False
-    body = health_json(ctx, lang_of(request), readable)
+    prot = protection_now(ctx, ctx.clock(), readable=readable, last_heartbeat=beat)
+    body = health_json(ctx, lang_of(request), readable, prot)
     return _json(body, status=200 if readable else 503)
 
 

@@ -62,7 +62,14 @@ class DashboardError(ParafoudreError):
 async def allow_networks(request: web.Request, handler: Handler) -> web.StreamResponse:
     """403 for any peer outside cfg.allow, judged on the socket's address (request.remote)."""
     if not remote_allowed(request.remote, request.app[CONTEXT].networks):
-        raise web.HTTPForbidden(text="403: this address may not see the Parafoudre dashboard\n")
+        # Both languages: the page's language is not known before the peer is let in.
+        raise web.HTTPForbidden(
+            text=(
+                "403 : cette adresse n'a pas accès au tableau de bord Parafoudre "
+                "(réglage dashboard.allow).\n"
+                "403: this address may not see the Parafoudre dashboard (dashboard.allow).\n"
+            )
+        )
     return await handler(request)
 
 
@@ -76,7 +83,10 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
         # Constant time: the comparison must not tell how much of a guess was right.
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise web.HTTPUnauthorized(
-                text="401: a valid token is needed (Authorization: Bearer or ?token=)\n",
+                text=(
+                    "401 : un jeton valide est nécessaire (Authorization: Bearer ou ?token=).\n"
+                    "401: a valid token is needed (Authorization: Bearer or ?token=).\n"
+                ),
                 headers={"WWW-Authenticate": 'Bearer realm="parafoudre"'},
             )
     return await handler(request)
@@ -118,6 +128,7 @@ def create_app(
         started_at=clock(),
         networks=parse_networks(cfg.allow),
     )
+    views.setup_templates(app)
     app.cleanup_ctx.append(_executor_ctx)
     app.on_response_prepare.append(_security_headers)
     app.router.add_get("/", views.page)
@@ -155,5 +166,8 @@ async def start_dashboard(
             f"dashboard cannot listen on {cfg.listen}: {exc.strerror or exc}"
             " (fix: choose a free address in dashboard.listen, or set dashboard.enabled: false)"
         ) from exc
-    log.info("dashboard: http://%s/ (allowed: %s)", cfg.listen, ", ".join(cfg.allow))
+    # Once, with the port actually bound (0 picks one) and IPv6 in brackets.
+    bound_host, bound_port = runner.addresses[0][:2]
+    where = f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
+    log.info("weather page on http://%s/ (allowed: %s)", where, ", ".join(cfg.allow))
     return runner

@@ -97,6 +97,98 @@ _TEXTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "updated": "Mis à jour à {time}",
                 "language": "English",
                 "highlight_none": "Aucun poste ne se distingue aujourd'hui.",
+                "col.type": "Type",
+                "weather.nodata": "Pas de données",
+                "weather.fog": "Brouillard",
+                "nodata_title": "pas de données : le boîtier ne fonctionnait pas",
+                "fog_title": "protection incomplète : un jour sans blocage ne prouve rien",
+                "coverage": "en service {covered} sur {span}",
+                "running_since": "en service depuis {time}",
+                "calm_unprotected": (
+                    "Aucune menace bloquée depuis minuit, mais la protection est incomplète : "
+                    "ce calme ne prouve rien."
+                ),
+                "protection": "Protection",
+                "protection.ok": "Le boîtier protège : listes à jour, DNS amont joignable, "
+                "détection des fuites active, journal écrit.",
+                "check.feeds": "Listes de menaces",
+                "check.upstream": "Serveurs DNS amont",
+                "check.detector": "Détection des fuites",
+                "check.blocklog": "Journal des blocages",
+                "state.ok": "OK",
+                "state.off": "en défaut",
+                "state.unknown": "inconnu",
+                "problem.feeds_none": (
+                    "Protection incomplète : aucune liste de menaces n'est configurée — activez-en "
+                    "dans la section feeds de la configuration, puis lancez "
+                    "`parafoudre feeds update`."
+                ),
+                "problem.feeds_never": (
+                    "Protection incomplète : les listes de menaces n'ont jamais été téléchargées "
+                    "— lancez `parafoudre feeds update`."
+                ),
+                "problem.feeds_not_loaded": (
+                    "Protection incomplète : les listes de menaces sont téléchargées mais le "
+                    "résolveur ne les a pas chargées — lancez `systemctl reload parafoudre`."
+                ),
+                "problem.upstream_down": (
+                    "Service interrompu : aucun serveur DNS amont ne répond, les postes "
+                    "n'accèdent plus à internet — vérifiez la connexion internet du boîtier "
+                    "(câble, box) et la section upstream de la configuration."
+                ),
+                "problem.feeds_stale": (
+                    "Protection affaiblie : les listes de menaces n'ont pas été mises à jour "
+                    "depuis {age} — vérifiez l'accès internet du boîtier, puis lancez "
+                    "`parafoudre feeds update`."
+                ),
+                "problem.blocklog_unreadable": (
+                    "Journal illisible : le journal des blocages ne peut pas être lu — vérifiez "
+                    "que le résolveur tourne (`systemctl status parafoudre`)."
+                ),
+                "problem.blocklog_failing": (
+                    "Journal arrêté : les blocages ne sont plus enregistrés, les chiffres de "
+                    "cette page sont incomplets — vérifiez l'espace disque "
+                    "(`df -h /var/lib/parafoudre`) et le journal (`journalctl -u parafoudre`)."
+                ),
+                "problem.detector_off": (
+                    "Protection incomplète : la détection des fuites de données par DNS est "
+                    "désactivée — mettez `exfiltration.mode: block` dans la configuration."
+                ),
+                "last_attempt": "Dernière tentative : {diagnosis}.",
+                "netfail.dns": (
+                    "ce boîtier ne résout pas les noms publics : vérifiez son DNS et sa passerelle"
+                ),
+                "netfail.route": (
+                    "ce boîtier n'a pas de route vers internet : vérifiez le câble, la passerelle "
+                    "et la box"
+                ),
+                "netfail.refused": (
+                    "le serveur de la liste refuse la connexion : un pare-feu ou un proxy bloque "
+                    "peut-être l'accès"
+                ),
+                "netfail.tls": (
+                    "la connexion sécurisée a échoué : vérifiez l'heure du boîtier, ou un proxy "
+                    "qui intercepte HTTPS"
+                ),
+                "netfail.http": "le serveur de la liste a répondu par une erreur HTTP",
+                "netfail.timeout": (
+                    "le serveur de la liste n'a pas répondu à temps : réseau lent ou filtré"
+                ),
+                "netfail.other": "la liste n'a pas pu être téléchargée ni lue",
+                "reason.feed": "liste de menaces {name}",
+                "reason.list": "liste de la mairie {name}",
+                "reason.exfil": "fuite de données par DNS : {signals}",
+                "reason.cooldown": "{reason} (domaine mis en quarantaine)",
+                "reason.cname": "{reason}, par un alias",
+                "signal.names": "noms trop variés",
+                "signal.volume": "trop de données dans les noms",
+                "signal.odd": "caractères inhabituels",
+                "signal.qtype": "types de requête de tunnel",
+                "signal.rate": "rafale de noms différents",
+                "signal.slow": "fuite lente et continue",
+                "signal.entropy": "noms d'apparence aléatoire",
+                "forbidden": "Cette adresse n'a pas accès au tableau de bord Parafoudre.",
+                "unauthorized": "Un jeton valide est nécessaire pour voir cette page.",
                 "days": "{n} j",
                 "hours": "{n} h",
                 "minutes": "{n} min",
@@ -173,6 +265,93 @@ _TEXTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "updated": "Updated at {time}",
                 "language": "Français",
                 "highlight_none": "No machine stands out today.",
+                "col.type": "Type",
+                "weather.nodata": "No data",
+                "weather.fog": "Fog",
+                "nodata_title": "no data: the box was not running",
+                "fog_title": "protection incomplete: a day without blocks proves nothing",
+                "coverage": "running {covered} of {span}",
+                "running_since": "running since {time}",
+                "calm_unprotected": (
+                    "No threat blocked since midnight, but protection is incomplete: this calm "
+                    "proves nothing."
+                ),
+                "protection": "Protection",
+                "protection.ok": "The box protects: lists up to date, upstream DNS reachable, "
+                "leak detection on, log written.",
+                "check.feeds": "Threat lists",
+                "check.upstream": "Upstream DNS servers",
+                "check.detector": "Leak detection",
+                "check.blocklog": "Block log",
+                "state.ok": "OK",
+                "state.off": "failing",
+                "state.unknown": "unknown",
+                "problem.feeds_none": (
+                    "Protection incomplete: no threat list is configured — enable some in the "
+                    "feeds section of the configuration, then run `parafoudre feeds update`."
+                ),
+                "problem.feeds_never": (
+                    "Protection incomplete: the threat lists have never been downloaded — run "
+                    "`parafoudre feeds update`."
+                ),
+                "problem.feeds_not_loaded": (
+                    "Protection incomplete: the threat lists are downloaded but the resolver has "
+                    "not loaded them — run `systemctl reload parafoudre`."
+                ),
+                "problem.upstream_down": (
+                    "Service down: no upstream DNS server answers, the machines cannot reach "
+                    "the internet — check the box's internet link (cable, router) and the "
+                    "upstream section of the configuration."
+                ),
+                "problem.feeds_stale": (
+                    "Protection weakened: the threat lists have not been updated for {age} — "
+                    "check the box's internet access, then run `parafoudre feeds update`."
+                ),
+                "problem.blocklog_unreadable": (
+                    "Log unreadable: the block log cannot be read — check that the resolver "
+                    "runs (`systemctl status parafoudre`)."
+                ),
+                "problem.blocklog_failing": (
+                    "Log stopped: blocks are no longer recorded, the figures on this page are "
+                    "incomplete — check the disk space (`df -h /var/lib/parafoudre`) and the "
+                    "log (`journalctl -u parafoudre`)."
+                ),
+                "problem.detector_off": (
+                    "Protection incomplete: detection of data leaks through DNS is off — set "
+                    "`exfiltration.mode: block` in the configuration."
+                ),
+                "last_attempt": "Last attempt: {diagnosis}.",
+                "netfail.dns": "this box cannot resolve public names: check its DNS and gateway",
+                "netfail.route": (
+                    "this box has no route to the internet: check the cable, the gateway and "
+                    "the router"
+                ),
+                "netfail.refused": (
+                    "the list's server refused the connection: a firewall or proxy may block access"
+                ),
+                "netfail.tls": (
+                    "the secure connection failed: check the box's clock, or a proxy that "
+                    "intercepts HTTPS"
+                ),
+                "netfail.http": "the list's server answered with an HTTP error",
+                "netfail.timeout": (
+                    "the list's server did not answer in time: slow or filtered network"
+                ),
+                "netfail.other": "the list could not be downloaded or read",
+                "reason.feed": "threat list {name}",
+                "reason.list": "town hall list {name}",
+                "reason.exfil": "data leak through DNS: {signals}",
+                "reason.cooldown": "{reason} (domain quarantined)",
+                "reason.cname": "{reason}, through an alias",
+                "signal.names": "too many different names",
+                "signal.volume": "too much data in names",
+                "signal.odd": "unusual characters",
+                "signal.qtype": "tunnel query types",
+                "signal.rate": "burst of different names",
+                "signal.slow": "slow, steady leak",
+                "signal.entropy": "random-looking names",
+                "forbidden": "This address may not see the Parafoudre dashboard.",
+                "unauthorized": "A valid token is needed to see this page.",
                 "days": "{n} d",
                 "hours": "{n} h",
                 "minutes": "{n} min",
@@ -367,3 +546,59 @@ def short_date(lang: Lang, day: dt.date) -> str:
 
 def month_name(lang: Lang, month: int) -> str:
     return _MONTHS[lang][month - 1]
+
+
+# RR type numbers shown by name in the blocks table (RFC 1035, 3596, 9460); others as TYPEn.
+_QTYPES: Final[Mapping[int, str]] = MappingProxyType(
+    {
+        1: "A",
+        2: "NS",
+        5: "CNAME",
+        6: "SOA",
+        10: "NULL",
+        12: "PTR",
+        15: "MX",
+        16: "TXT",
+        28: "AAAA",
+        33: "SRV",
+        35: "NAPTR",
+        64: "SVCB",
+        65: "HTTPS",
+        99: "SPF",
+        255: "ANY",
+    }
+)
+
+
+def qtype_name(qtype: int) -> str:
+    """'A', 'AAAA', 'TXT'... or 'TYPE123' (RFC 3597) for the rest."""
+    return _QTYPES.get(qtype, f"TYPE{qtype}")
+
+
+def reason_text(lang: Lang, reason: str) -> str:
+    """A block's reason in words: "feed:urlhaus" -> "liste de menaces urlhaus",
+    "exfil:cooldown,names" -> "fuite de données par DNS : noms trop variés (domaine mis en
+    quarantaine)". Unknown reasons are returned as they are."""
+    base, sep, alias = reason.partition(" cname:")
+    kind, colon, rest = base.partition(":")
+    if not colon:
+        words = base
+    elif kind == "feed":
+        words = text(lang, "reason.feed", name=rest)
+    elif kind == "list":
+        words = text(lang, "reason.list", name=rest)
+    elif kind == "exfil":
+        signals = [s for s in rest.split(",") if s]
+        cooldown = "cooldown" in signals
+        named = [_TEXTS[lang].get(f"signal.{s}", s) for s in signals if s != "cooldown"]
+        words = text(lang, "reason.exfil", signals=", ".join(named) or rest)
+        if cooldown:
+            words = text(lang, "reason.cooldown", reason=words)
+    else:
+        words = base
+    return text(lang, "reason.cname", reason=words) if sep and alias else words
+
+
+def netfail_text(lang: Lang, error_class: str) -> str:
+    """The plain-language diagnosis of a feed download failure class ("dns", "tls"...)."""
+    return _TEXTS[lang].get(f"netfail.{error_class}") or text(lang, "netfail.other")

@@ -23,8 +23,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from dashboard import queries
-from dashboard.api import feed_rows
+from dashboard.api import feed_rows, protection_now
 from dashboard.context import CONTEXT, FeedStatusRow, read_db
+from dashboard.protection import Protection
 from dashboard.queries import CategoryCount
 from dashboard.weather import Weather, since_midnight, weather_for
 from resolver.blocklog.schema import QUEUE_DROPPED, WRITE_FAILED, BlockLogError
@@ -40,6 +41,7 @@ class BlockLogFigures:
     today: tuple[CategoryCount, ...]  # since local midnight
     totals: dict[str, int]  # since the log was created
     losses: dict[str, int]  # persisted loss counters
+    last_heartbeat: float | None = None  # the block log's newest heartbeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ class MetricsInput:
     blocklog: BlockLogFigures | None  # None: the block log could not be read
     weather: Weather | None
     feeds: Sequence[FeedStatusRow] = field(default_factory=tuple)
+    protection: Protection | None = None
 
 
 def latency_buckets(counts: Sequence[int]) -> list[tuple[str, float]]:
@@ -85,6 +88,34 @@ class ParafoudreCollector(Collector):
             yield from _resolver_metrics(d.snapshot)
         yield from _blocklog_metrics(d)
         yield from _feed_metrics(d)
+        if d.protection is not None:
+            yield from _protection_metrics(d.protection)
+
+
+def _protection_metrics(p: Protection) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "parafoudre_protected",
+        "1 if the box protects: lists loaded and fresh, an upstream answering, the exfiltration"
+        " detector on, the block log written.",
+        value=int(p.protected),
+    )
+    checks = GaugeMetricFamily(
+        "parafoudre_protection_check",
+        "Each protection check: 1 ok, 0 failing (absent while unknown).",
+        labels=["check"],
+    )
+    for name, state in p.checks.items():
+        if state != "unknown":
+            checks.add_metric([name], int(state == "ok"))
+    yield checks
+    problems = GaugeMetricFamily(
+        "parafoudre_protection_problem",
+        "1 for each current protection problem, by code (feeds_never, upstream_down, ...).",
+        labels=["problem"],
+    )
+    for problem in p.problems:
+        problems.add_metric([problem.code], 1)
+    yield problems
 
 
 def _resolver_metrics(s: StatsSnapshot) -> Iterator[Metric]:
@@ -213,6 +244,7 @@ async def metrics(request: web.Request) -> web.Response:
             today=tuple(queries.counts_by_category(conn, start, end)),
             totals=queries.totals_by_category(conn),
             losses=queries.losses(conn),
+            last_heartbeat=queries.last_heartbeat(conn),
         )
 
     figures: BlockLogFigures | None
@@ -221,6 +253,12 @@ async def metrics(request: web.Request) -> web.Response:
     except BlockLogError as exc:
         log.debug("dashboard: /metrics without block log: %s", exc)
         figures = None
+    prot = protection_now(
+        ctx,
+        now,
+        readable=figures is not None,
+        last_heartbeat=figures.last_heartbeat if figures is not None else None,
+    )
     weather = None
     if figures is not None:
         weather = weather_for(sum(c.count for c in figures.today), ctx.cfg.thresholds)
@@ -232,6 +270,7 @@ async def metrics(request: web.Request) -> web.Response:
         blocklog=figures,
         weather=weather,
         feeds=tuple(feed_rows(ctx)),
+        protection=prot,
     )
     # A registry per scrape: no global state, and the collector sees exactly this scrape's data.
     registry = CollectorRegistry(auto_describe=False)

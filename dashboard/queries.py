@@ -222,3 +222,50 @@ def first_counted_day(conn: sqlite3.Connection) -> str | None:
     """The first UTC day with any daily count: before it the box was not logging."""
     day: str | None = conn.execute("SELECT MIN(day) FROM daily_counts").fetchone()[0]
     return day
+
+
+def client_categories(
+    conn: sqlite3.Connection, start: float, end: float, limit: int
+) -> list[tuple[str, CategoryCount]]:
+    """Blocks in [start, end) per (client, family, category), largest first."""
+    rows = conn.execute(
+        f"SELECT client, {_KIND_SQL} AS kind, category, SUM(count) AS n FROM blocks"  # noqa: S608 -- constant SQL
+        " WHERE ts >= ? AND ts < ? GROUP BY client, kind, category ORDER BY n DESC, client"
+        " LIMIT ?",
+        (start, end, limit),
+    ).fetchall()
+    return [(client, CategoryCount(kind, category, n)) for client, kind, category, n in rows]
+
+
+Run = tuple[float, float]  # (started, seen): unix seconds the box ran between
+
+
+def runs_between(conn: sqlite3.Connection, start: float, end: float) -> list[Run]:
+    """The runs of the box that overlap [start, end), oldest first (one row per start)."""
+    rows = conn.execute(
+        "SELECT started, seen FROM runs WHERE seen >= ? AND started < ? ORDER BY started"
+        " LIMIT 100000",
+        (start, end),
+    ).fetchall()
+    return [(float(a), float(b)) for a, b in rows]
+
+
+def first_run(conn: sqlite3.Connection) -> float | None:
+    """When the box first started with a block log that records its runs (schema v4)."""
+    ts: float | None = conn.execute("SELECT MIN(started) FROM runs").fetchone()[0]
+    return ts
+
+
+def last_heartbeat(conn: sqlite3.Connection) -> float | None:
+    """The newest heartbeat of any writer: until then, the block log was being written."""
+    ts: float | None = conn.execute("SELECT MAX(seen) FROM runs").fetchone()[0]
+    return ts
+
+
+def count_client(conn: sqlite3.Connection, client: str, start: float, end: float) -> int:
+    """Blocks of one machine in [start, end)."""
+    n: int = conn.execute(
+        "SELECT COALESCE(SUM(count), 0) FROM blocks WHERE client = ? AND ts >= ? AND ts < ?",
+        (client, start, end),
+    ).fetchone()[0]
+    return n

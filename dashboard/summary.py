@@ -10,11 +10,23 @@ import sqlite3
 from dataclasses import dataclass
 
 from dashboard import queries
+from dashboard.coverage import covered
 from dashboard.queries import KINDS, BlockRow, CategoryCount, ClientCount, Kind, NameCount
 from dashboard.weather import Weather, day_bounds, last_days, local_date, weather_for
 from resolver.config.dashboard import DashboardConfig
 
 HISTORY_MAX_DAYS = 400  # the block log keeps 400 days by default; older days are not in `blocks`
+
+# Which machine the headline names first: data leaving now (a tunnel), then a machine that
+# talks to its controller or to generated domains (infected), then everything else.
+_INFECTION_CATEGORIES = frozenset({"c2", "dga", "botnet", "ransomware"})
+
+
+def urgency(kind: Kind, category: str) -> int:
+    """2: exfiltration, 1: infection (command and control, generated domains), 0: the rest."""
+    if kind == "exfiltration":
+        return 2
+    return 1 if category in _INFECTION_CATEGORIES else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +34,9 @@ class DayWeather:
     day: dt.date
     count: int
     weather: Weather
+    data: bool = True  # False: the box was not running that day (or not yet installed)
+    covered: float = 0.0  # seconds of the day (up to now) the box ran; see ``span``
+    span: float = 0.0  # seconds of the day up to now (23, 24 or 25 hours for a past day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +51,10 @@ class Summary:
     top_clients: tuple[ClientCount, ...]
     highlight: ClientCount | None  # a machine that stands out, if any
     losses: dict[str, int]
+    covered: float = 0.0  # seconds since midnight the box ran
+    elapsed: float = 0.0  # seconds since midnight
+    running_since: float | None = None  # start of the current run, if it began today
+    last_heartbeat: float | None = None  # the block log's newest heartbeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +81,8 @@ def load_summary(conn: sqlite3.Connection, cfg: DashboardConfig, now: float) -> 
         kind_totals[c.kind] += c.count
     total = sum(kind_totals.values())
     clients = queries.top_clients(conn, start, end, cfg.top)
-    # The machine with the most blocks of one category stands out once it passes the minimum.
-    candidates = [c for c in clients if c.category_count >= cfg.highlight_min]
-    highlight = max(candidates, key=lambda c: c.category_count, default=None)
+    runs = queries.runs_between(conn, start, end)
+    current = max(runs, default=None, key=lambda r: r[1])
     return Summary(
         day=day,
         start=start,
@@ -74,21 +92,61 @@ def load_summary(conn: sqlite3.Connection, cfg: DashboardConfig, now: float) -> 
         kind_totals=kind_totals,
         top_names=tuple(queries.top_names(conn, start, end, cfg.top)),
         top_clients=tuple(clients),
-        highlight=highlight,
+        highlight=_highlight(conn, start, end, cfg.highlight_min),
         losses=queries.losses(conn),
+        covered=covered(runs, start, end, now),
+        elapsed=max(0.0, min(end, now) - start),
+        running_since=current[0] if current is not None and current[0] > start else None,
+        last_heartbeat=queries.last_heartbeat(conn),
     )
+
+
+def _highlight(
+    conn: sqlite3.Connection, start: float, end: float, minimum: int
+) -> ClientCount | None:
+    """The machine to look at first: among (machine, category) pairs with at least ``minimum``
+    blocks, the most urgent kind (a tunnel above an infection above list blocks), then the most
+    blocks."""
+    pairs = [p for p in queries.client_categories(conn, start, end, 1000) if p[1].count >= minimum]
+    if not pairs:
+        return None
+    client, c = max(pairs, key=lambda p: (urgency(p[1].kind, p[1].category), p[1].count))
+    total = queries.count_client(conn, client, start, end)
+    return ClientCount(client, total, c.category, c.kind, c.count)
 
 
 def load_history(
     conn: sqlite3.Connection, cfg: DashboardConfig, now: float, days: int
 ) -> list[DayWeather]:
-    """The weather of the last ``days`` local days (today included), oldest first."""
+    """The weather of the last ``days`` local days (today included), oldest first.
+
+    A day without any block is sunny only if the box ran that day (its ``runs``); before the
+    first recorded run (a block log older than schema v4), only if the box was already logging
+    (a daily count on or before that day). Otherwise the day has no data.
+    """
     days = max(1, min(days, HISTORY_MAX_DAYS))
+    dates = last_days(now, cfg.timezone, days)
+    first_start, _ = day_bounds(dates[0], cfg.timezone)
+    runs = queries.runs_between(conn, first_start, now + 1)
+    first_run = queries.first_run(conn)
+    first_logged = queries.first_counted_day(conn)
     result = []
-    for day in last_days(now, cfg.timezone, days):
+    for day in dates:
         start, end = day_bounds(day, cfg.timezone)
         count = queries.count_between(conn, start, end)
-        result.append(DayWeather(day, count, weather_for(count, cfg.thresholds)))
+        span = max(0.0, min(end, now) - start)
+        recorded = first_run is not None and end > first_run
+        # Before runs were recorded, a day counts as covered as far back as the box was logging.
+        up = covered(runs, start, end, now) if recorded else span
+        if count:
+            data = True
+        elif recorded:
+            data = up > 0
+        else:
+            data = first_logged is not None and first_logged <= day.isoformat()
+            up = span if data else 0.0
+        weather = weather_for(count, cfg.thresholds)
+        result.append(DayWeather(day, count, weather, data, up, span))
     return result
 
 

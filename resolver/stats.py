@@ -6,7 +6,9 @@ metrics cost nothing per query.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 # Upper bounds (seconds) of the upstream latency histogram buckets; +Inf is implicit.
 LATENCY_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -31,6 +33,11 @@ class StatsSnapshot:
     blocklog_dropped: int = 0  # block events lost because the queue was full
     blocklog_written: int = 0
     blocklog_write_failed: int = 0
+    # The protection state (dashboard/protection.py). None: no upstream asked yet. False: the
+    # last try of every upstream asked failed (see ``upstream_answering`` below).
+    upstream_answering: bool | None = None
+    detector_mode: str = ""  # the exfiltration detector: "block", "detect", "off"; "" unknown
+    blocklog_failing: bool = False  # the block log's last write or heartbeat failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +51,24 @@ class FeedStatusRow:
     entries: int
     last_success: float | None  # unix seconds of the last good download, None if never
     last_error: str  # "" when the last attempt succeeded
+    # The class of the last failure ("dns", "route", "refused", "tls", "http", "timeout",
+    # "other"; "" if none), so the page can say it in its own language.
+    error_class: str = ""
+
+
+class _UpstreamHealth(Protocol):
+    fails: int  # consecutive failed tries
+    answered: int
+    failed: int
+
+
+def upstream_answering(health: Iterable[_UpstreamHealth | None]) -> bool | None:
+    """Whether at least one upstream answered its last try; None if none was asked yet.
+
+    ``health`` has one entry per configured upstream (None: never asked). An upstream whose
+    last try failed counts as down until it answers again; one that answered, as up.
+    """
+    asked = [h for h in health if h is not None and (h.answered or h.failed)]
+    if not asked:
+        return None
+    return any(h.fails == 0 for h in asked)

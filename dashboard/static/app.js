@@ -9,7 +9,8 @@
   const refreshMs = Math.max(5, parseInt(body.dataset.refresh, 10) || 30) * 1000;
   let page = Math.max(1, parseInt(body.dataset.page, 10) || 1);
   const token = new URLSearchParams(window.location.search).get("token");
-  const WEATHERS = ["sunny", "cloudy", "rain", "storm", "tornado"];
+  // Icons the page may show: the five weathers, fog (not protecting), no data (not running).
+  const ICONS = ["sunny", "cloudy", "rain", "storm", "tornado", "fog", "nodata"];
   const NAME_DISPLAY = 80;
   const TEXT_DISPLAY = 60;
   // Same set as dashboard/views.py: controls, zero-width and bidi marks, BOM, lone surrogates.
@@ -33,7 +34,7 @@
   }
 
   function weatherOf(value) {
-    return WEATHERS.indexOf(value) >= 0 ? value : "sunny";
+    return ICONS.indexOf(value) >= 0 ? value : "nodata";
   }
 
   function icon(weather, label, size, className) {
@@ -103,15 +104,44 @@
     return response.json();
   }
 
+  function renderProtection(p) {
+    if (!p) return;
+    const problems = document.getElementById("problems");
+    problems.replaceChildren.apply(problems, p.problems.slice(1).map(function (pr) {
+      const li = el("li", "", "");
+      li.textContent = display(pr.text, 400);
+      li.dataset.code = display(pr.code);
+      return li;
+    }));
+    problems.hidden = p.problems.length < 2;
+    const checks = document.getElementById("checks");
+    checks.replaceChildren.apply(checks, p.checks.map(function (c) {
+      const li = el("li", "check check-" + display(c.state));
+      li.dataset.check = display(c.check);
+      li.appendChild(el("span", "check-label", c.label));
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(el("b", "", c.state_text));
+      return li;
+    }));
+  }
+
   function renderSummary(s) {
-    const weather = weatherOf(s.weather);
+    const weather = weatherOf(s.icon);
     const hero = document.getElementById("hero");
     hero.className = "hero weather-" + weather;
     hero.dataset.weather = weather;
+    hero.dataset.protected = s.protected ? "true" : "false";
     const img = document.getElementById("weather-icon");
     img.src = "/static/" + weather + ".svg";
-    img.alt = display(s.weather_label);
+    img.alt = display(s.icon_label);
+    setText("headline", s.headline, 400);
     setText("weather-sentence", s.sentence);
+    const small = document.getElementById("weather-small");
+    small.src = "/static/" + weatherOf(s.day_icon) + ".svg";
+    small.alt = display(s.weather_label);
+    document.getElementById("weather-line").hidden = s.protected;
+    if (s.running_since_text) setText("since", s.running_since_text, 120);
+    renderProtection(s.protection);
     const highlight = document.getElementById("highlight");
     highlight.textContent = display(s.highlight_text, 300);
     highlight.className = s.highlight ? "highlight alert" : "highlight";
@@ -160,8 +190,12 @@
     page = b.page;
     body.dataset.page = String(page);
     fillTable("blocks", b.items.map(function (item) {
+      // The reason in words; the raw signal ("exfil:cooldown,names") in the tooltip.
+      const reason = el("span", "reason", "");
+      reason.textContent = display(item.reason_text, 120);
+      reason.title = display(item.reason, 200);
       return [item.time, item.client, nameCell(item.qname, item.count_text, item.count_title),
-              item.category_label, item.reason];
+              item.qtype_name, item.category_label, reason];
     }));
     setText("page-text", b.page_text, 120);
     const prev = document.getElementById("prev");
@@ -172,28 +206,30 @@
     next.href = pageHref(b.page + 1);
   }
 
-  function strip(id, days) {
+  function strip(id, days, short) {
     const list = document.getElementById(id);
     const items = days.map(function (d) {
       const li = el("li");
-      li.dataset.weather = weatherOf(d.weather);
-      li.title = display(d.day + " : " + d.weather_label + ", " + d.count, 120);
-      li.appendChild(icon(d.weather, d.weather_label, 40, "day-icon"));
-      li.appendChild(el("span", "lbl", d.label));
-      li.appendChild(el("span", "n", d.count));
+      li.dataset.weather = weatherOf(d.icon);
+      li.title = display(d.title, 200);
+      li.appendChild(icon(d.icon, d.weather_label, short ? 28 : 40, "day-icon"));
+      li.appendChild(el("span", "lbl", short ? d.day_of_month : d.label));
+      li.appendChild(el("span", "n", d.data ? d.count : "\u2013"));
       return li;
     });
     list.replaceChildren.apply(list, items);
   }
 
   function renderHistory(h) {
-    strip("strip7", h.days.slice(-7));
-    strip("strip30", h.days);
+    strip("strip7", h.days.slice(-7), false);
+    strip("strip30", h.days, true);
   }
 
   function renderFeeds(f) {
     fillTable("feeds", f.feeds.map(function (feed) {
-      const status = el("span", "status status-" + display(feed.status), feed.status_text);
+      const status = el("span", "status status-" + display(feed.status), "");
+      status.textContent = display(feed.status_text, 200);
+      status.title = display(feed.last_error || "", 200);
       return [feed.name, feed.label, feed.entries, feed.updated_text, status];
     }));
   }

@@ -15,7 +15,7 @@ from resolver.errors import ParafoudreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 # Names of the rows of the ``counters`` table: cumulative totals across restarts, so the dashboard
 # can show how many block events were lost.
@@ -65,6 +65,17 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 2 -> 3: day and hour totals sum ``count`` over a time range; with the count in the index
     # they read the index alone (30 day totals of a 1,000,000-row log: 2,576 -> 108 ms).
     ("CREATE INDEX blocks_ts_count ON blocks (ts, count)",),
+    # 3 -> 4: when the box ran. A writer adds a row when it starts and moves ``seen`` forward
+    # at each heartbeat and at its stop, so the page can tell "no block" (sun) from "not
+    # running" (no data). Older files have no runs: readers fall back to the block rows.
+    (
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            started REAL NOT NULL,      -- unix seconds the writer opened the log
+            seen REAL NOT NULL          -- unix seconds of its last heartbeat, or of its stop
+        )""",
+        "CREATE INDEX runs_seen ON runs (seen)",
+    ),
 )
 
 

@@ -8,6 +8,10 @@ sooner when ``batch_size`` distinct rows wait, a flush() asks or close() drains.
 same few names costs one dict update per query, not one SQLite row. When SQLite fails (disk full,
 read-only file, lock held too long) the queries are counted as lost, a warning is logged at most
 once a minute, and serving goes on.
+
+The writer also records when the box runs: a ``runs`` row added at start whose ``seen`` moves
+forward every ``heartbeat`` seconds and at close, so the page can show "no data" for the hours
+the box was stopped instead of a sunny day.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, NamedTuple, final
 
-from resolver.blocklog.schema import QUEUE_DROPPED, WRITE_FAILED, open_db
+from resolver.blocklog.schema import QUEUE_DROPPED, WRITE_FAILED, BlockLogError, open_db
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,10 @@ PRUNE_EVERY: Final = 3600.0  # seconds between two retention passes
 # the worker) for seconds; chunks let readers and checkpoints interleave.
 PRUNE_CHUNK: Final = 10_000
 WARN_EVERY: Final = 60.0  # seconds between two warnings about write failures
+# Seconds between two heartbeats of the ``runs`` row. A crash loses at most this much of the
+# record of when the box ran; readers take a row whose ``seen`` is older than a few heartbeats
+# as a writer that stopped or is stuck.
+HEARTBEAT: Final = 60.0
 DAY: Final = 86_400
 
 _INSERT_BLOCK: Final = (
@@ -53,6 +61,9 @@ _ADD_COUNTER: Final = (
     " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value"
 )
 _PRUNE: Final = "DELETE FROM blocks WHERE id IN (SELECT id FROM blocks WHERE ts < ? LIMIT ?)"
+_PRUNE_RUNS: Final = "DELETE FROM runs WHERE seen < ?"
+_BEGIN_RUN: Final = "INSERT INTO runs (started, seen) VALUES (?, ?)"
+_BEAT: Final = "UPDATE runs SET seen = ? WHERE id = ?"
 
 _Row = tuple[float, str, str, int, str, str, str, int]
 # What makes two events identical: client, qname, qtype, verdict, reason, category.
@@ -110,8 +121,11 @@ class BlockLogWriter:
         "_drain_at",
         "_dropped",
         "_failed_since_flush",
+        "_failing",
         "_flush_interval",
         "_flush_lock",
+        "_heartbeat",
+        "_last_beat",
         "_last_prune",
         "_last_warning",
         "_limit",
@@ -119,6 +133,7 @@ class BlockLogWriter:
         "_path",
         "_queue",
         "_retention",
+        "_run_id",
         "_saved_dropped",
         "_saved_failed",
         "_stop",
@@ -137,12 +152,13 @@ class BlockLogWriter:
         batch_size: int = 5000,
         flush_interval: float = 1.0,
         retention_days: int = 400,
+        heartbeat: float = HEARTBEAT,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if queue_size < 1 or batch_size < 1 or retention_days < 1:
             raise ValueError("queue_size, batch_size and retention_days must be at least 1")
-        if not flush_interval > 0:
-            raise ValueError("flush_interval must be positive")
+        if not flush_interval > 0 or not heartbeat > 0:
+            raise ValueError("flush_interval and heartbeat must be positive")
         self._path = path
         self._queue: collections.deque[BlockEvent | _Flush] = collections.deque()
         self._limit = queue_size  # close() sets it to 0 so later offers drop at no extra cost
@@ -170,6 +186,10 @@ class BlockLogWriter:
         self._failed_since_flush = False
         self._last_prune: float | None = None
         self._last_warning: float | None = None
+        self._heartbeat = heartbeat
+        self._last_beat: float | None = None
+        self._run_id: int | None = None
+        self._failing = False  # the last write, prune or heartbeat failed
 
     @property
     def dropped(self) -> int:
@@ -191,14 +211,29 @@ class BlockLogWriter:
         """Queries lost because SQLite refused the batch that held them."""
         return self._write_failed
 
+    @property
+    def failing(self) -> bool:
+        """True while the block log cannot be written: the last write or heartbeat failed, or
+        the worker thread is gone."""
+        thread = self._thread
+        stopped = thread is not None and not thread.is_alive() and not self._closed
+        return self._failing or stopped
+
     def start(self) -> None:
-        """Open (create, migrate) the database and start the worker thread.
+        """Open (create, migrate) the database, record this run and start the worker thread.
 
         Raises BlockLogError or SchemaError, naming the file, if the database cannot be used.
         """
         if self._thread is not None or self._closed:
             raise RuntimeError("a BlockLogWriter can be started only once")
         conn = open_db(self._path)
+        now = self._clock()
+        try:
+            self._run_id = conn.execute(_BEGIN_RUN, (now, now)).lastrowid
+        except sqlite3.Error as exc:
+            conn.close()
+            raise BlockLogError(f"cannot write block log {self._path}: {exc}") from exc
+        self._last_beat = now
         self._thread = threading.Thread(
             target=self._run, args=(conn,), name="parafoudre-blocklog", daemon=True
         )
@@ -289,11 +324,13 @@ class BlockLogWriter:
                     self._wake.clear()
                     if due is None:
                         self._maybe_prune(conn)  # idle: retention still runs
+                self._maybe_beat(conn)
         finally:
             # After the last commit: losses counted since (offers after close). After a bug
             # broke the loop: keep what can be kept, and release the flush() callers.
             if pending or self._counters_dirty():
                 self._write(conn, pending)
+            self._beat(conn)  # the stop time: the page shows "no data" from here
             for marker in markers:
                 marker.done.set()
             conn.close()
@@ -348,6 +385,27 @@ class BlockLogWriter:
         if self._last_prune is None or not 0 <= now - self._last_prune < PRUNE_EVERY:
             self._prune(conn)
 
+    def _maybe_beat(self, conn: sqlite3.Connection) -> None:
+        now = self._clock()
+        last = self._last_beat
+        if last is None or not 0 <= now - last < self._heartbeat:
+            self._beat(conn)
+
+    def _beat(self, conn: sqlite3.Connection) -> None:
+        """Move this run's ``seen`` to now: the box was running until then."""
+        now = self._clock()
+        self._last_beat = now
+        if self._run_id is None:
+            return
+        try:
+            conn.execute(_BEAT, (now, self._run_id))
+        except Exception as exc:
+            _rollback(conn)
+            self._failing = True
+            self._warn("heartbeat", exc)
+        else:
+            self._failing = False
+
     def _counters_dirty(self) -> bool:
         return self._dropped != self._saved_dropped or self._write_failed != self._saved_failed
 
@@ -394,11 +452,13 @@ class BlockLogWriter:
             conn.execute("COMMIT")
         except Exception as exc:
             _rollback(conn)
+            self._failing = True
             if pending:
                 self._write_failed += queries
                 self._failed_since_flush = True
             self._warn("write", exc)
             return
+        self._failing = False
         self._written += queries
         self._saved_dropped, self._saved_failed = dropped, failed
 
@@ -415,6 +475,7 @@ class BlockLogWriter:
                 removed += count
                 if count < PRUNE_CHUNK:
                     break
+            conn.execute(_PRUNE_RUNS, (cutoff,))
         except Exception as exc:
             _rollback(conn)
             self._warn("retention", exc)

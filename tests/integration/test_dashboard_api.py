@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
-import html
 import io
 import re
 import socket
@@ -23,6 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from dashboard.app import DashboardError, FeedStatusRow, create_app, start_dashboard
 from dashboard.report import run_report
+from dashboard.views import h
 from dashboard.weather import Weather
 from resolver.blocklog.writer import BlockEvent, BlockLogWriter
 from resolver.config.dashboard import DashboardConfig, ThresholdsConfig
@@ -115,7 +115,7 @@ def feeds() -> list[FeedStatusRow]:
     return [
         FeedStatusRow("urlhaus", "malware", 2000, NOW - 3600, ""),
         FeedStatusRow("old", "phishing", 10, NOW - 72 * 3600, ""),
-        FeedStatusRow("broken", "c2", 5, NOW - 600, "HTTP 503"),
+        FeedStatusRow("broken", "c2", 5, NOW - 600, "HTTP 503", "http"),
         FeedStatusRow("new", "scam", 0, None, ""),
     ]
 
@@ -131,6 +131,9 @@ def stats() -> StatsSnapshot:
         upstream_latency_counts=per_bucket,
         upstream_latency_sum=1.5,
         blocklog_dropped=7,
+        blocklist_entries=2015,
+        upstream_answering=True,
+        detector_mode="block",
     )
 
 
@@ -274,13 +277,19 @@ async def test_history(make_client: Factory) -> None:
     assert by_day["2026-03-10"]["count"] == TODAY_TOTAL
     assert by_day["2026-03-09"] == {
         "day": "2026-03-09",
+        "data": True,
         "count": 1,
         "weather": "cloudy",
+        "icon": "cloudy",
         "weather_label": "Quelques nuages",
+        "coverage": 1.0,
+        "title": "2026-03-09 : Quelques nuages, 1",
         "label": "lun. 9",
+        "day_of_month": "9",
     }
     assert by_day["2026-03-08"]["weather"] == "storm"
-    assert by_day["2026-03-07"]["weather"] == "sunny"
+    # Before the block log's first day the box was not running: no data, never a sun.
+    assert by_day["2026-03-07"]["weather"] == "nodata" and by_day["2026-03-07"]["count"] is None
     assert len((await get_json(client, "/api/history?days=100000"))["days"]) == 400
     assert len((await get_json(client, "/api/history"))["days"]) == 30
 
@@ -291,7 +300,9 @@ async def test_feeds(make_client: Factory) -> None:
     assert f["urlhaus"]["status"] == "ok" and f["urlhaus"]["age_seconds"] == 3600
     assert f["urlhaus"]["updated_text"] == "il y a 1 h"
     assert f["old"]["status"] == "stale"
-    assert f["broken"]["status"] == "error" and f["broken"]["status_text"] == "erreur : HTTP 503"
+    assert f["broken"]["status"] == "error" and f["broken"]["last_error"] == "HTTP 503"
+    words = "erreur : le serveur de la liste a répondu par une erreur HTTP"
+    assert f["broken"]["status_text"] == words
     assert f["new"]["status"] == "never" and f["new"]["age_seconds"] is None
 
 
@@ -316,7 +327,10 @@ async def test_health(make_client: Factory, tmp_path: Path) -> None:
     assert not (tmp_path / "absent.sqlite").exists()  # read-only: never created
     page = await missing.get("/")
     assert page.status == 200
-    assert "Le journal des blocages est illisible" in await page.text()
+    text = await page.text()
+    # Unreadable block log: the headline says so, under fog, and what to check.
+    assert "Journal illisible : le journal des blocages ne peut pas être lu" in text
+    assert 'src="/static/fog.svg"' in text and 'sunny.svg" id' not in text
 
 
 async def test_losses_are_shown(make_client: Factory, tmp_path: Path) -> None:
@@ -533,8 +547,8 @@ async def test_page_escapes_hostile_names(make_client: Factory) -> None:
     assert "<script>alert(1)" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;.evil.test" in page
     # Quotes cannot close an attribute (the full name is in a title="...").
-    assert "onmouseover=" not in page.replace("onmouseover=&#x27;", "")
-    assert "&quot;onmouseover=&#x27;alert(1)&#x27;.quotes.test" in page
+    assert "onmouseover=" not in page.replace("onmouseover=&#39;", "")
+    assert "&#34;onmouseover=&#39;alert(1)&#39;.quotes.test" in page
     # Control bytes made visible, none sent raw.
     assert "bell\\x07nul\\x00esc\\x1b[31m.ctl.test" in page
     assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", page)
@@ -617,7 +631,8 @@ async def test_start_dashboard_binds_listen(db: Path) -> None:
 
 
 def test_html_escape_matches_the_page() -> None:
-    assert html.escape(HOSTILE, quote=True) == "&lt;script&gt;alert(1)&lt;/script&gt;.evil.test"
+    assert h(HOSTILE) == "&lt;script&gt;alert(1)&lt;/script&gt;.evil.test"
+    assert h(QUOTES, 255) == "&#34;onmouseover=&#39;alert(1)&#39;.quotes.test"
 
 
 # --- the yearly report --------------------------------------------------------------------------

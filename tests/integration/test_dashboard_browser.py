@@ -139,7 +139,12 @@ def feeds() -> list[FeedStatusRow]:
 
 
 def stats() -> StatsSnapshot:
-    return StatsSnapshot(started_at=NOW - 12 * 86400 - 5 * 3600)
+    return StatsSnapshot(
+        started_at=NOW - 12 * 86400 - 5 * 3600,
+        blocklist_entries=16_432,
+        upstream_answering=True,
+        detector_mode="block",
+    )
 
 
 @pytest.fixture

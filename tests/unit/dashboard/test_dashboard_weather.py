@@ -269,7 +269,7 @@ def test_display_makes_hidden_characters_visible_and_bounds_length() -> None:
     assert display("a\x00b\x1b[31m\u202eevil") == "a\\x00b\\x1b[31m\\u202eevil"
     assert display("x" * 300, 80) == "x" * 79 + "…"
     assert display("écoles-mairie.fr") == "écoles-mairie.fr"
-    assert h("<script>\"'&") == "&lt;script&gt;&quot;&#x27;&amp;"
+    assert h("<script>\"'&") == "&lt;script&gt;&#34;&#39;&amp;"
     assert display("\udcff") == "\\udcff"
 
 
