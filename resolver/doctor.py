@@ -9,17 +9,20 @@ Each check prints one line::
 and the result is 0 when nothing FAILs (warnings included), 1 otherwise, so the same command
 serves a person at a terminal, a monitoring probe and a container HEALTHCHECK.
 
-Every network check is one query with a short timeout, sent from this process with blocking
-sockets (encrypted upstreams through the resolver's own DoT/DoH transports, on a short-lived
-event loop of their own); nothing is sent anywhere but to the addresses of the configuration
-(the listen addresses, the upstreams, the forwarding servers).
+Every network check is one exchange with a short timeout, sent from this process with blocking
+sockets and driven by the resolver's own ``Resolution`` (encrypted upstreams through the
+resolver's own DoT/DoH transports, on a short-lived event loop of their own); nothing is sent
+anywhere but to the addresses of the configuration (the listen addresses, the upstreams, the
+forwarding servers).
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -35,7 +38,10 @@ from typing import Final, TextIO
 from resolver.blocklog.schema import BlockLogError, SchemaError, open_db
 from resolver.config.schema import Config, parse_hostport
 from resolver.core import wire
+from resolver.core.resolution import Resolution, UpstreamHealth
 from resolver.core.steps import Upstream
+from resolver.net import framing
+from resolver.net.upstream_query import build_probe, matches
 from resolver.upstreams import upstream_addresses
 
 OK: Final = "OK"
@@ -69,92 +75,121 @@ class _NoAnswer(Exception):
     """No usable answer: the message says why, in plain words."""
 
 
-def _query(name: str, qtype: int) -> tuple[int, bytes]:
-    qid = secrets.randbits(16)
-    msg = (
-        wire.HEADER.pack(qid, wire.RD, 1, 0, 0, 1)
+def _query(name: str, qtype: int, qclass: int = wire.C_IN) -> bytes:
+    """A query with a fresh random ID, RD and EDNS: the shape ``upstream_query.matches`` reads."""
+    return (
+        wire.HEADER.pack(secrets.randbits(16), wire.RD, 1, 0, 0, 1)
         + wire.name_to_wire(name)
         + wire.U16.pack(qtype)
-        + wire.U16.pack(wire.C_IN)
+        + wire.U16.pack(qclass)
         + wire.build_opt(1232, False)
     )
-    return qid, msg
-
-
-def _check_reply(reply: bytes, qid: int) -> tuple[int, int]:
-    """(rcode, answer count) of ``reply``, or _NoAnswer if it does not answer our query."""
-    if len(reply) < 12:
-        raise _NoAnswer("a reply too short to be DNS")
-    rid, flags, _, ancount, _, _ = wire.HEADER.unpack_from(reply)
-    if rid != qid or not flags & wire.QR:
-        raise _NoAnswer("a reply that does not match the query")
-    return flags & wire.RCODE_MASK, ancount
 
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def ask_udp(host: str, port: int, name: str, qtype: int, timeout: float) -> tuple[int, int]:
-    """Send one query over UDP; return (rcode, answer count) or raise _NoAnswer."""
-    qid, msg = _query(name, qtype)
-    deadline = time.monotonic() + timeout
+def _udp_once(host: str, port: int, msg: bytes, wait: float) -> bytes:
+    """One try over UDP: the reply that answers ``msg``; TimeoutError or OSError if none."""
+    deadline = time.monotonic() + wait
     with socket.socket(_family(host), socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect((host, port))
-            sock.send(msg)
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise _NoAnswer(f"no answer within {timeout:g} s")
-                sock.settimeout(left)
-                reply = sock.recv(65535)
-                try:
-                    return _check_reply(reply, qid)
-                except _NoAnswer:
-                    continue  # a stray datagram: keep waiting for ours
-        except TimeoutError:
-            raise _NoAnswer(f"no answer within {timeout:g} s") from None
-        except ConnectionRefusedError:
-            raise _NoAnswer("nothing listens there (connection refused)") from None
-        except OSError as exc:
-            raise _NoAnswer(_oserror(exc)) from None
+        sock.connect((host, port))
+        sock.send(msg)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            sock.settimeout(left)
+            reply = sock.recv(65535)
+            if matches(reply, msg):
+                return reply
+            # A stray datagram: keep waiting for ours.
 
 
-def ask_tcp(host: str, port: int, name: str, qtype: int, timeout: float) -> tuple[int, int]:
-    """Send one query over TCP (RFC 7766 framing); return (rcode, answer count) or _NoAnswer."""
-    qid, msg = _query(name, qtype)
-    deadline = time.monotonic() + timeout
+def _tcp_once(host: str, port: int, msg: bytes, wait: float) -> bytes:
+    """One try over TCP (RFC 7766 framing): the reply that answers ``msg``, or OSError."""
+    deadline = time.monotonic() + wait
+    with socket.create_connection((host, port), timeout=wait) as sock:
+        sock.sendall(framing.frame(msg))
+        buf = bytearray()
+        while True:
+            reply = framing.pop_frame(buf)
+            if reply is not None:
+                if matches(reply, msg):
+                    return reply
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            sock.settimeout(left)
+            chunk = sock.recv(65537)
+            if not chunk:
+                raise ConnectionResetError(0, "the connection was closed without an answer")
+            buf += chunk
+
+
+def _why(exc: OSError, timeout: float) -> _NoAnswer:
+    if isinstance(exc, TimeoutError):
+        return _NoAnswer(f"no answer within {timeout:g} s")
+    if isinstance(exc, ConnectionRefusedError):
+        return _NoAnswer("nothing listens there (connection refused)")
+    return _NoAnswer(_oserror(exc))
+
+
+def ask_udp(host: str, port: int, msg: bytes, timeout: float) -> bytes:
+    """Send ``msg`` once over UDP; the reply, or _NoAnswer saying why none came."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(wire.U16.pack(len(msg)) + msg)
-            size = wire.U16.unpack(_read_exactly(sock, 2, deadline, timeout))[0]
-            return _check_reply(_read_exactly(sock, size, deadline, timeout), qid)
-    except TimeoutError:
-        raise _NoAnswer(f"no answer within {timeout:g} s") from None
-    except ConnectionRefusedError:
-        raise _NoAnswer("nothing listens there (connection refused)") from None
+        return _udp_once(host, port, msg, timeout)
+    except OSError as exc:  # TimeoutError included
+        raise _why(exc, timeout) from None
+
+
+def ask_tcp(host: str, port: int, msg: bytes, timeout: float) -> bytes:
+    """Send ``msg`` once over TCP; the reply, or _NoAnswer saying why none came."""
+    try:
+        return _tcp_once(host, port, msg, timeout)
     except OSError as exc:
-        raise _NoAnswer(_oserror(exc)) from None
+        raise _why(exc, timeout) from None
 
 
-def ask_upstream(
-    up: Upstream, name: str, qtype: int, timeout: float, ssl_context: ssl.SSLContext | None
-) -> tuple[int, int]:
-    """Ask one upstream as the resolver does (plain UDP, DNS over TLS or over HTTPS)."""
+def exchange_plain(up: Upstream, make: Callable[[], bytes], timeout: float) -> bytes:
+    """Ask a plain DNS server as the resolver does, within ``timeout`` seconds.
+
+    The resolver's own ``Resolution`` (resolver.core.resolution) drives the tries: UDP, the
+    same server over TCP when truncated, a lost datagram asked once more. Returns the reply,
+    an error answer (REFUSED, SERVFAIL) included; raises _NoAnswer saying why none came.
+    ``make`` builds each try's query (a fresh ID each time).
+    """
+    res = Resolution(UpstreamHealth(), (up,), time.monotonic(), timeout / 2, timeout)
+    why = _NoAnswer(f"no answer within {timeout:g} s")
+    while (t := res.next_try(time.monotonic())) is not None:
+        reply: bytes | None = None
+        try:
+            reply = (_tcp_once if t.tcp else _udp_once)(up.host, up.port, make(), t.wait)
+        except OSError as exc:
+            why = _why(exc, timeout)
+        res.query_result(reply, time.monotonic())
+    if res.response is None:
+        raise why
+    return res.response
+
+
+def ask_upstream(up: Upstream, timeout: float, ssl_context: ssl.SSLContext | None) -> bytes:
+    """Ask one upstream ``. NS`` as the resolver does (plain DNS, DNS over TLS or over HTTPS)."""
     if up.kind == "udp":
-        return ask_udp(up.host, up.port, name, qtype, timeout)
-    return asyncio.run(_ask_encrypted(up, name, qtype, timeout, ssl_context))
+        return exchange_plain(up, lambda: build_probe(secrets.randbits(16)), timeout)
+    return asyncio.run(_ask_encrypted(up, build_probe(secrets.randbits(16)), timeout, ssl_context))
 
 
 async def _ask_encrypted(
-    up: Upstream, name: str, qtype: int, wait: float, ssl_context: ssl.SSLContext | None
-) -> tuple[int, int]:
-    # The resolver's own transports: the same certificate checks, the same framing.
+    up: Upstream, msg: bytes, wait: float, ssl_context: ssl.SSLContext | None
+) -> bytes:
+    # The resolver's own transports: the same certificate checks, the same framing. Imported
+    # here: aiohttp is loaded only when an https:// upstream is checked.
     from resolver.net.upstream_https import HttpsUpstream
     from resolver.net.upstream_tls import TlsUpstream
 
-    qid, msg = _query(name, qtype)
     transport: TlsUpstream | HttpsUpstream
     try:
         if up.kind == "tls":
@@ -166,7 +201,7 @@ async def _ask_encrypted(
     except ValueError as exc:
         raise _NoAnswer(str(exc)) from None
     try:
-        reply = await transport.exchange(msg, wait)
+        return await transport.exchange(msg, wait)
     except ssl.SSLCertVerificationError as exc:
         raise _NoAnswer(
             f"its certificate is refused ({exc.verify_message or exc.reason}): check the name "
@@ -174,31 +209,34 @@ async def _ask_encrypted(
         ) from None
     except ssl.SSLError as exc:
         raise _NoAnswer(f"the TLS handshake failed ({exc.reason or exc})") from None
-    except TimeoutError:
-        raise _NoAnswer(f"no answer within {wait:g} s") from None
-    except ConnectionRefusedError:
-        raise _NoAnswer("nothing listens there (connection refused)") from None
-    except OSError as exc:
-        raise _NoAnswer(_oserror(exc)) from None
+    except OSError as exc:  # TimeoutError and ConnectionRefusedError included
+        raise _why(exc, wait) from None
     except ValueError as exc:
         raise _NoAnswer(str(exc)) from None
     finally:
         await transport.close()
-    return _check_reply(reply, qid)
 
 
-def _read_exactly(sock: socket.socket, n: int, deadline: float, timeout: float) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise _NoAnswer(f"no answer within {timeout:g} s")
-        sock.settimeout(left)
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise _NoAnswer("the connection was closed without an answer")
-        buf += chunk
-    return buf
+def _rcode(reply: bytes) -> int:
+    return int(wire.HEADER.unpack_from(reply)[1] & wire.RCODE_MASK)
+
+
+def _answer_count(reply: bytes) -> int:
+    return int(wire.HEADER.unpack_from(reply)[3])
+
+
+def _first_txt(reply: bytes) -> str | None:
+    """The first string of the first TXT answer, printable, or None."""
+    try:
+        _, rrs = wire.walk(reply)
+    except wire.WireError:
+        return None
+    for rr in rrs:
+        if rr.section == 0 and rr.rtype == wire.T_TXT and rr.rdlength:
+            size = reply[rr.rdata_at]
+            text = reply[rr.rdata_at + 1 : rr.rdata_at + 1 + size][:64]
+            return "".join(chr(c) if 32 < c < 127 else "?" for c in text)
+    return None
 
 
 def _oserror(exc: OSError) -> str:
@@ -233,6 +271,27 @@ def _check_config(config_path: Path | None) -> list[_Result]:
     return [_Result(OK, f"config: {what} is valid")]
 
 
+# What Parafoudre answers to id.server CH TXT (RFC 4892): "parafoudre-<host>-w<worker>"
+# (resolver.app); another DNS server names itself otherwise, or refuses the question.
+_OUR_IDENTITY: Final = re.compile(r"parafoudre-.*-w[0-9]+")
+
+
+def _identity_problem(host: str, port: int, timeout: float) -> str | None:
+    """Why what answers DNS at host:port is not Parafoudre, or None if it is."""
+    try:
+        reply = ask_udp(host, port, _query("id.server", wire.T_TXT, wire.C_CH), timeout)
+    except _NoAnswer as exc:
+        return f"it does not say who it is (id.server CH TXT: {exc})"
+    name = _first_txt(reply)
+    if name is not None and _OUR_IDENTITY.fullmatch(name):
+        return None
+    if name is not None:
+        return f"it calls itself {name!r} (id.server CH TXT)"
+    return (
+        f"it answers id.server CH TXT with {_rcode_name(_rcode(reply))}, Parafoudre with its name"
+    )
+
+
 def _check_listen(cfg: Config, timeout: float) -> list[_Result]:
     results: list[_Result] = []
     for spec in cfg.server.listen:
@@ -248,73 +307,113 @@ def _check_listen(cfg: Config, timeout: float) -> list[_Result]:
             continue
         # A wildcard address answers on loopback too.
         target = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
-        where = _where(host, port)
-        problems: list[_Result] = []
-        for proto, ask in (("UDP", ask_udp), ("TCP", ask_tcp)):
-            try:
-                rcode, count = ask(target, port, "localhost", wire.T_A, timeout)
-            except _NoAnswer as exc:
-                problems.append(_Result(FAIL, f"listen {where} ({proto}): {exc}", _SERVICE_HINT))
-                continue
-            if rcode == wire.REFUSED:
-                problems.append(
-                    _Result(
-                        WARN,
-                        f"listen {where} ({proto}): answers, but REFUSED this machine",
-                        "add the box's own addresses (127.0.0.0/8 and its LAN address) to "
-                        "acl.allow",
-                    )
-                )
-            elif rcode != wire.NOERROR or count == 0:
-                problems.append(
-                    _Result(
-                        WARN,
-                        f"listen {where} ({proto}): answers 'localhost' with "
-                        f"{_rcode_name(rcode)} and {count} records",
-                        "check local_zone.records for a 'localhost' entry",
-                    )
-                )
-        results.extend(problems or [_Result(OK, f"listen {where}: answers over UDP and TCP")])
+        results.extend(_check_one_listen(target, port, _where(host, port), timeout))
     return results
+
+
+def _check_one_listen(target: str, port: int, where: str, timeout: float) -> list[_Result]:
+    problems: list[_Result] = []
+    refused = udp_silent = False
+    for proto, ask in (("UDP", ask_udp), ("TCP", ask_tcp)):
+        try:
+            reply = ask(target, port, _query("localhost", wire.T_A), timeout)
+        except _NoAnswer as exc:
+            problems.append(_Result(FAIL, f"listen {where} ({proto}): {exc}", _SERVICE_HINT))
+            udp_silent = udp_silent or proto == "UDP"
+            continue
+        rcode, count = _rcode(reply), _answer_count(reply)
+        if rcode == wire.REFUSED:
+            refused = True
+            problems.append(
+                _Result(
+                    WARN,
+                    f"listen {where} ({proto}): answers, but REFUSED this machine",
+                    "add the box's own addresses (127.0.0.0/8 and its LAN address) to acl.allow",
+                )
+            )
+        elif rcode != wire.NOERROR or count == 0:
+            problems.append(
+                _Result(
+                    WARN,
+                    f"listen {where} ({proto}): answers 'localhost' with "
+                    f"{_rcode_name(rcode)} and {count} records",
+                    "check local_zone.records for a 'localhost' entry",
+                )
+            )
+    if refused or udp_silent:
+        return problems  # nothing answers, or we may not ask: who it is cannot be told
+    other = _identity_problem(target, port, timeout)
+    if other is not None:
+        # Another program holds the address: whatever it answers, Parafoudre protects nobody.
+        return [
+            _Result(
+                FAIL,
+                f"listen {where}: something answers DNS there, but not Parafoudre: {other}",
+                f"another DNS server holds this address (dnsmasq, systemd-resolved, unbound?): "
+                f"`ss -lunp 'sport = :{port}'` names it; stop it or give Parafoudre another "
+                "address in server.listen, then start Parafoudre",
+            )
+        ]
+    return problems or [_Result(OK, f"listen {where}: Parafoudre answers over UDP and TCP")]
 
 
 def _check_upstreams(
     cfg: Config, timeout: float, ssl_context: ssl.SSLContext | None
 ) -> list[_Result]:
-    results: list[_Result] = []
-    ok = 0
-    servers = upstream_addresses(cfg.upstream)
-    for up in servers:
-        where = str(up)
+    """Each upstream asked ``. NS``: answers, refuses, fails, or gives no answer at all.
+
+    The advice depends on which: the network only when no upstream replied at all (one that
+    REFUSED was reached: the cable is fine).
+    """
+    outcomes: list[tuple[Upstream, int | _NoAnswer]] = []
+    for up in upstream_addresses(cfg.upstream):
         try:
-            rcode, _ = ask_upstream(up, ".", wire.T_NS, timeout, ssl_context)
+            outcomes.append((up, _rcode(ask_upstream(up, timeout, ssl_context))))
         except _NoAnswer as exc:
-            results.append(_Result(FAIL, f"upstream {where}: {exc}", ""))
-            continue
-        if rcode in (wire.NOERROR, wire.NXDOMAIN):
-            ok += 1
-            results.append(_Result(OK, f"upstream {where}: answers"))
-        else:
+            outcomes.append((up, exc))
+    good = sum(1 for _, o in outcomes if o in (wire.NOERROR, wire.NXDOMAIN))
+    replied = sum(1 for _, o in outcomes if not isinstance(o, _NoAnswer))
+    bad = FAIL if good == 0 else WARN  # one bad upstream of several: the others take over
+    results: list[_Result] = []
+    for up, o in outcomes:
+        where = f"upstream {up}"
+        if isinstance(o, _NoAnswer):
+            fix = _UPSTREAM_NETWORK if replied == 0 else _UPSTREAM_ONE_SILENT
+            if good:
+                fix = "the others take over; if it stays down, remove it from upstream.servers"
+            results.append(_Result(bad, f"{where}: {o}", fix))
+        elif o in (wire.NOERROR, wire.NXDOMAIN):
+            results.append(_Result(OK, f"{where}: answers"))
+        elif o == wire.REFUSED:
+            results.append(_Result(bad, f"{where}: reached, but REFUSES our queries", _REFUSED))
+        elif o == wire.SERVFAIL:
             results.append(
-                _Result(
-                    FAIL,
-                    f"upstream {where}: answers {_rcode_name(rcode)} to a simple query",
-                    "",
-                )
+                _Result(bad, f"{where}: reached, but answers SERVFAIL even for the root", _SERVFAIL)
             )
-    # One dead upstream is a warning (the resolver fails over); all dead is a failure.
-    fix_all = (
-        "the box cannot reach any upstream resolver: check its network cable, its gateway "
-        "(`ip route`) and that the firewall lets it out (port 53 UDP and TCP for plain "
-        "entries, 853 for tls://, 443 for https://)"
-    )
-    fix_one = "the others take over; if it stays down, remove it from upstream.servers"
-    return [
-        r
-        if r.status == OK
-        else _Result(FAIL if ok == 0 else WARN, r.text, fix_all if ok == 0 else fix_one)
-        for r in results
-    ]
+        else:
+            text = f"{where}: reached, but answers {_rcode_name(o)} to a simple query"
+            results.append(_Result(bad, text, _UPSTREAM_REPLACE))
+    return results
+
+
+_UPSTREAM_NETWORK: Final = (
+    "the box cannot reach any upstream resolver: check its network cable, its gateway "
+    "(`ip route`) and that the firewall lets it out (port 53 UDP and TCP for plain "
+    "entries, 853 for tls://, 443 for https://)"
+)
+_UPSTREAM_ONE_SILENT: Final = (
+    "other upstreams reply, so the box's network works: this one is down or filtered on the "
+    "way; check its address in upstream.servers"
+)
+_REFUSED: Final = (
+    "this server does not serve this box (its access list): if it is your provider's or your "
+    "own, allow the box's public address there; otherwise use another in upstream.servers"
+)
+_SERVFAIL: Final = (
+    "it is up but cannot resolve anything now (its own upstreams, or DNSSEC with a wrong "
+    "clock on that server): wait and run doctor again, or use another in upstream.servers"
+)
+_UPSTREAM_REPLACE: Final = "use another resolver in upstream.servers"
 
 
 def _check_forward_zones(cfg: Config, timeout: float) -> list[_Result]:
@@ -324,11 +423,13 @@ def _check_forward_zones(cfg: Config, timeout: float) -> list[_Result]:
         bad: list[str] = []
         for spec in fz.servers:
             host, port = parse_hostport(spec, 53)
+            up = Upstream(host, port)
             try:
-                rcode, _ = ask_udp(host, port, fz.zone, wire.T_SOA, timeout)
+                reply = exchange_plain(up, functools.partial(_query, fz.zone, wire.T_SOA), timeout)
             except _NoAnswer as exc:
                 bad.append(f"{_where(host, port)} {exc}")
                 continue
+            rcode = _rcode(reply)
             if rcode in (wire.NOERROR, wire.NXDOMAIN):
                 good.append(_where(host, port))
             else:

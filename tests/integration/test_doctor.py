@@ -13,9 +13,11 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from dnslib import RCODE, DNSRecord
 
 from resolver.app import App
 from resolver.blocklog.schema import MIGRATIONS, open_db
@@ -96,7 +98,7 @@ async def test_healthy_instance_is_all_ok(tmp_path: Path, upstream: FakeUpstream
     assert code == 0, lines
     assert not [ln for ln in lines[:-1] if not ln.startswith("OK ")], lines
     assert lines_with(lines, "OK", "config:", "parafoudre.yaml is valid")
-    assert lines_with(lines, "OK", "listen 127.0.0.1:", "answers over UDP and TCP")
+    assert lines_with(lines, "OK", "listen 127.0.0.1:", "Parafoudre answers over UDP and TCP")
     assert lines_with(lines, "OK", f"upstream 127.0.0.1:{upstream.port}", "answers")
     assert lines_with(lines, "OK", "forward zone mairie.local")
     assert lines_with(lines, "OK", "feeds: compiled blocklist updated")
@@ -309,3 +311,98 @@ async def test_dns_over_tls_upstream(tmp_path: Path) -> None:
         assert refused and "clock" in refused[0], lines
     finally:
         server.close()
+
+
+# --- issue 22.3: what answered, and who ----------------------------------------------------------
+
+
+def rcode_handler(rcode: int) -> Callable[[DNSRecord], DNSRecord]:
+    def handler(req: DNSRecord) -> DNSRecord:
+        r = req.reply()
+        r.header.rcode = rcode
+        return r
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("rcode", "said", "advice"),
+    [
+        (RCODE.REFUSED, "reached, but REFUSES our queries", "access list"),
+        (RCODE.SERVFAIL, "reached, but answers SERVFAIL even for the root", "cannot resolve"),
+    ],
+)
+async def test_an_upstream_that_refuses_or_fails_is_not_a_network_problem(
+    tmp_path: Path, rcode: int, said: str, advice: str
+) -> None:
+    up = FakeUpstream(handler=rcode_handler(rcode))
+    await up.start()
+    try:
+        cfg = make_config(tmp_path, up.port)
+        code, lines = await doctor(with_listen(cfg, f"127.0.0.1:{closed_port()}"))
+    finally:
+        await up.stop()
+    assert code == 1, lines
+    line = lines_with(lines, "FAIL", f"upstream 127.0.0.1:{up.port}", said, advice)
+    assert line, lines
+    assert not [ln for ln in lines if "network cable" in ln], lines
+    assert len(up.queries) == 1  # an error answer is not asked again
+
+
+async def test_no_upstream_replies_is_a_network_problem(tmp_path: Path) -> None:
+    dead, silent = closed_port(), FakeUpstream(silent=True)
+    await silent.start()
+    try:
+        cfg = make_config(
+            tmp_path,
+            dead,
+            f"upstream:\n  servers: ['127.0.0.1:{dead}', '127.0.0.1:{silent.port}']\n",
+        )
+        code, lines = await doctor(with_listen(cfg, f"127.0.0.1:{closed_port()}"))
+    finally:
+        await silent.stop()
+    assert code == 1, lines
+    assert lines_with(lines, "FAIL", f"upstream 127.0.0.1:{dead}", "nothing listens", "cable")
+    assert lines_with(lines, "FAIL", f"upstream 127.0.0.1:{silent.port}", "no answer", "cable")
+
+
+async def test_one_refusing_upstream_beside_a_silent_one(tmp_path: Path) -> None:
+    refusing, silent = FakeUpstream(handler=rcode_handler(RCODE.REFUSED)), FakeUpstream(silent=True)
+    await refusing.start()
+    await silent.start()
+    try:
+        servers = f"['127.0.0.1:{refusing.port}', '127.0.0.1:{silent.port}']"
+        cfg = make_config(tmp_path, refusing.port, f"upstream:\n  servers: {servers}\n")
+        _, lines = await doctor(with_listen(cfg, f"127.0.0.1:{closed_port()}"))
+    finally:
+        await refusing.stop()
+        await silent.stop()
+    # One upstream was reached: the box's network works, so no cable advice for the other.
+    assert lines_with(lines, "FAIL", f"upstream 127.0.0.1:{silent.port}", "network works"), lines
+    assert not [ln for ln in lines if "network cable" in ln], lines
+
+
+@pytest.mark.parametrize(
+    ("identity", "said"),
+    [
+        (None, "id.server CH TXT with NXDOMAIN"),  # answers every name, not the identity
+        ("unbound-box", "it calls itself 'unbound-box'"),
+    ],
+)
+async def test_another_dns_server_on_the_listen_address_is_not_parafoudre(
+    tmp_path: Path, upstream: FakeUpstream, identity: str | None, said: str
+) -> None:
+    other = FakeUpstream()
+    other.add("localhost. 300 IN A 127.0.0.1")
+    if identity is not None:
+        other.add(f'id.server. 0 CH TXT "{identity}"')
+    await other.start()
+    try:
+        cfg = make_config(tmp_path, upstream.port)
+        code, lines = await doctor(with_listen(cfg, f"127.0.0.1:{other.port}"))
+    finally:
+        await other.stop()
+    assert code == 1, lines
+    fail = lines_with(lines, "FAIL", f"listen 127.0.0.1:{other.port}", "not Parafoudre", said)
+    assert fail and "ss -lunp" in fail[0], lines
+    assert not lines_with(lines, "OK", "listen"), lines
