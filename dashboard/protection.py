@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from resolver.blocklog.writer import HEARTBEAT
+from resolver.blocklog.schema import HEARTBEAT
 from resolver.stats import FeedStatusRow, StatsSnapshot
 
 Check = Literal["ok", "off", "unknown"]

@@ -21,6 +21,11 @@ SCHEMA_VERSION: Final = 4
 # can show how many block events were lost.
 QUEUE_DROPPED: Final = "queue_dropped"
 WRITE_FAILED: Final = "write_failed"
+# Seconds between two heartbeats of the ``runs`` row (written by writer.py). A crash loses at
+# most this much of the record of when the box ran; readers (the page) take a row whose ``seen``
+# is older than a few heartbeats as a writer that stopped or is stuck. Part of the file's
+# contract, so the page reads it here without importing the writer.
+HEARTBEAT: Final = 60.0
 
 # A writer waits this long for a lock held by another connection (a checkpoint, a second writer
 # started by mistake) before the statement fails; it waits on the writer thread, never on the

@@ -25,7 +25,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, NamedTuple, final
 
-from resolver.blocklog.schema import QUEUE_DROPPED, WRITE_FAILED, BlockLogError, open_db
+from resolver.blocklog.schema import (
+    HEARTBEAT,
+    QUEUE_DROPPED,
+    WRITE_FAILED,
+    BlockLogError,
+    open_db,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +48,6 @@ PRUNE_EVERY: Final = 3600.0  # seconds between two retention passes
 # the worker) for seconds; chunks let readers and checkpoints interleave.
 PRUNE_CHUNK: Final = 10_000
 WARN_EVERY: Final = 60.0  # seconds between two warnings about write failures
-# Seconds between two heartbeats of the ``runs`` row. A crash loses at most this much of the
-# record of when the box ran; readers take a row whose ``seen`` is older than a few heartbeats
-# as a writer that stopped or is stuck.
-HEARTBEAT: Final = 60.0
 DAY: Final = 86_400
 
 _INSERT_BLOCK: Final = (
