@@ -52,6 +52,9 @@ class FeedState:
     last_success: str = ""  # ISO time the last good copy was fetched or confirmed unchanged
     last_change: str = ""  # ISO time the last good copy last changed
     last_error: str = ""  # "" after a successful run
+    # The class of last_error for the page ("dns", "route", "refused", "tls", "http",
+    # "timeout", "other"; feeds/download.py), "" after a successful run.
+    error_class: str = ""
     status: str = ""  # updated, unchanged, failed (last good kept), unusable
 
     def to_json(self) -> str:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,12 +22,21 @@ from typing import TextIO
 import publicsuffixlist
 
 from feeds.compiler import Compiler, FeedSet, collect, write_artifact
-from feeds.download import Fetched, Limits, fetch, make_session
+from feeds.download import (
+    TIMEOUT,
+    DownloadError,
+    Fetched,
+    Limits,
+    NetworkWatch,
+    diagnosis,
+    fetch,
+    make_session,
+)
 from feeds.errors import FeedError
 from feeds.never_block import PublicSuffixes, load_never_block, parse_names
 from feeds.normalize import ParseStats
 from feeds.parsers import ParseOptions, parse_file
-from feeds.sources import Feed, resolve_sources, url_host
+from feeds.sources import Feed, local_path, resolve_sources, url_host
 from feeds.state import StateStore, now_iso
 from resolver import blocklist_file
 from resolver.config.feeds import FeedsConfig
@@ -44,6 +54,10 @@ EXIT_NOTHING = 4  # no usable feed, or the blocklist could not be written; the o
 COMPILER_VERSION = 1
 # Downloads run in parallel, politely: few at a time.
 _PARALLEL_DOWNLOADS = 4
+# With no server answering at all after this long, the network is plainly absent: the update
+# stops waiting and says so (a slow but working network has answered by then, and its downloads
+# go on for as long as feeds.total_timeout allows).
+GIVE_UP_OFFLINE = 25.0
 
 
 @dataclass(slots=True)
@@ -57,6 +71,7 @@ class Outcome:
     removed: int = 0
     rejected: int = 0
     error: str = ""
+    error_class: str = ""  # feeds/download.py's classes; "other" for content errors
     fresh: FeedSet | None = None  # parsed new copy, kept for the compile step
 
     @property
@@ -106,11 +121,17 @@ class Updater:
     """One run of the updater over the configured feeds."""
 
     def __init__(
-        self, cfg: FeedsConfig, artifact_path: Path, out: TextIO, interactive: bool
+        self,
+        cfg: FeedsConfig,
+        artifact_path: Path,
+        out: TextIO,
+        interactive: bool,
+        err: TextIO | None = None,
     ) -> None:
         self.cfg = cfg
         self.artifact = artifact_path
-        self.out = out
+        self.out = out  # what went well
+        self.err = err if err is not None else sys.stderr  # failures, each said once
         self.interactive = interactive
         self.store = StateStore(cfg.state_path())
         self._received: dict[str, int] = {}
@@ -135,15 +156,20 @@ class Updater:
         fetched = await self._download_all(enabled)
         outcomes = [self._check(f, fetched[f.name]) for f in enabled]
         for o in outcomes:
-            self.out.write(self._line(o) + "\n")
+            stream = self.out if o.status in ("updated", "unchanged") else self.err
+            stream.write(self._line(o) + "\n")
+        failed_classes = [o.error_class for o in outcomes if o.error]
+        if failed_classes:
+            # One sentence for the operator, once, after the feed lines.
+            self.err.write(f"diagnosis: {diagnosis(failed_classes)}\n")
         usable = [o for o in outcomes if o.usable]
         if enabled and not usable:
-            self.out.write("blocklist: no usable feed; the current blocklist stays in place\n")
+            self.err.write("blocklist: no usable feed; the current blocklist stays in place\n")
             return EXIT_NOTHING
         try:
             written = self._compile(usable, feeds)
         except (FeedError, OSError, blocklist_file.BlocklistFileError) as exc:
-            self.out.write(f"blocklist: not written: {exc}\n")
+            self.err.write(f"blocklist: not written: {exc}\n")
             return EXIT_NOTHING
         self.out.write(f"{written} in {time.monotonic() - started:.1f} s\n")
         failed = any(o.status != "updated" and o.status != "unchanged" for o in outcomes)
@@ -155,11 +181,19 @@ class Updater:
         limits = limits_of(self.cfg)
         gate = asyncio.Semaphore(_PARALLEL_DOWNLOADS)
         results: dict[str, Fetched | FeedError] = {}
+        watch = NetworkWatch()
 
         async def one(feed: Feed) -> None:
             state = self.store.load(feed.name)
             have_copy = self.store.data_path(feed.name).exists() and state.url == feed.url
             async with gate:
+                if watch.absent and local_path(feed.url) is None:
+                    # Each try would wait for the same missing network: say it, do not wait.
+                    results[feed.name] = DownloadError(
+                        "not tried: the network is absent (see the first failure)",
+                        watch.absent_class(),
+                    )
+                    return
                 try:
                     results[feed.name] = await fetch(
                         session,
@@ -170,12 +204,24 @@ class Updater:
                         last_modified=state.last_modified if have_copy else "",
                         previous_sha256=state.sha256 if have_copy else "",
                         progress=self._progress(feed.name),
+                        watch=watch,
                     )
                 except FeedError as exc:
                     results[feed.name] = exc
 
         async with make_session(limits) as session:
-            await asyncio.gather(*(one(f) for f in feeds))
+            tasks = [asyncio.ensure_future(one(f)) for f in feeds]
+            if tasks:
+                _, pending = await asyncio.wait(tasks, timeout=GIVE_UP_OFFLINE)
+                if pending and not (watch.answered or watch.succeeded):
+                    for task in pending:
+                        task.cancel()
+                    await asyncio.gather(*pending, return_exceptions=True)
+                    words = f"gave up after {GIVE_UP_OFFLINE:g} s: no feed server answered"
+                    for f in feeds:
+                        results.setdefault(f.name, DownloadError(words, TIMEOUT))
+                elif pending:
+                    await asyncio.gather(*pending)
         if self.interactive and feeds:
             self.out.write("\r\x1b[K")  # clear the progress line
         return results
@@ -228,6 +274,7 @@ class Updater:
                     last_success=now,
                     last_change=now,
                     last_error="",
+                    error_class="",
                     status="updated",
                 )
                 out.status, out.fresh = "updated", fs
@@ -240,15 +287,20 @@ class Updater:
                     last_modified=result.last_modified or old.last_modified,
                     last_success=now_iso(),
                     last_error="",
+                    error_class="",
                     status="unchanged",
                 )
                 out.status = "unchanged"
         except FeedError as exc:
             out.error = str(exc)
+            out.error_class = getattr(exc, "error_class", "other")
             usable = data.exists() and old.url == feed.url and old.sha256 != ""
             out.status = "failed" if usable else "unusable"
-            state = replace(state, last_error=out.error, status=out.status)
-            log.warning("feed %s: %s", name, out.error)
+            state = replace(
+                state, last_error=out.error, error_class=out.error_class, status=out.status
+            )
+            # Said once, by the feed's line on stderr; the log only keeps it for -v.
+            log.debug("feed %s: %s", name, out.error)
         finally:
             tmp.unlink(missing_ok=True)
         out.entries, out.rejected = state.entries, state.rejected
@@ -357,10 +409,10 @@ class Updater:
             return f"feed {name}: unchanged, {o.entries} entries, {o.rejected} rejected"
         if o.status == "failed":
             return (
-                f"feed {name}: FAILED ({o.error}); last good copy kept, {o.entries} entries,"
+                f"feed {name}: FAILED, {o.error}; last good copy kept, {o.entries} entries,"
                 f" {o.rejected} rejected"
             )
-        return f"feed {name}: FAILED ({o.error}); no good copy, feed skipped"
+        return f"feed {name}: FAILED, {o.error}; no good copy, feed skipped"
 
 
 class _ProgressLine:
@@ -377,14 +429,30 @@ class _ProgressLine:
 
 
 async def run_update(
-    cfg: FeedsConfig, *, artifact_path: Path, out: TextIO, interactive: bool
+    cfg: FeedsConfig,
+    *,
+    artifact_path: Path,
+    out: TextIO,
+    interactive: bool,
+    err: TextIO | None = None,
 ) -> int:
-    """Run `parafoudre feeds update`; return the exit code (EXIT_*)."""
-    return await Updater(cfg, artifact_path, out, interactive).run()
+    """Run `parafoudre feeds update`; return the exit code (EXIT_*).
+
+    What went well goes to ``out``; each failure once to ``err`` (default stderr), then one
+    diagnosis line.
+    """
+    return await Updater(cfg, artifact_path, out, interactive, err).run()
 
 
-def update(cfg: FeedsConfig, *, artifact_path: Path, out: TextIO, interactive: bool) -> int:
+def update(
+    cfg: FeedsConfig,
+    *,
+    artifact_path: Path,
+    out: TextIO,
+    interactive: bool,
+    err: TextIO | None = None,
+) -> int:
     """Synchronous wrapper of ``run_update`` for callers without an event loop."""
     return asyncio.run(
-        run_update(cfg, artifact_path=artifact_path, out=out, interactive=interactive)
+        run_update(cfg, artifact_path=artifact_path, out=out, interactive=interactive, err=err)
     )

@@ -33,7 +33,12 @@ def feeds_status(cfg: FeedsConfig) -> Sequence[FeedStatusRow]:
         st = store.load(feed.name)
         rows.append(
             FeedStatusRow(
-                feed.name, feed.category, st.entries, _epoch(st.last_success), st.last_error
+                feed.name,
+                feed.category,
+                st.entries,
+                _epoch(st.last_success),
+                st.last_error,
+                st.error_class,
             )
         )
     return rows

@@ -7,14 +7,18 @@ import hashlib
 import io
 import os
 import signal
+import socket
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 
+from feeds import update as update_module
 from feeds.cli import print_status
 from feeds.state import StateStore
 from feeds.update import EXIT_CONFIG, EXIT_NOTHING, EXIT_OK, EXIT_PARTIAL, run_update
@@ -105,9 +109,15 @@ def serve_defaults(srv: FeedServer) -> None:
 
 
 async def update(cfg: FeedsConfig, artifact: Path) -> tuple[int, str]:
-    out = io.StringIO()
-    code = await run_update(cfg, artifact_path=artifact, out=out, interactive=False)
-    return code, out.getvalue()
+    """The exit code and everything printed (what went well on out, failures on err)."""
+    code, out, err = await update_streams(cfg, artifact)
+    return code, out + err
+
+
+async def update_streams(cfg: FeedsConfig, artifact: Path) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = await run_update(cfg, artifact_path=artifact, out=out, interactive=False, err=err)
+    return code, out.getvalue(), err.getvalue()
 
 
 def line_of(text: str, feed: str) -> str:
@@ -170,7 +180,9 @@ async def test_failures_keep_the_last_good_copy(server: FeedServer, tmp_path: Pa
     code, text = await update(cfg, artifact)
     assert code == EXIT_PARTIAL, text
     assert server.hits["ransom"] == 3  # 1 + 2 retries
-    assert "FAILED (HTTP 503 (after 3 attempts)); last good copy kept, 150 entries" in text
+    assert (
+        "FAILED, HTTP 503 Service Unavailable (after 3 attempts); last good copy kept, 150 entries"
+    ) in text
     assert "HTML page" in line_of(text, "filter")
     assert "shrank from 4 to 0" in line_of(text, "tf")
     bl = blocklist_file.read(artifact)
@@ -203,7 +215,7 @@ async def test_size_cap_and_timeout(server: FeedServer, tmp_path: Path) -> None:
     code, text = await update(cfg, tmp_path / "b.pfb")
     assert code == EXIT_PARTIAL, text
     assert "cap" in line_of(text, "ransom") and "no good copy" in line_of(text, "ransom")
-    assert "timed out" in line_of(text, "tf")
+    assert "did not answer in time" in line_of(text, "tf")
     assert "updated" in line_of(text, "filter")
 
 
@@ -281,3 +293,122 @@ async def test_progress_on_a_terminal_and_one_run_at_a_time(
         assert held
         code, text = await update(cfg, tmp_path / "b.pfb")
     assert code == EXIT_NOTHING and "another update is running" in text
+
+
+# --- offline: every failure said once, in plain words, with one diagnosis ------------------------
+
+
+def refused_port() -> int:
+    """A loopback port nothing listens on: connecting to it is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def no_public_dns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names under .invalid (RFC 6761) do not resolve, without asking any DNS server: the
+    lookup never leaves this machine. Other names (127.0.0.1) resolve as usual."""
+    real = socket.getaddrinfo
+    asked: list[str] = []
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, str) and host.endswith(".invalid"):
+            asked.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+async def test_offline_update_says_each_failure_once_with_one_diagnosis(
+    tmp_path: Path, no_public_dns: list[str]
+) -> None:
+    port = refused_port()
+    cfg = FeedsConfig(
+        catalogue=(),
+        sources=(
+            FeedSource(name="refused", url=f"http://127.0.0.1:{port}/list", format="hosts"),
+            FeedSource(name="nodns", url="https://feeds.parafoudre.invalid/x", format="hosts"),
+        ),
+        state_dir=str(tmp_path / "state"),
+    )  # the default retries and backoff: what an operator runs
+    started = time.monotonic()
+    code, out, err = await update_streams(cfg, tmp_path / "b.pfb")
+    elapsed = time.monotonic() - started
+    assert elapsed < 30, elapsed  # the issue saw 70 s; neither failure is worth a retry
+    assert code == EXIT_NOTHING
+    assert out == ""  # nothing went well; nothing said twice
+    lines = err.splitlines()
+    assert lines == [
+        f"feed refused: FAILED, 127.0.0.1 port {port} refused the connection;"
+        " no good copy, feed skipped",
+        "feed nodns: FAILED, cannot resolve feeds.parafoudre.invalid (Name or service not"
+        " known); no good copy, feed skipped",
+        "diagnosis: this box cannot resolve public names: check its DNS and gateway",
+        "blocklist: no usable feed; the current blocklist stays in place",
+    ]
+    assert "Client" not in err and "Traceback" not in err and "ssl:default" not in err
+    # The class is kept for the weather page, which says it in French.
+    store = StateStore(cfg.state_path())
+    assert store.load("refused").error_class == "refused"
+    assert store.load("nodns").error_class == "dns"
+    assert no_public_dns == ["feeds.parafoudre.invalid"]  # asked once, not retried
+
+
+async def test_with_the_network_absent_the_other_feeds_are_not_waited_for(
+    tmp_path: Path, no_public_dns: list[str]
+) -> None:
+    sources = tuple(
+        FeedSource(name=f"f{i}", url=f"https://host{i}.invalid/list", format="hosts")
+        for i in range(12)
+    )
+    cfg = FeedsConfig(catalogue=(), sources=sources, state_dir=str(tmp_path / "state"))
+    code, out, err = await update_streams(cfg, tmp_path / "b.pfb")
+    assert code == EXIT_NOTHING and out == ""
+    failed = [ln for ln in err.splitlines() if ln.startswith("feed ")]
+    assert len(failed) == 12  # one line per feed
+    assert sum("not tried: the network is absent" in ln for ln in failed) >= 8
+    assert len(no_public_dns) <= 4  # the first wave only
+    assert err.count("diagnosis:") == 1
+
+
+async def test_the_update_gives_up_when_no_server_answers_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A black hole: connections neither succeed nor fail. The give-up delay is shortened here;
+    # in use it is GIVE_UP_OFFLINE, 25 s.
+    monkeypatch.setattr(update_module, "GIVE_UP_OFFLINE", 0.5)
+    hung: list[asyncio.Future[None]] = []
+
+    async def black_hole(request: web.Request) -> web.Response:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        hung.append(waiter)
+        await asyncio.wait_for(waiter, 5)
+        return web.Response(text="late")
+
+    # Requests reach a handler that never answers: the headers never come back.
+    app = web.Application()
+    app.router.add_get("/{name}", black_hole)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        cfg = FeedsConfig(
+            catalogue=(),
+            sources=(FeedSource(name="hole", url=f"http://127.0.0.1:{port}/h", format="hosts"),),
+            state_dir=str(tmp_path / "state"),
+        )
+        started = time.monotonic()
+        code, _, err = await update_streams(cfg, tmp_path / "b.pfb")
+        assert time.monotonic() - started < 3
+    finally:
+        for waiter in hung:
+            waiter.cancel()
+        await runner.cleanup()
+    assert code == EXIT_NOTHING
+    assert "feed hole: FAILED, gave up after 0.5 s: no feed server answered" in err
+    assert "diagnosis: the feed servers do not answer in time" in err
