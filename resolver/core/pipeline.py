@@ -18,6 +18,7 @@ from typing import Final
 from resolver.core import cached_answer, responses, wire
 from resolver.core.cached_answer import CachedAnswer
 from resolver.core.query import Query
+from resolver.core.resolution import failure_reply, is_failure
 from resolver.core.stage import (
     Admitting,
     AnswerCache,
@@ -137,17 +138,10 @@ class Pipeline:
         The answer passes the answer-judging stages in chain order: the policy's (CNAME
         targets on a list) before the cache's, so the cache keeps only what policy let through.
         """
-        if response is None:
-            return Reply(
-                responses.make_error(
-                    query,
-                    wire.SERVFAIL,
-                    responses.EDE_NO_REACHABLE_AUTHORITY,
-                    "no upstream answered",
-                ),
-                Verdict.SERVFAIL,
-                "upstream",
-            )
+        if response is None or is_failure(response):
+            # No upstream replied: SERVFAIL, EDE 22. Every one tried gave an error answer: its
+            # rcode and its EDE passed on, never "no upstream answered" (issue 14).
+            return failure_reply(query, response)
         try:
             entry = cached_answer.from_upstream(
                 response, now, self.cache.min_ttl, self.cache.max_ttl

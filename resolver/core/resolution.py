@@ -10,6 +10,8 @@ TCP, trying another server and the health bookkeeping are written here once::
         reply = ...ask t.server (over TCP if t.tcp) and wait at most t.wait; None if no reply...
         res.query_result(reply, now)
     res.response   # the answer; an upstream's error answer (every server failed); None
+    if is_failure(res.response):   # what the client is told then (Pipeline.complete)
+        reply = failure_reply(query, res.response)
 
 ``UpstreamHealth`` is what every resolution shares: which upstreams answer, how fast, which are
 set aside and until when, when to say in the log that none answers, and which to probe.
@@ -325,30 +327,33 @@ def _rcode(reply: bytes) -> int:
     return int(HEADER.unpack_from(reply)[1] & wire.RCODE_MASK)
 
 
-def upstream_failure(query: Query, response: bytes | None) -> Reply | None:
-    """The client's reply when the upstreams gave no usable answer; None if ``response`` is one.
+def is_failure(response: bytes | None) -> bool:
+    """True if ``response`` is no usable answer: none at all, or an upstream's error answer."""
+    return response is None or len(response) < 12 or _rcode(response) in TRY_ANOTHER
 
-    None: no upstream replied at all, SERVFAIL with EDE 22 "No Reachable Authority" (RFC 8914
+
+def failure_reply(query: Query, response: bytes | None) -> Reply:
+    """The client's reply when ``is_failure(response)``: what went wrong, said plainly.
+
+    None (no upstream replied at all): SERVFAIL with EDE 22 "No Reachable Authority" (RFC 8914
     §4.23). An error answer (every server tried gave one): its rcode, and its Extended DNS
-    Errors passed on (a DNSSEC-bogus name keeps its EDE 6), so nobody debugging is told that no
-    upstream answered when one did. FORMERR becomes SERVFAIL: the client's query was fine,
-    ours did not suit the upstream.
+    Errors passed on (a DNSSEC-bogus name keeps its EDE 6), verdict FORWARDED, so nobody
+    debugging is told that no upstream answered when one did. FORMERR becomes SERVFAIL: the
+    client's query was fine, ours did not suit the upstream.
     """
     if response is None:
         wire_out = responses.make_error(
             query, wire.SERVFAIL, responses.EDE_NO_REACHABLE_AUTHORITY, "no upstream answered"
         )
         return Reply(wire_out, Verdict.SERVFAIL, "upstream")
-    if len(response) < 12:
+    if len(response) < 12:  # not a DNS message: ours to fail, as for any malformed reply
         return Reply(responses.make_error(query, wire.SERVFAIL), Verdict.SERVFAIL, "upstream")
     rcode = _rcode(response)
-    if rcode not in TRY_ANOTHER:
-        return None
-    if rcode == wire.FORMERR:
+    if rcode not in (wire.REFUSED, wire.NOTIMP):
         rcode = wire.SERVFAIL
-    ede = ede_options(response)
-    verdict = Verdict.REFUSED if rcode == wire.REFUSED else Verdict.SERVFAIL
-    return Reply(responses.make_response(query, rcode, ede=ede), verdict, "upstream")
+    # The upstream's answer passed on: FORWARDED, as any other answer of the upstream's.
+    reply = responses.make_response(query, rcode, ede=ede_options(response))
+    return Reply(reply, Verdict.FORWARDED, "upstream")
 
 
 def ede_options(response: bytes) -> bytes:

@@ -265,7 +265,7 @@ class UpstreamClient:
         """The answer of the best server that gives one (see ``Resolution``).
 
         Returns the answer; an upstream's error answer (SERVFAIL, REFUSED, ...) when every
-        server tried gave one (``resolution.upstream_failure`` turns it into the reply);
+        server tried gave one (``resolution.failure_reply`` turns it into the reply);
         None when no upstream replied.
         """
         loop = self._loop

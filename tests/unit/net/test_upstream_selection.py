@@ -18,7 +18,8 @@ from resolver.core.resolution import (
     Try,
     UpstreamHealth,
     ede_options,
-    upstream_failure,
+    failure_reply,
+    is_failure,
 )
 from resolver.core.steps import Upstream, Verdict
 from resolver.core.wire import HEADER
@@ -286,19 +287,20 @@ def reply_ede(resp: bytes) -> list[tuple[int, str]]:
     ("upstream", "rcode", "verdict", "ede"),
     [
         (None, wire.SERVFAIL, Verdict.SERVFAIL, [(22, "no upstream answered")]),
-        (SERVFAIL, wire.SERVFAIL, Verdict.SERVFAIL, []),
-        (reply(wire.SERVFAIL, ede=(6, "bogus")), wire.SERVFAIL, Verdict.SERVFAIL, [(6, "bogus")]),
-        (reply(wire.REFUSED, ede=(18, "")), wire.REFUSED, Verdict.REFUSED, [(18, "")]),
-        (reply(wire.FORMERR), wire.SERVFAIL, Verdict.SERVFAIL, []),
-        (reply(wire.NOTIMP), wire.NOTIMP, Verdict.SERVFAIL, []),
+        (SERVFAIL, wire.SERVFAIL, Verdict.FORWARDED, []),
+        (reply(wire.SERVFAIL, ede=(6, "bogus")), wire.SERVFAIL, Verdict.FORWARDED, [(6, "bogus")]),
+        (reply(wire.REFUSED, ede=(18, "")), wire.REFUSED, Verdict.FORWARDED, [(18, "")]),
+        (reply(wire.FORMERR), wire.SERVFAIL, Verdict.FORWARDED, []),
+        (reply(wire.NOTIMP), wire.NOTIMP, Verdict.FORWARDED, []),
     ],
 )
 def test_upstream_failure_reply(
     upstream: bytes | None, rcode: int, verdict: str, ede: list[tuple[int, str]]
 ) -> None:
     q = make_query("example.test")
-    out = upstream_failure(q, upstream)
-    assert out is not None and out.verdict == verdict
+    assert is_failure(upstream)
+    out = failure_reply(q, upstream)
+    assert out.verdict == verdict
     assert HEADER.unpack_from(out.wire)[0] == q.id
     assert HEADER.unpack_from(out.wire)[1] & wire.RCODE_MASK == rcode
     assert reply_ede(out.wire) == ede
@@ -306,13 +308,14 @@ def test_upstream_failure_reply(
 
 @pytest.mark.parametrize("rcode", [wire.NOERROR, wire.NXDOMAIN])
 def test_answers_are_not_failures(rcode: int) -> None:
-    assert upstream_failure(make_query("example.test"), reply(rcode)) is None
+    assert not is_failure(reply(rcode))
+    assert not is_failure(TRUNC)  # a truncated answer is an answer (over TCP, ours to retry)
 
 
 def test_no_opt_for_a_client_without_edns() -> None:
     q = make_query("example.test", edns=False)
-    out = upstream_failure(q, reply(wire.SERVFAIL, ede=(6, "bogus")))
-    assert out is not None and HEADER.unpack_from(out.wire)[5] == 0  # RFC 6891 §7
+    out = failure_reply(q, reply(wire.SERVFAIL, ede=(6, "bogus")))
+    assert HEADER.unpack_from(out.wire)[5] == 0  # RFC 6891 §7
 
 
 def test_upstream_ede_options_are_bounded() -> None:
