@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from dashboard import i18n, queries
+from dashboard.coverage import covered
 from dashboard.weather import Weather, day_bounds, local_date, weather_for
 from resolver.blocklog.schema import BlockLogError, open_db
 from resolver.config.dashboard import DashboardConfig
@@ -49,12 +50,21 @@ def year_figures(
     oldest = queries.oldest_event(conn)
     first_day = queries.first_counted_day(conn)
     daily = queries.utc_day_counts(conn, f"{year:04d}-01-01", f"{year:04d}-12-31")
+    first_run = queries.first_run(conn)
+    runs = queries.runs_between(conn, *_year_bounds(year, tz))
     months = {m: MonthFigures() for m in range(1, 13)}
     day = dt.date(year, 1, 1)
     while day.year == year and day <= today:
         start, end = day_bounds(day, tz)
         month = months[day.month]
-        if oldest is not None and end > oldest:
+        recorded = first_run is not None and end > first_run  # the block log knows its runs
+        # Not running that day: no data, unless blocks say otherwise (a clock jump).
+        down = recorded and not covered(runs, start, end, now)
+        if down and not queries.count_between(conn, start, end):
+            month.no_data += 1
+            day += dt.timedelta(days=1)
+            continue
+        if recorded or (oldest is not None and end > oldest):
             counts = queries.categories_between(conn, start, end)
         elif first_day is not None and day.isoformat() >= first_day:
             counts = daily.get(day.isoformat(), {})
@@ -69,6 +79,10 @@ def year_figures(
         month.weather_days[weather] = month.weather_days.get(weather, 0) + 1
         day += dt.timedelta(days=1)
     return months
+
+
+def _year_bounds(year: int, tz: str) -> tuple[float, float]:
+    return day_bounds(dt.date(year, 1, 1), tz)[0], day_bounds(dt.date(year, 12, 31), tz)[1]
 
 
 def _rows(
@@ -150,18 +164,22 @@ def _md(text: str) -> str:
 
 def run_report(
     db_path: Path,
-    year: int,
+    year: int | None,
     fmt: str,
     out: TextIO,
     cfg: DashboardConfig,
     *,
     now: float | None = None,
 ) -> int:
-    """Print the ``year`` report as ``fmt`` ("csv" or "markdown") to ``out``; the exit code.
+    """Print the ``year`` report (None: the current year, local) as ``fmt`` ("csv" or
+    "markdown") to ``out``; the exit code.
 
     0 on success, 2 for a bad format or year, 1 if the block log cannot be read (one line on
     stderr).
     """
+    now = time.time() if now is None else now
+    if year is None:
+        year = local_date(now, cfg.timezone).year
     if fmt not in FORMATS:
         print(f"parafoudre: report: unknown format {fmt!r} (fix: csv or markdown)", file=sys.stderr)
         return 2
@@ -174,7 +192,7 @@ def run_report(
         print(f"parafoudre: report: {exc}", file=sys.stderr)
         return 1
     try:
-        months = year_figures(conn, year, cfg, time.time() if now is None else now)
+        months = year_figures(conn, year, cfg, now)
     except sqlite3.Error as exc:
         print(f"parafoudre: report: cannot read block log {db_path}: {exc}", file=sys.stderr)
         return 1

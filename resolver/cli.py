@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("-c", "--config", type=Path, help=conf_help)
     r = sub.add_parser("report", help="the year's figures for the département (CSV or Markdown)")
     r.add_argument("-c", "--config", type=Path, help=conf_help)
-    r.add_argument("--year", type=int, required=True)
+    r.add_argument("--year", type=int, help="the year to report (default: the current year)")
     r.add_argument("--format", choices=("csv", "markdown"), default="markdown")
     f = sub.add_parser("feeds", help="threat feeds: update, status, catalogue")
     fsub = f.add_subparsers(dest="feeds_command", required=True)

@@ -717,3 +717,91 @@ def test_report_errors(tmp_path: Path, db: Path) -> None:
     assert run_report(db, 2026, "pdf", out, DashboardConfig()) == 2
     assert run_report(db, 12, "csv", out, DashboardConfig()) == 2
     assert out.getvalue() == ""
+
+
+def test_report_defaults_to_the_current_year(db: Path) -> None:
+    from resolver.cli import _parser
+
+    assert _parser().parse_args(["report"]).year is None  # no argparse error without --year
+    default, explicit = io.StringIO(), io.StringIO()
+    assert run_report(db, None, "csv", default, DashboardConfig(), now=NOW) == 0
+    assert run_report(db, 2026, "csv", explicit, DashboardConfig(), now=NOW) == 0
+    assert default.getvalue() == explicit.getvalue() and "2026-03" in default.getvalue()
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_report_counts_days_the_box_was_stopped_as_without_data(tmp_path: Path) -> None:
+    # Installed on 2 March, stopped from the 4th to the 6th (included), running since the 7th;
+    # no block at all: running days are sunny, the others have no data.
+    db = tmp_path / "blocks.sqlite"
+    runs = ((paris(2026, 3, 2, 9), paris(2026, 3, 3, 18)), (paris(2026, 3, 7, 8), NOW))
+    for first, last in runs:
+        clock = Clock(first)
+        writer = BlockLogWriter(db, clock=clock)
+        writer.start()
+        clock.now = last
+        writer.close()
+    out = io.StringIO()
+    assert run_report(db, 2026, "csv", out, DashboardConfig(), now=NOW) == 0
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    march = dict(zip(rows[0], rows[3], strict=True))
+    # 1 March: before the install; 4, 5, 6: stopped. 2, 3 and 7 to 10: running, no block.
+    assert (march["sunny"], march["no_data"]) == ("6", "4")
+
+
+async def test_a_tunnel_outranks_list_blocks_and_reasons_are_words(tmp_path: Path) -> None:
+    # The case: 12 malware blocks from one machine, 12 tunnel blocks from another.
+    db = tmp_path / "blocks.sqlite"
+    events = [
+        event(paris(2026, 3, 10, 9, i), "192.168.1.30", f"m{i}.malware.test", "feed:urlhaus",
+              "malware")
+        for i in range(12)
+    ] + [
+        event(paris(2026, 3, 10, 10, i), "192.168.1.77", f"d{i}x9q.tunnel.test",
+              "exfil:cooldown,names", "exfiltration")
+        for i in range(12)
+    ]  # fmt: skip
+    events.append(BlockEvent(paris(2026, 3, 10, 11), "192.168.1.5", "ad.test", 28, "blocked",
+                             "feed:urlhaus", "malware"))  # fmt: skip
+    fill(db, events)
+    app = create_app(DashboardConfig(), db_path=db, stats=stats, feeds_status=feeds,
+                     clock=lambda: NOW)  # fmt: skip
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        s = await get_json(client, "/api/summary")
+        assert s["highlight"]["client"] == "192.168.1.77"
+        assert s["highlight"]["kind"] == "exfiltration"
+        assert s["highlight_text"].startswith("12 tentatives de fuite de données par le DNS")
+        items = (await get_json(client, "/api/blocks", params={"page_size": "100"}))["items"]
+        tunnel = next(i for i in items if i["client"] == "192.168.1.77")
+        assert tunnel["reason"] == "exfil:cooldown,names"
+        assert tunnel["reason_text"] == (
+            "fuite de données par DNS : noms trop variés (domaine mis en quarantaine)"
+        )
+        ad = next(i for i in items if i["client"] == "192.168.1.5")
+        assert (ad["qtype"], ad["qtype_name"]) == (28, "AAAA")
+        page = await (await client.get("/")).text()
+        # Words in the cell, the raw signal in its tooltip; the type in its own column.
+        assert (
+            '<span class="reason" title="exfil:cooldown,names">fuite de données par DNS : '
+            "noms trop variés (domaine mis en quarantaine)</span>"
+        ) in page
+        assert "<th>Type</th>" in page and "<td>AAAA</td>" in page
+
+
+async def test_forbidden_and_unauthorized_pages_speak_french_too(make_client: Factory) -> None:
+    client = await make_client(DashboardConfig(allow=("10.0.0.0/8",)))
+    resp = await client.get("/")
+    assert resp.status == 403
+    body = await resp.text()
+    assert "403 : cette adresse n'a pas accès au tableau de bord Parafoudre" in body
+    assert "403: this address may not see the Parafoudre dashboard" in body
+    client = await make_client(DashboardConfig(token=TOKEN))
+    body = await (await client.get("/")).text()
+    assert "un jeton valide est nécessaire" in body and "a valid token is needed" in body
