@@ -40,7 +40,7 @@ from dnslib import QTYPE
 from resolver.config.exfiltration import ExfiltrationConfig
 from resolver.core.block_answer import BlockAnswer
 from resolver.core.query import Query, Transport, from_wire
-from resolver.core.steps import Reply
+from resolver.core.steps import Forward, Reply
 from resolver.core.wire import HEADER
 from resolver.exfil import known_good
 from resolver.exfil.known_good import KnownGood
@@ -48,16 +48,21 @@ from resolver.exfil.psl import RegisteredDomains
 from resolver.stages.exfiltration import ExfiltrationStage
 
 CORPUS = Path("/work/shared/exfil/corpus")
+NO_ZONE = Forward(())  # how the pipeline forwards a query to the public upstreams
 T0 = 1_700_000_000.0
 
 
 @dataclass
 class Row:
-    """One query of a session: presentation-format name (\\DDD escapes), type, seconds."""
+    """One query of a session: presentation-format name (\\DDD escapes), type, seconds; and
+    the answer the upstream gave: its RCODE and the octets after the question (-1: a size
+    typical of the type, ``answer_size``)."""
 
     qname: str
     qtype: str
     t: float
+    answer: int = -1
+    rcode: int = 0
 
 
 @dataclass
@@ -213,6 +218,77 @@ def gen_iodine_like(rng: random.Random, n: int, domain: str, qtype: str) -> Sess
     return s
 
 
+def gen_dnscat2_direct(rng: random.Random, n: int) -> Session:
+    """dnscat2 without a domain (direct mode, protocol.md): "dnscat." + hex, no real TLD."""
+    s = Session("dnscat2_direct_gen", f"dnscat2-direct-{rng.randrange(1 << 16)}", "tunnel")
+    sid, seq, t = rng.randrange(65536), rng.randrange(65536), 0.0
+    for _ in range(n):
+        header = struct.pack("!HBHHH", rng.randrange(65536), 1, sid, seq, rng.randrange(65536))
+        size = rng.choice([0, 0, rng.randrange(16, 100), 100])
+        seq = (seq + size) % 65536
+        name = "dnscat." + _split((header + rng.randbytes(size)).hex(), 63)
+        s.rows.append(Row(name, rng.choice(["TXT", "CNAME", "MX"]), t, answer=90))
+        t += rng.uniform(0.05, 1.0)
+    return s
+
+
+def gen_cs_dns(rng: random.Random, n: int, domain: str, sleep: float, txt: bool) -> Session:
+    """Cobalt Strike's DNS beacon in A mode ("mode dns") or TXT mode ("mode dns-txt").
+
+    Check-in: an A query for the beacon id each sleep (jitter up to 20 %). Tasked: a burst of
+    task fetches, "<n>.<nonce>.<bid>" A (4 octets each) or "api.<nonce>.<bid>" TXT (up to 189
+    octets of base64 each), then output posted as hex in "post.<hex>.<nonce>.<bid>" A queries.
+    """
+    family = "cobaltstrike_txt_gen" if txt else "cobaltstrike_a300_gen"
+    s = Session(family, f"{family}-{domain}", "tunnel")
+    bid = f"{rng.randrange(1 << 32):08x}"
+    t = 0.0
+    while len(s.rows) < n:
+        s.rows.append(Row(f"{bid}.{domain}", "A", t))
+        if rng.random() < 0.4:  # tasked this round
+            task = rng.randrange(2_000, 20_000)
+            chunk = 189 if txt else 4
+            for i in range(min(task // chunk, 60)):
+                nonce = f"{rng.randrange(1 << 28):07x}"
+                name = f"api.{nonce}.{bid}.{domain}" if txt else f"{i:x}.{nonce}.{bid}.{domain}"
+                s.rows.append(Row(name, "TXT" if txt else "A", t + 0.01 * i, answer=chunk + 12))
+            for _ in range(rng.randrange(1, 6)):
+                data = rng.randbytes(rng.randrange(20, 60)).hex()
+                nonce = f"{rng.randrange(1 << 28):07x}"
+                s.rows.append(Row(f"post.{_split(data, 56)}.{nonce}.{bid}.{domain}", "A", t + 1))
+        t += sleep * rng.uniform(0.8, 1.0)
+    s.rows = s.rows[:n]
+    return s
+
+
+def gen_txt_stager(rng: random.Random, n: int, domain: str) -> Session:
+    """A stager pulling its payload down in TXT answers: "l.<n>.ns.<domain>", 255 octets each."""
+    s = Session("txt_stager_gen", f"stager-{domain}", "tunnel")
+    for i in range(n):
+        s.rows.append(Row(f"l.{i}.ns.{domain}", "TXT", i * rng.uniform(0.05, 0.3), answer=267))
+    return s
+
+
+def gen_sunburst(rng: random.Random, n: int, domain: str) -> Session:
+    """A SUNBURST-style beacon: a 15-character encoded victim id plus a few encoded octets of
+    the victim's domain, under "appsync-api.<region>.", minutes to hours apart (FireEye 2020)."""
+    s = Session("sunburst_gen", f"sunburst-{domain}", "tunnel")
+    victim = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(15))
+    region = rng.choice(["eu-west-1", "us-west-2", "us-east-1"])
+    t = 0.0
+    for _ in range(n):
+        part = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(16))
+        s.rows.append(Row(f"{victim}{part}.appsync-api.{region}.{domain}", "A", t))
+        t += rng.uniform(60, 600)
+    return s
+
+
+def hard_tunnels(seed: int = 9) -> list[Session]:
+    """Slow channels outside the standard targets (issue 15): beacons hours apart."""
+    rng = random.Random(seed)
+    return [gen_sunburst(rng, 48, f"avsvm{i}cloud.com") for i in range(5)]
+
+
 def generated_tunnels(seed: int = 5) -> list[Session]:
     rng = random.Random(seed)
     out: list[Session] = []
@@ -224,6 +300,10 @@ def generated_tunnels(seed: int = 5) -> list[Session]:
         out.append(gen_cobaltstrike(rng, 300, f"ns1.beacon{i}.org", 60.0))  # slow beacon
         for qtype in ("TXT", "CNAME", "A"):
             out.append(gen_iodine_like(rng, 300, f"t{i}.iod{i}.eu", qtype))
+        out.append(gen_dnscat2_direct(rng, 400))
+        out.append(gen_cs_dns(rng, 300, f"cdn.static-upd{i}.net", 300.0, txt=False))
+        out.append(gen_cs_dns(rng, 300, f"ns.telemetry-srv{i}.com", 300.0, txt=True))
+        out.append(gen_txt_stager(rng, 400, f"stage{i}.dl-cdn{i}.org"))
     return out
 
 
@@ -476,30 +556,76 @@ class Result:
     leaked_total: int = 0
     signals: str = ""
     bad: int = 0  # names that cannot be put on the wire (over-long labels in captures)
+    down_before: int = 0  # answer octets (not A) received before the first block
     blocked_names: list[str] = field(default_factory=list)
+
+
+# Octets after the question in a typical answer of each type (one record, compressed owner).
+TYPICAL_ANSWER = {"A": 16, "AAAA": 28, "PTR": 30, "CNAME": 40, "MX": 30, "SRV": 40, "TXT": 180}
+
+
+def answer_size(row: Row) -> int:
+    if row.answer >= 0:
+        return row.answer
+    return TYPICAL_ANSWER.get(row.qtype, 60)
+
+
+def answer_wire(q: Query, row: Row) -> bytes:
+    """A response of the right RCODE and size (only those two matter to ``on_answer``)."""
+    head = HEADER.pack(0x4242, 0x8180 | row.rcode, 1, 1, 0, 0)
+    return head + q.question + bytes(answer_size(row))
+
+
+@dataclass
+class Replayed:
+    """A query of a session ready to replay: its session's result, the query, the time."""
+
+    result: Result
+    query: Query
+    row: Row
+    at: float
+
+
+def prepare(sessions: list[Session], interleave: bool) -> list[Replayed]:
+    """Queries of every session as wire-parsed Query objects, each session its own client.
+
+    ``interleave``: all sessions run at once from T0 (a commune's day: machines ask side by
+    side, which popularity across clients needs); else one after the other, two hours apart.
+    """
+    out: list[Replayed] = []
+    offset = 0.0
+    for i, s in enumerate(sessions):
+        client = f"10.{(i >> 8) & 255}.{i & 255}.{7 + (i >> 16)}"
+        r = Result(s)
+        for row in s.rows:
+            try:
+                out.append(Replayed(r, make_query(row.qname, row.qtype, client), row, 0.0))
+            except Exception:
+                r.bad += 1
+            else:
+                out[-1].at = T0 + offset + row.t
+        if not interleave:
+            offset += (s.rows[-1].t if s.rows else 0.0) + 7200.0
+    if interleave:
+        out.sort(key=lambda x: x.at)
+    return out
 
 
 def replay(
     sessions: list[Session], known: KnownGood, timings: list[int], per_session_stage: bool
 ) -> list[Result]:
+    """Tunnel sessions: a fresh stage each. Benign: one stage for all, sessions interleaved."""
     domains = RegisteredDomains()
     results = []
-    stage = ExfiltrationStage(ExfiltrationConfig(), BlockAnswer(), known, domains)
-    offset = 0.0
-    for i, s in enumerate(sessions):
-        if per_session_stage:
-            stage = ExfiltrationStage(ExfiltrationConfig(), BlockAnswer(), known, domains)
-        client = f"10.{(i >> 8) & 255}.{i & 255}.{7 + (i >> 16)}"
-        r = Result(s)
-        queries = []
-        for row in s.rows:
-            try:
-                queries.append((make_query(row.qname, row.qtype, client), row.t))
-            except Exception:
-                r.bad += 1
-        for q, t in queries:
+    groups = [[s] for s in sessions] if per_session_stage else [sessions]
+    for group in groups:
+        stage = ExfiltrationStage(ExfiltrationConfig(), BlockAnswer(), known, domains)
+        seen: dict[int, Result] = {}
+        for item in prepare(group, interleave=not per_session_stage):
+            r, q = item.result, item.query
+            seen.setdefault(id(r), r)
             t0 = time.perf_counter_ns()
-            step = stage.decide(q, T0 + offset + t)
+            step = stage.decide(q, item.at)
             timings.append(time.perf_counter_ns() - t0)
             r.queries += 1
             octets = prefix_octets(domains, q)
@@ -510,12 +636,19 @@ def replay(
                     r.signals = step.reason
                 if len(r.blocked_names) < 5:
                     r.blocked_names.append(q.qname)
-            else:
-                r.leaked_total += octets
+                continue
+            late = stage.on_answer(q, NO_ZONE, answer_wire(q, item.row), item.at + 0.01)
+            if isinstance(late, Reply):  # the answer replaced: its payload never arrives
+                r.blocked += 1
                 if r.first is None:
-                    r.leaked_before += octets
-        offset += (s.rows[-1].t if s.rows else 0.0) + 7200.0
-        results.append(r)
+                    r.first = r.queries
+                    r.signals = late.reason
+                continue
+            r.leaked_total += octets
+            if r.first is None:
+                r.leaked_before += octets
+                r.down_before += answer_size(item.row) if item.row.qtype != "A" else 0
+        results += list(seen.values())
     return results
 
 

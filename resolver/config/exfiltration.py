@@ -60,6 +60,51 @@ class ExfilThresholds:
     # ...with its own budgets of distinct data-like names and of their characters.
     slow_names: int = 100
     slow_volume: int = 4000
+    # Information bound (Paxson et al., USENIX Security 2013): the compressed octets of the
+    # distinct names one client sent to one registered domain, in the short window and in the
+    # long one. Fresh base32 costs ~0.6 octet per character; a tenant's repeated name, nothing.
+    info: int = 640
+    slow_info: int = 2400
+    # "names" also needs this much information: 8 short hashed labels (a DNS test battery's
+    # c0-f7fd88-67d8d.wild.<domain>) carry ~60 octets, a tunnel's 8 names 300 or more.
+    names_min_info: int = 320
+    # ...unless there are this many: Cobalt Strike's A mode fetches its tasks 4 octets per
+    # name, 60 names a burst (a test battery's names are then refused one by one, past 24 a
+    # minute, but its domain is never cut: see escalate_info).
+    many_names: int = 24
+    # Names shorter than this (octets left of the registered domain) count their length as
+    # their information instead of being compressed: ~4 µs saved on most queries.
+    info_min_chars: int = 12
+    # Distinct data-like names under a top-level domain that does not exist (dnscat2's direct
+    # mode, "dnscat.<hex>"): nothing can resolve them, so three are enough.
+    unknown_tld_names: int = 3
+    # Answer side (stagers carry their payload down): octets of TXT/NULL/CNAME/MX/KEY answers
+    # one client received from one registered domain in the long window, over at least
+    # answer_names distinct names. A sender's SPF, DMARC and DKIM records make ~1.5 KB.
+    answer_bytes: int = 4096
+    answer_names: int = 6
+    # NXDOMAIN share of the answers in the short window (a tunnel whose server went quiet, a
+    # random-subdomain flood), once at least nxdomain_answers answers came.
+    nxdomain_answers: int = 20
+    nxdomain_percent: int = 90
+    # Beacons: the last beacon_gaps gaps of at least beacon_min_gap seconds between a client's
+    # queries to one domain vary by at most beacon_cv (coefficient of variation; a Cobalt
+    # Strike sleep with 20 % jitter is ~0.12), and beacon_names data-like names with at least
+    # beacon_info octets of information came in the long window.
+    beacon_gaps: int = 6
+    beacon_cv: float = 0.25
+    beacon_min_gap: float = 5.0
+    beacon_names: int = 3
+    beacon_info: int = 96
+    # A registered domain asked by this many of the commune's machines within the long window
+    # is popular: its weak signals are ignored (a tunnel serves one machine).
+    popular_clients: int = 5
+    # Escalation: a detection blocks that name only; the domain's cool-down (for that client)
+    # starts at once on a strong signal (odd, qtype, nxtld), or after escalate_after detections
+    # once the names carried escalate_info octets of information in the long window (or the
+    # answers twice answer_bytes): repeated evidence that real data moved, not a test battery.
+    escalate_after: int = 3
+    escalate_info: int = 1024
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -74,13 +119,14 @@ class ExfilThresholds:
 class ExfiltrationConfig:
     """The detector of data smuggled out in query names (tunnels, DNS exfiltration)."""
 
-    # block: answer the query and the domain's later queries as blocked; detect: only report
-    # (for operators who want to watch first); off: the stage passes everything on.
+    # block: answer the detected names, then (on strong or repeated evidence) the domain's
+    # later queries, as blocked; detect: only report (for operators who want to watch first);
+    # off: the stage passes everything on.
     mode: Literal["block", "detect", "off"] = "block"
-    # After a detection, block the registered domain for this client only ("client") or for
+    # Once escalated, block the registered domain for this client only ("client") or for
     # every client ("all": a tunnel domain is nobody's business).
     scope: Literal["client", "all"] = "client"
-    # Seconds the registered domain stays blocked after a detection. An hour: a tunnel client
+    # Seconds the registered domain stays blocked once escalated. An hour: a tunnel client
     # retries for minutes, and the block shows on the day's weather page meanwhile.
     cooldown: float = 3600.0
     thresholds: ExfilThresholds = ExfilThresholds()
@@ -96,10 +142,12 @@ class ExfiltrationConfig:
     max_cooldowns: int = 1024
     # Detections kept for the shell to log (drained after each query); older ones are dropped.
     max_detections: int = 256
+    # Registered domains whose audience (distinct clients, for popularity) is followed.
+    max_domains: int = 8192
 
     def __post_init__(self) -> None:
         if self.cooldown < 0:
             raise _bad(f"cooldown is {self.cooldown}", "give 0 (no cool-down) or more seconds")
-        for name in ("max_tracked", "max_cooldowns", "max_detections"):
+        for name in ("max_tracked", "max_cooldowns", "max_detections", "max_domains"):
             if getattr(self, name) < 1:
                 raise _bad(f"{name} is below 1", "use 1 or more")

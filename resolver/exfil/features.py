@@ -34,6 +34,43 @@ _CLASSES: Final = str.maketrans(
 )
 
 
+_HEX_DASH: Final = str.maketrans("", "", "0123456789abcdef-.")
+_ALNUM_DASH: Final = str.maketrans("", "", "0123456789abcdefghijklmnopqrstuvwxyz-_.")
+
+
+def _bits10(label: str) -> int:
+    """Tenths of a bit per character of ``label``'s alphabet (see ``capacity``)."""
+    if not label.translate(_HEX_DASH):
+        return 41  # hex and '-': 17 symbols
+    if not label.translate(_ALNUM_DASH):
+        return 53  # letters, digits, '-', '_': 38 symbols
+    return 80
+
+
+def capacity(labels: list[str], before: list[str]) -> int:
+    """Octets the labels of a name part can carry at most, given the previous name's labels.
+
+    Each label's length times log2 of its alphabet (hex: 4.1 bits a character; letters, digits,
+    '-', '_': 5.3; escaped bytes: 8), over 8; a label equal to the previous name's label at the
+    same place (counted from the registered domain) carries nothing new. An upper bound that
+    the compressed size alone misses on short names, whose deflate blocks use fixed codes of 8
+    bits or more a character.
+    """
+    total = 0
+    offset = len(before) - len(labels)
+    for i, label in enumerate(labels):
+        j = i + offset
+        if j >= 0 and before[j] == label:
+            continue
+        n = len(label)
+        if "\\" in label:
+            n -= 3 * label.count("\\")
+            total += n * 80
+        else:
+            total += n * _bits10(label)
+    return (total + 79) // 80
+
+
 class NameEvidence(NamedTuple):
     """Per-query evidence about a name part (a tuple: built on every query)."""
 
@@ -84,3 +121,42 @@ def measure(prefix: str, t: ExfilThresholds) -> NameEvidence:
     if octets < t.min_data_chars:
         return NameEvidence(octets, 0, False)
     return NameEvidence(octets, 0, is_data(prefix.replace(".", ""), t))
+
+
+_DIGITS: Final = frozenset("0123456789")
+_NIBBLES: Final = frozenset("0123456789abcdef")
+# Underscore labels of the mail authentication standards: DKIM keys (RFC 6376 §3.6.2.1),
+# DMARC policies and their report authorisations (RFC 7489 §6.1, §7.1), SPF's conventional
+# include zones (RFC 7208 §5.7 macros land there), MTA-STS and TLS-RPT (RFC 8461, RFC 8460).
+# Also the Active Directory locator's zone (MS-ADTS §6.3.6: "<DSA GUID>._msdcs.<forest>").
+_MAIL_LABELS: Final = ("_domainkey", "_dmarc", "_spf", "_mta-sts", "_smtp._tls", "_msdcs")
+
+
+def _reversed_ipv4(labels: list[str]) -> bool:
+    return len(labels) >= 4 and all(
+        0 < len(x) <= 3 and _DIGITS.issuperset(x) and int(x) < 256 for x in labels[:4]
+    )
+
+
+def _reversed_ipv6(labels: list[str]) -> bool:
+    return len(labels) >= 32 and all(len(x) == 1 and x in _NIBBLES for x in labels[:32])
+
+
+def is_mail_shape(prefix: str) -> bool:
+    """Whether ``prefix`` has a shape a mail server asks by design, not a tunnel's.
+
+    RFC 6376 (``<selector>._domainkey``), RFC 7489 (``_dmarc``), RFC 7208 (``_spf`` macro
+    zones), MS-ADTS §6.3.6 (``_msdcs``), RFC 5782 §2.1 (DNSBL: the client address as four
+    reversed decimal labels, or 32 reversed nibbles for IPv6, §2.4). Such a name carries at
+    most a selector label, an address or a domain name: a tunnel could mimic it, at 4 to 63
+    octets per query; the rate and the strong signals still apply to it.
+    """
+    if "_" in prefix:
+        for marker in _MAIL_LABELS:
+            if marker in prefix:
+                return True
+    first = prefix[:4]
+    if first[:1].isdigit() or (len(first) > 1 and first[1] == "."):
+        labels = prefix.split(".", 32)
+        return _reversed_ipv4(labels) or _reversed_ipv6(labels)
+    return False

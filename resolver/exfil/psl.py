@@ -17,11 +17,27 @@ _TAIL_LABELS = 7
 class RegisteredDomains:
     """Splits a query name into the part left of its registered domain and that domain."""
 
-    __slots__ = ("_psl",)
+    __slots__ = ("_psl", "_tlds")
 
     def __init__(self, psl: PublicSuffixList | None = None) -> None:
         # The package's bundled copy of the list: no download at start or ever.
         self._psl = psl if psl is not None else PublicSuffixList(only_icann=False)
+        # Top-level domains found in the list so far: ~1,500 at most, one set lookup per query.
+        self._tlds: set[str] = set()
+
+    def tld_exists(self, qname: str) -> bool:
+        """Whether the last label of ``qname`` is a top-level domain of the list.
+
+        A name under a TLD that does not exist cannot resolve on the Internet: dnscat2's direct
+        mode (``dnscat.<hex>``) sends such names, its last label being data as well.
+        """
+        tld = qname[qname.rfind(".") + 1 :]
+        if tld in self._tlds:
+            return True
+        if self._psl.publicsuffix(tld, accept_unknown=False) is None:
+            return False  # unknown ones are not remembered: a flood of them cannot grow this
+        self._tlds.add(tld)
+        return True
 
     def split(self, qname: str) -> tuple[str, str] | None:
         """(prefix, registered domain); None when the name is a public suffix or a single label.

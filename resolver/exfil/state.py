@@ -6,8 +6,11 @@ random names or client addresses only evicts the least recently seen entries.
 
 from __future__ import annotations
 
+import zlib
 from collections import OrderedDict
 from typing import Final, Generic, TypeVar
+
+from resolver.exfil.features import capacity
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -18,7 +21,11 @@ VOLUME: Final = 1  # characters of distinct data-like names
 ODD: Final = 2  # distinct names holding bytes no host name has
 STRONG: Final = 3  # distinct names asked with NULL/KEY/private types
 DISTINCT: Final = 4  # distinct names of any shape
-SLOTS: Final = 5
+INFO: Final = 5  # compressed octets of distinct names (the information bound, see ``Info``)
+ANSWER: Final = 6  # octets of answers to TXT/NULL/CNAME/MX/KEY/private-type questions
+REPLIES: Final = 7  # answers seen (``on_answer``)
+NXD: Final = 8  # of which NXDOMAIN
+SLOTS: Final = 9
 
 
 class Window:
@@ -52,7 +59,7 @@ class Window:
                 ids[slot] = -1
         self._last = b
 
-    def add(self, now: float, values: tuple[int, int, int, int, int]) -> list[int]:
+    def add(self, now: float, values: tuple[int, ...]) -> list[int]:
         """Count ``values`` (one per slot) at ``now``; return the totals of the window."""
         b = int(now // self._width)
         if b != self._last:
@@ -69,19 +76,66 @@ class Window:
         return totals
 
 
+class Info:
+    """An upper bound of the information in a stream of names: their deflate output size.
+
+    After Paxson et al., "Practical Comprehensive Bounds on Surreptitious Communication Over
+    DNS" (USENIX Security 2013): what a client can smuggle to one registered domain is bounded
+    by the compressed size of the distinct names it sends there. Each name is compressed with
+    the previous ones as context (a 512-octet deflate window, ~3 KB of state), so repeated
+    structure (a tenant name, a tool's fixed labels) costs nearly nothing and fresh data costs
+    about its entropy. The 4-octet marker of each sync flush and the block header are not data.
+    """
+
+    __slots__ = ("_z",)
+
+    FLUSH_OVERHEAD: Final = 5
+
+    def __init__(self) -> None:
+        # raw deflate, level 1, window 2**9, memLevel 1: the smallest state zlib offers
+        self._z = zlib.compressobj(1, zlib.DEFLATED, -9, 1)
+
+    def add(self, text: str) -> int:
+        """Octets of information ``text`` adds to what was sent before."""
+        z = self._z
+        n = len(z.compress(text.encode("utf-8", "surrogateescape")))
+        n += len(z.flush(zlib.Z_SYNC_FLUSH))
+        return max(n - self.FLUSH_OVERHEAD, 1)
+
+
 class Track:
     """What one client asked of one registered domain lately."""
 
-    __slots__ = ("long", "recent", "short")
+    __slots__ = (
+        "awaited",
+        "gaps",
+        "info",
+        "last_at",
+        "last_labels",
+        "last_prefix",
+        "long",
+        "recent",
+        "short",
+        "strikes",
+    )
 
     # Names remembered to recognise a repeat: a repeat says nothing new (a client retrying, a
     # record with TTL 0), and tunnels never repeat a name on purpose.
-    RECENT: Final = 16
+    RECENT: Final = 32
+    # Gaps between queries remembered to recognise a beacon's period.
+    GAPS: Final = 8
 
     def __init__(self, window: float, long_window: float) -> None:
         self.short = Window(window, 6)
         self.long = Window(long_window, 12)
         self.recent: list[int] = []
+        self.info: Info | None = None  # made at the second long name only: most tracks see one
+        self.last_prefix = ""
+        self.last_labels: list[str] = []
+        self.last_at = -1.0
+        self.gaps: list[float] = []
+        self.strikes = 0  # detections on this track so far (escalation)
+        self.awaited: list[int] = []  # new names whose first answer has not come yet
 
     def seen(self, key: int) -> bool:
         """True if ``key`` (a name's hash) was among the last RECENT names; remember it."""
@@ -92,6 +146,59 @@ class Track:
         if len(recent) > self.RECENT:
             del recent[0]
         return False
+
+    def expect(self, key: int) -> None:
+        """A new name was passed on: its first answer will count (``fresh``)."""
+        awaited = self.awaited
+        awaited.append(key)
+        if len(awaited) > 8:
+            del awaited[0]
+
+    def fresh(self, key: int) -> bool:
+        """True once for a name passed on as new: the first answer to it."""
+        try:
+            self.awaited.remove(key)
+        except ValueError:
+            return False
+        return True
+
+    def tick(self, now: float, min_gap: float) -> None:
+        """Note a query at ``now``; gaps under ``min_gap`` (one burst) are not remembered."""
+        last = self.last_at
+        self.last_at = now
+        if last >= 0 and now - last >= min_gap:
+            gaps = self.gaps
+            gaps.append(now - last)
+            if len(gaps) > self.GAPS:
+                del gaps[0]
+
+    def periodic(self, count: int, max_cv: float) -> bool:
+        """Whether the last ``count`` gaps are regular: coefficient of variation <= max_cv."""
+        gaps = self.gaps
+        if len(gaps) < count:
+            return False
+        last = gaps[-count:]
+        mean = sum(last) / count
+        var = sum((g - mean) ** 2 for g in last) / count
+        return var <= (max_cv * mean) ** 2
+
+    def information(self, prefix: str, octets: int, min_chars: int) -> int:
+        """Octets of information the name part ``prefix`` adds: the least of its capacity
+        (``features.capacity``) and its compressed size after the names before (``Info``);
+        only the capacity for names under ``min_chars`` octets (~4 µs saved on most)."""
+        labels = prefix.split(".")
+        cap = capacity(labels, self.last_labels)
+        self.last_labels = labels
+        if octets < min_chars:
+            return cap
+        info = self.info
+        if info is None:
+            if not self.last_prefix:
+                self.last_prefix = prefix
+                return cap  # the first long name: nothing to compress it against
+            info = self.info = Info()
+            info.add(self.last_prefix)
+        return min(info.add(prefix), cap)
 
 
 class LruMap(Generic[K, V]):
@@ -118,12 +225,18 @@ class LruMap(Generic[K, V]):
         """The value without touching its recency."""
         return self._d.get(key)
 
-    def put(self, key: K, value: V) -> None:
+    def put(self, key: K, value: V) -> bool:
+        """Store ``value``; True if the least recently used entry had to go for it."""
         d = self._d
         d[key] = value
         d.move_to_end(key)
         if len(d) > self.maxsize:
             d.popitem(last=False)
+            return True
+        return False
+
+    def key_list(self) -> list[K]:
+        return list(self._d)
 
     def pop(self, key: K) -> None:
         self._d.pop(key, None)

@@ -2,30 +2,65 @@
 
 A name alone proves little (antivirus clouds, DKIM and CDNs send long random names too), so each
 query only adds evidence to what its client asked of the same registered domain over a short
-and a long window: distinct data-like names, their characters (the information budget), odd
-bytes, tunnel record types, distinct names of any shape. Past a threshold the query is blocked,
-then the registered domain, for that client or for all, during a cool-down.
+and a long window. Where each signal comes from:
+
+* ``info``, ``slow`` - an information bound per (client, registered domain): the compressed size
+  of the distinct names sent (Paxson et al., "Practical Comprehensive Bounds on Surreptitious
+  Communication Over DNS", USENIX Security 2013, who bound it at 4 KB a day per pair);
+* ``names``, ``volume`` - the count and length of names shaped like encoded data: character
+  classes and entropy of the labels (Born and Gustafson, "Detecting DNS tunnels using character
+  frequency analysis", 2010; Farnham, "Detecting DNS Tunneling", SANS 2013);
+* ``odd``, ``qtype`` - bytes no host name holds and the tunnels' record types (NULL, KEY,
+  private use), per the tools' own documentation (iodine, dns2tcp) and Farnham 2013;
+* ``answers``, ``nxdomain`` - answer-side volume of TXT/NULL/CNAME/MX answers and the NXDOMAIN
+  share per domain, seen through ``on_answer`` (Farnham 2013 "payload analysis"; stagers carry
+  their payload down);
+* ``beacon`` - regular gaps between a client's queries to one domain, as command-and-control
+  check-ins keep (Hu et al., "BAYWATCH: Robust Beaconing Detection", IEEE/IFIP DSN 2016);
+* ``nxtld`` - data-like names under a top-level domain the Public Suffix List does not know
+  (dnscat2's direct mode): nothing on the Internet resolves them;
+* ``rate`` - distinct names of any shape per domain in a minute.
+
+Known-good evidence lowers the weight of the weak signals: a domain many of the commune's
+machines use (popularity across clients), names in the shapes mail servers ask by design (DKIM
+RFC 6376, DMARC RFC 7489, SPF RFC 7208, DNSBL RFC 5782), the known-good list.
+
+Escalation: a first detection blocks (or, in detect mode, reports) that name only; the
+registered domain is blocked for that client (scope "client") during a cool-down only on a
+strong signal or after ``escalate_after`` detections.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from resolver.config.exfiltration import ExfiltrationConfig
 from resolver.core import responses
 from resolver.core.block_answer import BlockAnswer
+from resolver.core.cached_answer import CachedAnswer
 from resolver.core.query import Query
-from resolver.core.steps import CONTINUE, Reply, Step, Verdict
+from resolver.core.steps import CONTINUE, Forward, Reply, Step, Verdict
 from resolver.exfil import known_good, state
-from resolver.exfil.features import STRONG_TYPES, WEAK_TYPES, measure
+from resolver.exfil.features import (
+    STRONG_TYPES,
+    WEAK_TYPES,
+    is_mail_shape,
+    measure,
+)
 from resolver.exfil.known_good import KnownGood
 from resolver.exfil.psl import RegisteredDomains
+from resolver.exfil.redact import UNKNOWN_TLD
 from resolver.exfil.state import LruMap, Track
 
 CATEGORY = "exfiltration"
 _ALL = ""  # client key of a cool-down that holds for every client (scope "all")
+# Signals strong enough to cool the whole domain down at once: no benign software sends them.
+STRONG_SIGNALS: Final = frozenset({"odd", "qtype", "nxtld"})
+# Answers that can carry a payload down (RFC 1035 TXT, NULL, CNAME, MX; KEY; private use; ANY).
+ANSWER_TYPES: Final = frozenset({5, 10, 15, 16, 25, 255, *range(65280, 65535)})
+_EMPTY: Final = (0,) * state.SLOTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +69,12 @@ class Detection:
 
     at: float
     client: str
-    domain: str  # the registered domain now in cool-down
+    domain: str  # the registered domain (UNKNOWN_TLD for names under no real TLD)
     qname: str  # the query that crossed the threshold
     qtype: int
-    signals: tuple[str, ...]  # "names", "volume", "odd", "qtype", "rate", "slow"
+    signals: tuple[str, ...]  # "names", "info", "volume", "odd", "qtype", "answers", ...
     blocked: bool  # False in detect mode
+    level: str = "name"  # "name": that name only; "domain": the cool-down started
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,30 +105,49 @@ class ExfiltrationStage:
         if known is None:
             known = known_good.read(cfg.known_good_file, cfg.known_good)
         self.known = known
+        # Domains the operator said are legitimate on this box ("this is legitimate").
+        self.trusted: set[str] = set()
         self.domains = domains if domains is not None else RegisteredDomains()
         self.tracks: LruMap[tuple[str, str], Track] = LruMap(cfg.max_tracked)
         self.cooldowns: LruMap[tuple[str, str], _Cooldown] = LruMap(cfg.max_cooldowns)
+        # Registered domain -> {client: last time it asked}: popularity across clients.
+        self.audience: LruMap[str, dict[str, float]] = LruMap(cfg.max_domains)
         # The shell drains this after each query and logs each detection once (WARNING).
         self.detections: deque[Detection] = deque(maxlen=cfg.max_detections)
         self.detected = 0  # detections since start, for /metrics
+        # Bumped whenever a verdict this stage gives may change for a name it judged before
+        # (a cool-down starts or ends, a domain is trusted): the fast lane reads it.
+        self.generation = 0
+        # For ``admits``: when each client's last cool-down ends, and the last of scope "all".
+        self._cooling_clients: dict[str, float] = {}
+        self._all_until = 0.0
 
     def describe(self) -> str:
         if self.off:
             return "disabled"
         t = self.t
         return (
-            f"{self.cfg.mode}, scope {self.cfg.scope}, cool-down {self.cfg.cooldown:g} s, "
-            f"{len(self.known)} known-good domains, {t.names} data names or {t.volume} chars "
-            f"per {t.window:g} s"
+            f"{self.cfg.mode}, scope {self.cfg.scope}, cool-down {self.cfg.cooldown:g} s after "
+            f"{t.escalate_after} detections, {len(self.known)} known-good domains, "
+            f"{t.names} data names or {t.info} octets of information per {t.window:g} s"
         )
+
+    def _place(self, qname: str) -> tuple[str, str] | None:
+        """(part to judge, registered domain); under an unknown TLD the whole name is judged."""
+        parts = self.domains.split(qname)
+        if parts is None:
+            return None  # a single label or a public suffix: no one's tunnel
+        if not self.domains.tld_exists(qname):
+            return qname, UNKNOWN_TLD
+        return parts
 
     def decide(self, query: Query, now: float) -> Step:
         if self.off:
             return CONTINUE
         qname = query.qname
-        parts = self.domains.split(qname)
+        parts = self._place(qname)
         if parts is None:
-            return CONTINUE  # a single label or a public suffix: no one's tunnel
+            return CONTINUE
         prefix, base = parts
         client = query.client
         cooling = self._cooling(client, base, now)
@@ -100,46 +155,114 @@ class ExfiltrationStage:
             if not self.block:
                 return CONTINUE  # detect mode: reported once per cool-down
             return self._reply(query, cooling.reason)
-        if not prefix or self.known.covers(qname):
+        if not prefix or self.known.covers(qname) or base in self.trusted:
             return CONTINUE
+        popular = self._popular(base, client, now)
         key = (client, base)
         track = self.tracks.get(key)
         if track is None:
             track = Track(self.t.window, self.t.long_window)
             self.tracks.put(key, track)
+        track.tick(now, self.t.beacon_min_gap)
         if track.seen(hash(prefix)):
             return CONTINUE  # a repeat carries no new data
-        signals = self._add(track, prefix, query.qtype, now)
+        track.expect(hash(prefix))
+        signals = self._add(track, prefix, query.qtype, now, base is UNKNOWN_TLD)
+        if signals and popular:
+            signals = tuple(s for s in signals if s in STRONG_SIGNALS)
         if not signals:
             return CONTINUE
-        return self._detected(query, key, base, signals, now)
+        return self._detected(query, key, track, signals, now)
 
-    def _add(self, track: Track, prefix: str, qtype: int, now: float) -> tuple[str, ...]:
+    def _add(
+        self, track: Track, prefix: str, qtype: int, now: float, no_tld: bool
+    ) -> tuple[str, ...]:
         """Count this new name; return the signals whose threshold it reached (usually none)."""
         t = self.t
         ev = measure(prefix, t)
-        strong = qtype in STRONG_TYPES
-        signals: list[str] = []
+        strong = int(qtype in STRONG_TYPES)
+        odd = 1 if ev.odd else 0
+        if not odd and is_mail_shape(prefix):
+            # DKIM, DMARC, SPF, DNSBL: only the strong signals and the rate apply.
+            track.short.add(now, (0, 0, 0, strong, 1, 0, 0, 0, 0))
+            return ("qtype",) if strong and self._strong_types(track) else ()
+        info = track.information(prefix, ev.octets, t.info_min_chars)
         if ev.data:
             weight = t.weak_type_weight if qtype in WEAK_TYPES else 1
-            values = (weight, ev.octets, 1 if ev.odd else 0, int(strong), 1)
-            long = track.long.add(now, values)
-            if long[state.NAMES] >= t.slow_names or long[state.VOLUME] >= t.slow_volume:
-                signals.append("slow")
+            values = (weight, ev.octets, odd, strong, 1, info, 0, 0, 0)
         else:
-            values = (0, 0, 0, int(strong), 1)
+            values = (0, 0, 0, strong, 1, info, 0, 0, 0)
+        long = track.long.add(now, values)
         short = track.short.add(now, values)
-        if short[state.NAMES] >= t.names:
-            signals.append("names")
-        if short[state.VOLUME] >= t.volume:
-            signals.append("volume")
+        signals: list[str] = []
         if short[state.ODD] >= t.odd_names:
             signals.append("odd")
         if short[state.STRONG] >= t.strong_type_names:
             signals.append("qtype")
         if short[state.DISTINCT] >= t.rate:
             signals.append("rate")
+        if ev.data or info >= t.info_min_chars * 2:
+            signals += self._weak(track, short, long, ev.data, no_tld)
         return tuple(signals)
+
+    def _weak(
+        self, track: Track, short: list[int], long: list[int], data: bool, no_tld: bool
+    ) -> list[str]:
+        """The signals a name carrying data can cross."""
+        t = self.t
+        out = []
+        names = short[state.NAMES]
+        if names >= t.names and (short[state.INFO] >= t.names_min_info or names >= t.many_names):
+            out.append("names")
+        if short[state.VOLUME] >= t.volume:
+            out.append("volume")
+        if short[state.INFO] >= t.info:
+            out.append("info")
+        if (
+            long[state.NAMES] >= t.slow_names
+            or long[state.VOLUME] >= t.slow_volume
+            or long[state.INFO] >= t.slow_info
+        ):
+            out.append("slow")
+        if data and no_tld and long[state.NAMES] >= t.unknown_tld_names:
+            out.append("nxtld")
+        if (
+            data
+            and long[state.NAMES] >= t.beacon_names
+            and long[state.INFO] >= t.beacon_info
+            and track.periodic(t.beacon_gaps, t.beacon_cv)
+        ):
+            out.append("beacon")
+        if self._nxdomain(short):
+            out.append("nxdomain")
+        return out
+
+    def _nxdomain(self, short: list[int]) -> bool:
+        """Mostly NXDOMAIN answers to names that carry data (not a search suffix's misses)."""
+        t = self.t
+        return (
+            short[state.REPLIES] >= t.nxdomain_answers
+            and short[state.NXD] * 100 >= t.nxdomain_percent * short[state.REPLIES]
+            and short[state.NAMES] * 2 >= t.names
+        )
+
+    def _strong_types(self, track: Track) -> bool:
+        return track.short.totals[state.STRONG] >= self.t.strong_type_names
+
+    def _popular(self, base: str, client: str, now: float) -> bool:
+        """Note that ``client`` asked about ``base``; True if enough machines did lately."""
+        need = self.t.popular_clients
+        clients = self.audience.get(base)
+        if clients is None:
+            self.audience.put(base, {client: now})
+            return need <= 1
+        clients[client] = now
+        if len(clients) < need:
+            return False
+        horizon = now - self.t.long_window
+        for c in [c for c, at in clients.items() if at < horizon]:
+            del clients[c]
+        return len(clients) >= need
 
     def _cooling(self, client: str, base: str, now: float) -> _Cooldown | None:
         cooldowns = self.cooldowns
@@ -151,24 +274,174 @@ class ExfiltrationStage:
                 if now < c.until:
                     return c
                 cooldowns.pop(key)
+                self.generation += 1  # the domain is answered again
         return None
 
     def _detected(
-        self, query: Query, key: tuple[str, str], base: str, signals: tuple[str, ...], now: float
+        self,
+        query: Query,
+        key: tuple[str, str],
+        track: Track,
+        signals: tuple[str, ...],
+        now: float,
     ) -> Step:
-        self.detected += 1
-        self.tracks.pop(key)  # start afresh after the cool-down
+        """One more detection on ``track``: block the name, or escalate to the domain."""
+        escalated = self._strike(query, key, track, signals, now)
         joined = ",".join(signals)
-        scope_key = key if self.cfg.scope == "client" else (_ALL, base)
-        if self.cfg.cooldown > 0:
-            cooldown = _Cooldown(now + self.cfg.cooldown, f"exfil:cooldown,{joined}")
-            self.cooldowns.put(scope_key, cooldown)
-        self.detections.append(
-            Detection(now, query.client, base, query.qname, query.qtype, signals, self.block)
-        )
         if not self.block:
             return CONTINUE
+        if escalated:
+            return self._reply(query, f"exfil:cooldown,{joined}")
         return self._reply(query, f"exfil:{joined}")
+
+    def _strike(
+        self,
+        query: Query,
+        key: tuple[str, str],
+        track: Track,
+        signals: tuple[str, ...],
+        now: float,
+    ) -> bool:
+        """Count a detection; start the cool-down on strong or repeated evidence (True)."""
+        track.strikes += 1
+        escalate = self.cfg.cooldown > 0 and (
+            not STRONG_SIGNALS.isdisjoint(signals) or self._repeated(track, signals)
+        )
+        if escalate:
+            base = key[1]
+            scope_key = key if self.cfg.scope == "client" else (_ALL, base)
+            reason = f"exfil:cooldown,{','.join(signals)}"
+            until = now + self.cfg.cooldown
+            self.cooldowns.put(scope_key, _Cooldown(until, reason))
+            self._note_cooling(scope_key[0], until, now)
+            self.generation += 1
+            self.tracks.pop(key)  # start afresh after the cool-down
+        if track.strikes == 1 or escalate:
+            # Reported twice at most per track: the first name, then the domain.
+            self.detected += 1
+            self.detections.append(
+                Detection(
+                    now,
+                    query.client,
+                    key[1],
+                    query.qname,
+                    query.qtype,
+                    signals,
+                    self.block,
+                    "domain" if escalate else "name",
+                )
+            )
+        return escalate
+
+    def _repeated(self, track: Track, signals: tuple[str, ...]) -> bool:
+        """Repeated detections that also moved real data, or came with a beacon's period:
+        enough to cut the whole domain."""
+        t = self.t
+        if track.strikes < t.escalate_after:
+            return False
+        long = track.long.totals
+        return (
+            long[state.INFO] >= t.escalate_info
+            or long[state.ANSWER] >= 2 * t.answer_bytes
+            or "beacon" in signals
+        )
+
+    def on_answer(
+        self, query: Query, fwd: Forward, answer: bytes | CachedAnswer, now: float
+    ) -> Reply | None:
+        """Count what came back for ``query`` from an upstream: answer-side evidence.
+
+        ``answer`` is the ``CachedAnswer`` made of the upstream's response (or that response in
+        wire form). The pipeline calls it once per upstream answer to a query this stage passed
+        on, never for cache hits nor blocked answers. A Reply (block mode, once the answers
+        cross a threshold) replaces the answer: the payload a stager pulls down stops there.
+        """
+        if self.off or fwd.zone is not None:
+            return None  # conditional forwarding: the commune's own zones
+        parts = self._place(query.qname)
+        if parts is None or not parts[0]:
+            return None
+        key = (query.client, parts[1])
+        track = self.tracks.peek(key)
+        if track is None:
+            return None  # known-good, trusted, in cool-down or long forgotten
+        signals = self._answered(track, query, parts[0], answer, now)
+        if not signals or self._is_popular(parts[1], now):
+            return None
+        escalated = self._strike(query, key, track, signals, now)
+        if not self.block:
+            return None
+        joined = ",".join(signals)
+        return self._reply(query, f"exfil:cooldown,{joined}" if escalated else f"exfil:{joined}")
+
+    def _answered(
+        self, track: Track, query: Query, prefix: str, answer: bytes | CachedAnswer, now: float
+    ) -> tuple[str, ...]:
+        """Add one answer to ``track``; the answer-side signals it crossed."""
+        if isinstance(answer, CachedAnswer):
+            rcode, size = answer.rcode, len(answer.body)
+        else:
+            rcode = answer[3] & 0xF if len(answer) > 3 else 0
+            size = max(len(answer) - 12 - len(query.question), 0)
+        # Only the first answer to a new name counts: an answer asked again once its TTL ran
+        # out carries nothing new.
+        carried = size if query.qtype in ANSWER_TYPES and track.fresh(hash(prefix)) else 0
+        values = (0, 0, 0, 0, 0, 0, carried, 1, int(rcode == 3))
+        short = track.short.add(now, values)
+        long = track.long.add(now, values)
+        t = self.t
+        signals = []
+        if (
+            carried
+            and long[state.ANSWER] >= t.answer_bytes
+            and long[state.DISTINCT] >= t.answer_names
+        ):
+            signals.append("answers")
+        if self._nxdomain(short):
+            signals.append("nxdomain")
+        return tuple(signals)
+
+    def admits(self, client: str, now: float) -> bool:
+        """False while ``client`` (or every client, scope "all") has a domain in cool-down:
+        its cached answers must then take the full path, where this stage sees them."""
+        if now < self._all_until:
+            return False
+        until = self._cooling_clients.get(client)
+        if until is None:
+            return True
+        if now < until:
+            return False
+        del self._cooling_clients[client]
+        return True
+
+    def _note_cooling(self, client: str, until: float, now: float) -> None:
+        if client == _ALL:
+            self._all_until = max(self._all_until, until)
+            return
+        cooling = self._cooling_clients
+        cooling[client] = max(cooling.get(client, 0.0), until)
+        if len(cooling) > 2 * self.cfg.max_cooldowns:
+            for c in [c for c, u in cooling.items() if u <= now]:
+                del cooling[c]
+
+    def _is_popular(self, base: str, now: float) -> bool:
+        clients = self.audience.peek(base)
+        if clients is None:
+            return False
+        horizon = now - self.t.long_window
+        return sum(1 for at in clients.values() if at >= horizon) >= self.t.popular_clients
+
+    def trust(self, domain: str) -> None:
+        """The operator said ``domain`` is legitimate: never judge it again on this box."""
+        base = domain.lower().rstrip(".")
+        self.trusted.add(base)
+        for key in self.cooldowns.key_list():
+            if key[1] == base:
+                self.cooldowns.pop(key)
+        for track_key in self.tracks.key_list():
+            if track_key[1] == base:
+                self.tracks.pop(track_key)
+        self.generation += 1
 
     def _reply(self, query: Query, reason: str) -> Reply:
         wire = responses.make_blocked(query, self.answer, reason, CATEGORY)

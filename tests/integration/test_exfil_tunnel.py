@@ -1,6 +1,6 @@
 """Real tunnels (Debian's iodine and dns2tcp) through the running server on loopback.
 
-The tunnel server is the resolver's upstream, authoritative for tun.test; the tunnel client
+The tunnel server is the resolver's upstream, authoritative for tun.example.com; the tunnel client
 talks to the resolver, which must listen on port 53 (the clients have no port option): we use
 127.0.0.53 and skip when that cannot be bound. A control run with the stage off shows the
 same iodine session set up through the same server. Until the lead wires the stage into
@@ -151,7 +151,7 @@ def _assert_cut_off(app: App, stage: ExfiltrationStage, rows: list[tuple[str, ..
     found = stage.drain()
     assert found, "no detection"
     d = found[0]
-    assert (d.client, d.domain, d.blocked) == ("127.0.0.1", "tun.test", True)
+    assert (d.client, d.domain, d.blocked) == ("127.0.0.1", "example.com", True)
     assert rows and {r[2] for r in rows} == {Verdict.EXFILTRATION}
     assert {r[4] for r in rows} == {"exfiltration"}
     assert all(r[3].startswith("exfil:") for r in rows)
@@ -182,14 +182,22 @@ async def test_iodine_session_is_cut_off_within_seconds(tmp_path: Path, mode: st
             "-P",
             "parafoudre",
             "10.53.7.1",
-            "tun.test",
+            "tun.example.com",
         ) as server:
             ready = await read_until(server, b"Listening to dns", 5)
             if b"Listening to dns" not in ready:
                 pytest.skip(f"iodined cannot start here: {ready[-300:]!r}")
             # -r: no raw UDP mode, which would bypass the resolver and talk to the server directly
             async with process(
-                "iodine", "-f", "-r", "-d", f"dnsc{suffix}", "-P", "parafoudre", LISTEN, "tun.test"
+                "iodine",
+                "-f",
+                "-r",
+                "-d",
+                f"dnsc{suffix}",
+                "-P",
+                "parafoudre",
+                LISTEN,
+                "tun.example.com",
             ) as client:
                 started = time.monotonic()
                 out = await read_until(client, b"Connection setup complete", 15)
@@ -221,7 +229,7 @@ async def test_dns2tcp_session_is_detected_and_blocked(tmp_path: Path) -> None:
     conf = tmp_path / "dns2tcpd.conf"
     conf.write_text(
         f"listen = 127.0.0.1\nport = {port}\nuser = nobody\nchroot = /tmp\n"
-        f"domain = tun.test\nresources = echo:127.0.0.1:{echo_port}\n"
+        f"domain = tun.example.com\nresources = echo:127.0.0.1:{echo_port}\n"
     )
     app, stage = _resolver(tmp_path, port, "block")
     local = free_udp_port()
@@ -229,7 +237,7 @@ async def test_dns2tcp_session_is_detected_and_blocked(tmp_path: Path) -> None:
     try:
         async with (
             process("dns2tcpd", "-F", "-f", str(conf)),
-            process("dns2tcpc", "-z", "tun.test", "-r", "echo", "-l", str(local), LISTEN),
+            process("dns2tcpc", "-z", "tun.example.com", "-r", "echo", "-l", str(local), LISTEN),
         ):
             if await wait_listening(local, time.monotonic() + 8):
                 await pump(local, 3.0)

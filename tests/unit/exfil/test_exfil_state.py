@@ -1,25 +1,32 @@
-"""Bounded state: windows, tracks, LRU map."""
+"""Bounded state: windows, tracks, the information bound, LRU map."""
 
 from __future__ import annotations
 
-from resolver.exfil.state import DISTINCT, NAMES, VOLUME, LruMap, Track, Window
+import random
+import string
+
+from resolver.exfil.state import DISTINCT, NAMES, SLOTS, VOLUME, Info, LruMap, Track, Window
+
+
+def v(*head: int) -> tuple[int, ...]:
+    return (*head, *(0,) * (SLOTS - len(head)))
 
 
 def test_window_sums_then_forgets_whole_buckets() -> None:
     w = Window(60.0, 6)
-    assert w.add(0.0, (1, 10, 0, 0, 1))[NAMES] == 1
-    assert w.add(25.0, (1, 10, 0, 0, 1))[VOLUME] == 20
-    assert w.add(59.0, (0, 0, 0, 0, 1))[DISTINCT] == 3
+    assert w.add(0.0, v(1, 10, 0, 0, 1))[NAMES] == 1
+    assert w.add(25.0, v(1, 10, 0, 0, 1))[VOLUME] == 20
+    assert w.add(59.0, v(0, 0, 0, 0, 1))[DISTINCT] == 3
     # at 60 s the first bucket [0, 10) leaves; at 90 s the one of 25 s leaves as well
-    assert w.add(60.0, (0, 0, 0, 0, 0))[NAMES] == 1
-    assert w.add(90.0, (0, 0, 0, 0, 0))[NAMES] == 0
-    assert w.add(1000.0, (0, 0, 0, 0, 0)) == [0, 0, 0, 0, 0]
+    assert w.add(60.0, v())[NAMES] == 1
+    assert w.add(90.0, v())[NAMES] == 0
+    assert w.add(1000.0, v()) == [0] * SLOTS
 
 
 def test_window_survives_a_clock_set_back() -> None:
     w = Window(60.0, 6)
-    w.add(1000.0, (5, 5, 5, 5, 5))
-    assert w.add(500.0, (1, 0, 0, 0, 0)) == [1, 0, 0, 0, 0]
+    w.add(1000.0, (5,) * SLOTS)
+    assert w.add(500.0, v(1)) == list(v(1))
 
 
 def test_track_remembers_recent_names_only() -> None:
@@ -32,13 +39,51 @@ def test_track_remembers_recent_names_only() -> None:
     assert len(t.recent) == Track.RECENT
 
 
+def test_track_sees_regular_gaps_and_ignores_bursts() -> None:
+    t = Track(60.0, 3600.0)
+    rng = random.Random(1)
+    now = 0.0
+    for _ in range(7):
+        t.tick(now, 5.0)
+        t.tick(now + 0.5, 5.0)  # a burst within the round: not a gap
+        now += 300 * rng.uniform(0.8, 1.0)
+    assert len(t.gaps) == 6 and t.periodic(6, 0.25)
+    t2 = Track(60.0, 3600.0)
+    now = 0.0
+    for _ in range(9):
+        t2.tick(now, 5.0)
+        now += rng.choice([6.0, 60.0, 900.0])
+    assert not t2.periodic(6, 0.25)
+    assert len(t2.gaps) <= Track.GAPS
+
+
+def test_information_bound_credits_repetition_not_fresh_data() -> None:
+    """Paxson et al. 2013: compressed size bounds what the names can carry."""
+    rng = random.Random(2)
+    fresh = Info()
+    data = sum(fresh.add("".join(rng.choice(string.hexdigits[:16]) for _ in range(60)))
+               for _ in range(20))  # fmt: skip
+    same = Info()
+    tenant = sum(same.add(f"selector{i % 2 + 1}-contoso-com._domainkey.contoso") for i in range(20))
+    assert data > 20 * 25  # ~0.5 octet per hex character
+    assert tenant < data / 5
+    t = Track(60.0, 3600.0)
+    first = "xy" * 10 + ".abcdef0123456789abcdef0123456789"
+    assert t.information(first, 52, 12) == (20 * 53 + 32 * 41 + 79) // 80  # its capacity
+    assert t.info is None
+    # the second: the repeated label is free, the rest compressed against the first
+    assert 0 < t.information("yx" * 10 + ".abcdef0123456789abcdef0123456789", 52, 12) <= 14
+    assert t.information("x1.abcdef0123456789abcdef0123456789", 34, 12) == 2  # "x1" alone
+
+
 def test_lru_map_evicts_the_least_recently_used() -> None:
     m: LruMap[str, int] = LruMap(2)
-    m.put("a", 1)
+    assert not m.put("a", 1)
     m.put("b", 2)
     assert m.get("a") == 1  # "a" now most recent
-    m.put("c", 3)
+    assert m.put("c", 3)  # "b" evicted
     assert m.peek("b") is None and m.peek("a") == 1 and len(m) == 2
+    assert m.key_list() == ["a", "c"]
     m.pop("a")
     m.pop("zz")
     assert len(m) == 1
