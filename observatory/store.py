@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 # Bounds on text that came from a box (the box applies the same ones to its own log).
 MAX_QNAME = 255
@@ -36,16 +36,41 @@ class Event:
     qtype: int
     client: str  # pseudonym made on the box; the observatory cannot reverse it
     count: int = 1  # a box before payload version 2 sends one query per event
+    domain: str = ""  # the name's registered domain: what campaigns are grouped by
 
 
 @dataclass(frozen=True, slots=True)
 class Campaign:
-    """A name or a feed blocked in several communes on the same day."""
+    """Names of one registered domain and one category blocked in several communes on the same
+    day. Grouped by what was blocked, never by the list that blocked it: two communes' lists
+    called "malware.txt" have nothing in common but their file name.
+    """
 
-    kind: Literal["name", "feed"]
-    value: str
+    category: str
+    domain: str
     communes: tuple[str, ...]  # INSEE codes, sorted
     events: int  # blocked queries
+    names: tuple[str, ...] = ()  # the most blocked names of the domain, at most CAMPAIGN_NAMES
+    name_count: int = 0  # distinct names of the domain blocked that day
+
+
+# Names shown per campaign.
+CAMPAIGN_NAMES = 3
+
+
+def group_names(
+    rows: Sequence[tuple[str, str, str, int]],
+) -> dict[tuple[str, str], tuple[tuple[str, ...], int]]:
+    """(category, domain, qname, queries) rows, most blocked first -> the first names and the
+    number of names per (category, domain).
+    """
+    out: dict[tuple[str, str], tuple[tuple[str, ...], int]] = {}
+    for category, domain, qname, _n in rows:
+        names, count = out.get((category, domain), ((), 0))
+        if len(names) < CAMPAIGN_NAMES:
+            names = (*names, qname)
+        out[category, domain] = (names, count + 1)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +107,17 @@ class Store(Protocol):
         """Blocked queries per category from ``first`` to ``last`` included, all communes."""
 
     async def campaigns(self, day: dt.date, min_communes: int, limit: int) -> list[Campaign]:
-        """Names, then feeds, blocked in at least ``min_communes`` communes on ``day``."""
+        """(category, registered domain) blocked in at least ``min_communes`` communes on
+        ``day``, most widespread first.
+        """
+
+    async def commune_totals(self, first: dt.date, last: dt.date) -> dict[str, int]:
+        """Blocked queries per INSEE code from ``first`` to ``last`` included."""
+
+    async def commune_days(self, first: dt.date, last: dt.date) -> dict[str, dict[dt.date, int]]:
+        """Blocked queries per INSEE code and day from ``first`` to ``last`` (days without any
+        are absent).
+        """
 
     async def last_seen(self) -> dict[str, float]:
         """Unix time of each box's last report (batch or heartbeat), by INSEE code."""

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final, TypeVar
 
-from observatory.store import Campaign, DailyRow, Event, Pruned
+from observatory.store import Campaign, DailyRow, Event, Pruned, group_names
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 # The current schema, created in a new file.
 _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS batches (
@@ -37,7 +38,8 @@ _SCHEMA: Final = (
         qname TEXT NOT NULL,
         qtype INTEGER NOT NULL,
         client TEXT NOT NULL,       -- pseudonym made on the box
-        count INTEGER NOT NULL DEFAULT 1  -- identical queries this event stands for
+        count INTEGER NOT NULL DEFAULT 1,  -- identical queries this event stands for
+        domain TEXT NOT NULL DEFAULT ''    -- registered domain of qname ('' before v4)
     )""",
     "CREATE INDEX IF NOT EXISTS events_day_commune ON events (day, commune)",
     "CREATE INDEX IF NOT EXISTS events_qname_day ON events (qname, day)",
@@ -62,10 +64,13 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         "UPDATE events SET ts = CAST(ts / 60 AS INTEGER) * 60"
         " WHERE ts != CAST(ts / 60 AS INTEGER) * 60",
     ),
+    # 3 -> 4: campaigns grouped by registered domain (as in store_pg).
+    3: ("ALTER TABLE events ADD COLUMN domain TEXT NOT NULL DEFAULT ''",),
 }
 _INSERT_EVENT: Final = (
-    "INSERT INTO events (day, ts, commune, category, reason, verdict, qname, qtype, client, count)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events"
+    " (day, ts, commune, category, reason, verdict, qname, qtype, client, count, domain)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _ADD_DAILY: Final = (
     "INSERT INTO daily_counts (day, commune, category, count) VALUES (?, ?, ?, ?)"
@@ -75,11 +80,19 @@ _SEEN: Final = (
     "INSERT INTO box_status (commune, last_seen) VALUES (?, ?)"
     " ON CONFLICT (commune) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)"
 )
-# Two levels: (name, commune) pairs first, then the communes per name (as in store_pg).
+_DOMAIN: Final = "CASE WHEN domain = '' THEN qname ELSE domain END"
+# Two levels: (category, domain, commune) first, then the communes per (category, domain), as
+# in store_pg.
 CAMPAIGN_SQL: Final = (
-    "SELECT {col}, count(*), sum(n), group_concat(commune) FROM"
-    " (SELECT {col}, commune, sum(count) AS n FROM events WHERE day = ? GROUP BY {col}, commune)"
-    " GROUP BY {col} HAVING count(*) >= ? ORDER BY 2 DESC, 3 DESC, 1 LIMIT ?"
+    "SELECT category, dom, count(*), sum(n), group_concat(commune) FROM"  # noqa: S608 (constants only)
+    f" (SELECT category, {_DOMAIN} AS dom, commune, sum(count) AS n FROM events WHERE day = ?"
+    " GROUP BY 1, 2, 3)"
+    " GROUP BY category, dom HAVING count(*) >= ? ORDER BY 3 DESC, 4 DESC, 2, 1 LIMIT ?"
+)
+_CAMPAIGN_NAMES: Final = (
+    f"SELECT category, {_DOMAIN} AS dom, qname, sum(count) FROM events"  # noqa: S608 (constants only)
+    " WHERE day = ? AND dom IN (SELECT value FROM json_each(?))"
+    " GROUP BY 1, 2, 3 ORDER BY 4 DESC, 3"
 )
 
 
@@ -161,6 +174,7 @@ class SqliteStore:
                 e.qtype,
                 e.client,
                 e.count,
+                e.domain,
             )
             for e in events
         ]
@@ -216,21 +230,41 @@ class SqliteStore:
 
     async def campaigns(self, day: dt.date, min_communes: int, limit: int) -> list[Campaign]:
         def read(conn: sqlite3.Connection) -> list[Campaign]:
-            found: list[Campaign] = []
-            for kind, col in (("name", "qname"), ("feed", "reason")):
-                sql = CAMPAIGN_SQL.format(col=col)
-                for value, _n, events, communes in conn.execute(
-                    sql, (day.isoformat(), min_communes, limit)
-                ):
-                    found.append(
-                        Campaign(
-                            kind="name" if kind == "name" else "feed",
-                            value=value,
-                            communes=tuple(sorted(communes.split(","))),
-                            events=events,
-                        )
-                    )
-            return found
+            found = conn.execute(CAMPAIGN_SQL, (day.isoformat(), min_communes, limit)).fetchall()
+            if not found:
+                return []
+            domains = json.dumps(sorted({r[1] for r in found}))
+            rows = conn.execute(_CAMPAIGN_NAMES, (day.isoformat(), domains)).fetchall()
+            names = group_names(rows)
+            return [
+                Campaign(cat, dom, tuple(sorted(c.split(","))), n, *names.get((cat, dom), ((), 0)))
+                for cat, dom, _k, n, c in found
+            ]
+
+        return await self._run(read)
+
+    async def commune_totals(self, first: dt.date, last: dt.date) -> dict[str, int]:
+        def read(conn: sqlite3.Connection) -> dict[str, int]:
+            return dict(
+                conn.execute(
+                    "SELECT commune, sum(count) FROM daily_counts WHERE day BETWEEN ? AND ?"
+                    " GROUP BY commune",
+                    (first.isoformat(), last.isoformat()),
+                ).fetchall()
+            )
+
+        return await self._run(read)
+
+    async def commune_days(self, first: dt.date, last: dt.date) -> dict[str, dict[dt.date, int]]:
+        def read(conn: sqlite3.Connection) -> dict[str, dict[dt.date, int]]:
+            out: dict[str, dict[dt.date, int]] = {}
+            for commune, day, n in conn.execute(
+                "SELECT commune, day, sum(count) FROM daily_counts WHERE day BETWEEN ? AND ?"
+                " GROUP BY commune, day",
+                (first.isoformat(), last.isoformat()),
+            ):
+                out.setdefault(commune, {})[dt.date.fromisoformat(day)] = n
+            return out
 
         return await self._run(read)
 

@@ -342,10 +342,16 @@ async def test_three_boxes_report_weather_totals_and_campaigns(
     assert totals["day"]["by_category"] == {"exfiltration": 11, "malware": 49}
 
     campaigns = await get_json(url + "/api/campaigns")
-    names = {c["value"]: c["communes"] for c in campaigns["names"]}
-    assert names == {HOSTILE: ["42094", "42147", "42187"], "campaign-1.test": ["42094", "42147"]}
-    feeds = {c["value"]: (c["communes"], c["events"]) for c in campaigns["feeds"]}
-    assert feeds == {"feed:urlhaus": (["42094", "42147", "42187"], 5)}
+    # By category and registered domain, communes by name; never by the list that blocked them
+    # (each commune's "feed:local-<insee>" names are its own: no campaign).
+    found = {
+        (c["category"], c["domain"]): ([x["name"] for x in c["communes"]], c["events"], c["names"])
+        for c in campaigns["campaigns"]
+    }
+    assert found == {
+        ("malware", "evil.test"): (["Feurs", "Montbrison", "Roanne"], 3, [HOSTILE]),
+        ("malware", "campaign-1.test"): (["Feurs", "Montbrison"], 2, ["campaign-1.test"]),
+    }
 
     silent = await get_json(url + "/api/silent")
     assert [b["insee"] for b in silent["boxes"]] == [SILENT.insee]
@@ -599,10 +605,10 @@ async def test_coalesced_blocks_arrive_with_their_counts_and_are_summed(
     assert totals["day"]["total"] == totals["year"]["total"] == 1004
     assert totals["day"]["by_category"] == {"malware": 1004}
     campaigns = await get_json(url + "/api/campaigns")
-    assert [(c["value"], c["communes"], c["events"]) for c in campaigns["names"]] == [
-        (HOSTILE, ["42094", "42147"], 1003)
-    ]
-    assert [(c["value"], c["events"]) for c in campaigns["feeds"]] == [("feed:urlhaus", 1003)]
+    assert [
+        (c["domain"], [x["insee"] for x in c["communes"]], c["events"], c["names"])
+        for c in campaigns["campaigns"]
+    ] == [("evil.test", ["42094", "42147"], 1003, [HOSTILE])]
     async with ClientSession(timeout=ClientTimeout(total=5)) as s:
         async with s.get(url + "/metrics") as r:
             metrics = await r.text()
@@ -674,7 +680,7 @@ async def test_a_box_without_counts_still_reports(
     ]}  # fmt: skip
     assert communes["42147"]["blocks_today"] == 3 and communes["42094"]["blocks_today"] == 4
     campaigns = await get_json(base(observatory) + "/api/campaigns")
-    assert [(c["value"], c["events"]) for c in campaigns["names"]] == [("a.test", 2 + 4)]
+    assert [(c["domain"], c["events"]) for c in campaigns["campaigns"]] == [("a.test", 2 + 4)]
 
 
 async def test_a_v1_postgresql_database_is_migrated_keeping_its_events(
@@ -708,7 +714,7 @@ async def test_a_v1_postgresql_database_is_migrated_keeping_its_events(
     store = PgStore(pg_cluster.dsn(name))
     await store.open()  # migrates
     try:
-        assert await store.pool.fetchval("SELECT max(version) FROM schema_version") == 3
+        assert await store.pool.fetchval("SELECT max(version) FROM schema_version") == 4
         assert await store.pool.fetchval("SELECT count FROM events WHERE qname = 'old.test'") == 1
         new = dataclasses.replace(old, qname="new.test", count=5)
         assert await store.insert_batch(

@@ -162,9 +162,9 @@ async def test_readme_recipe_works_with_debian_default_authentication(
     config.write_text(example_config(etc, debian_cluster.port))
     migrated = await asyncio.to_thread(parafoudre, "observatory", "migrate", "-c", str(config))
     assert migrated.returncode == 0, migrated.stderr
-    assert "created at schema v3" in migrated.stdout
+    assert "created at schema v4" in migrated.stdout
     again = await asyncio.to_thread(parafoudre, "observatory", "migrate", "-c", str(config))
-    assert "already at schema v3, nothing to do" in again.stdout
+    assert "already at schema v4, nothing to do" in again.stdout
 
     cfg = load_file(config, ObservatoryServerConfig)
     running = await start_observatory(cfg, clock=lambda: NOW)
@@ -228,8 +228,9 @@ async def test_migrate_brings_a_populated_v2_database_forward(
             await store.insert_batch(
                 batch_id=str(uuid.uuid4()), insee="42147", received=NOW, events=[event]
             )
-        # Back to what schema v2 stored: times to the microsecond.
+        # Back to what schema v2 stored: times to the microsecond, no domain.
         await store.pool.execute("UPDATE events SET ts = ts + interval '17.123456 seconds'")
+        await store.pool.execute("ALTER TABLE events DROP COLUMN domain")
         await store.pool.execute("DELETE FROM schema_version")
         await store.pool.execute("INSERT INTO schema_version (version) VALUES (2)")
     finally:
@@ -240,7 +241,7 @@ async def test_migrate_brings_a_populated_v2_database_forward(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (
-        "observatory database: migrated from schema v2 to v3; 15 blocked queries in 3 batches kept"
+        "observatory database: migrated from schema v2 to v4; 15 blocked queries in 3 batches kept"
     )
     store = PgStore(dsn)
     await store.open()
@@ -248,6 +249,17 @@ async def test_migrate_brings_a_populated_v2_database_forward(
         seconds = await store.pool.fetch("SELECT extract(second FROM ts) FROM events")
         assert [r[0] for r in seconds] == [0, 0, 0]
         assert await store.counts_by_commune(TODAY) == {"42147": 15}
+        # Events from before v4 have no domain: a campaign groups them by their name.
+        await store.insert_batch(
+            batch_id=str(uuid.uuid4()),
+            insee="42094",
+            received=NOW,
+            events=[Event(NOW, TODAY, "malware", "feed:y", "blocked", "n0.test", 1, "c1", 1)],
+        )
+        found = await store.campaigns(TODAY, 2, 10)
+        assert [(c.domain, c.communes, c.events) for c in found] == [
+            ("n0.test", ("42094", "42147"), 6)
+        ]
     finally:
         await store.close()
 

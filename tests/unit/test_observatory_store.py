@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from dashboard.weather import Weather
-from observatory import page
+from observatory import francemap, page
 from observatory.app import BadBatch, CommuneRow, RefusalLog, find_box, parse_events
 from observatory.config import ObservatoryServerConfig, hash_token
+from observatory.domains import campaign_domain
+from observatory.i18n import number
 from observatory.retention import prune_once, retention_start
 from observatory.store import Event
 from observatory.store_pg import next_month, partition_ddl
@@ -120,9 +122,8 @@ async def test_sqlite_store_sums_counts_everywhere(tmp_path: Path) -> None:
         assert await store.counts_by_commune(DAY) == {"42094": 1001, "42187": 2}
         assert await store.totals(DAY, DAY) == {"malware": 1003}
         found = await store.campaigns(DAY, 2, 10)
-        assert [(c.kind, c.value, c.communes, c.events) for c in found] == [
-            ("name", "shared.test", ("42094", "42187"), 1002),
-            ("feed", "feed:urlhaus", ("42094", "42187"), 1002),
+        assert [(c.category, c.domain, c.communes, c.events, c.names) for c in found] == [
+            ("malware", "shared.test", ("42094", "42187"), 1002, ("shared.test",)),
         ]
         assert await store.daily_rows(DAY, DAY) == [
             (DAY, "42094", "malware", 1001),
@@ -161,7 +162,7 @@ async def test_sqlite_store_migrates_a_v1_file_keeping_its_events(tmp_path: Path
         await store.close()
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (4,)
         assert conn.execute("SELECT qname, count FROM events ORDER BY id").fetchall() == [
             ("old.test", 1),
             ("new.test", 5),
@@ -171,7 +172,7 @@ async def test_sqlite_store_migrates_a_v1_file_keeping_its_events(tmp_path: Path
     finally:
         conn.close()
     newer = SqliteStore(path)
-    with pytest.raises(RuntimeError, match="v99, newer than v3"):
+    with pytest.raises(RuntimeError, match="v99, newer than v4"):
         await newer.open()
     await newer.close()
 
@@ -208,9 +209,8 @@ async def test_sqlite_store_is_idempotent_and_detects_campaigns(tmp_path: Path) 
         assert await store.counts_by_commune(DAY) == {"42094": 3, "42187": 1}
         assert await store.totals(DAY - dt.timedelta(days=1), DAY) == {"malware": 5}
         found = await store.campaigns(DAY, 2, 10)
-        assert [(c.kind, c.value, c.communes, c.events) for c in found] == [
-            ("name", "shared.test", ("42094", "42187"), 3),
-            ("feed", "feed:urlhaus", ("42094", "42187"), 3),
+        assert [(c.category, c.domain, c.communes, c.events) for c in found] == [
+            ("malware", "shared.test", ("42094", "42187"), 3),
         ]
         assert await store.campaigns(DAY, 3, 10) == []
         assert await store.last_seen() == {"42094": NOW + 5, "42187": NOW, "42147": NOW}
@@ -236,25 +236,47 @@ def _row(name: str, lat: float | None, lon: float | None, count: int = 0) -> Com
     return CommuneRow("42094", name, count, Weather.RAIN, None, True, lat, lon)
 
 
-def test_map_projects_inside_the_frame_and_escapes_names() -> None:
+def test_map_places_communes_inside_their_departement_and_escapes_nothing_itself() -> None:
+    """The Loire's outline from the npm package, and its towns inside its frame."""
+    outline = francemap.load_outline("42")
+    assert outline is not None and outline.name == "Loire"
+    x0, y0, x1, y1 = outline.bbox
+    towns = {"Roanne": (46.036, 4.068), "Saint-Étienne": (45.434, 4.390), "Feurs": (45.742, 4.227)}
+    for lat, lon in towns.values():
+        x, y = francemap.project(lat, lon)
+        assert x0 < x < x1 and y0 < y < y1
+    # North is up: Roanne is above Saint-Étienne.
+    assert francemap.project(*towns["Roanne"])[1] < francemap.project(*towns["Saint-Étienne"])[1]
+    # Checked on points the fit did not use: Paris and Cap Corse within a pixel.
+    px, py = francemap.project(48.8566, 2.3522)
+    assert 307.6 < px < 317.7 and 141.3 < py < 146.5  # the package's Ville de Paris
+    assert abs(francemap.project(43.0275, 9.4)[1] - 492.34) < 1.5
+    cfg = load_text(BOXES_YAML, ObservatoryServerConfig)
     rows = (
-        _row("<b>A</b>", 45.4, 4.0),
-        _row("B", 46.1, 4.4),
-        _row("C", 45.7, 4.2),
+        _row("<b>A</b>", 45.6, 4.1),
+        _row("B", 46.0, 4.1),
         _row("no coordinates", None, None),
     )
-    points = page.project(rows)
-    assert len(points) == 3
-    for _r, x, y in points:
-        assert page.MARGIN - 0.01 <= x <= page.MAP_W - page.MARGIN + 0.01
-        assert page.MARGIN - 0.01 <= y <= page.MAP_H - page.MARGIN + 0.01
-    north = min(points, key=lambda p: p[2])[0]
-    assert north.name == "B"
-    svg = page.map_svg(rows)
-    assert "&lt;b&gt;A&lt;/b&gt;" in svg and "<b>" not in svg
-    assert page.project((_row("alone", 45.0, 4.0),))[0][1:] == (page.MAP_W / 2, page.MAP_H / 2)
-    assert page.map_svg((_row("none", None, None),)) == ""
-    assert page.number(422000) == "422\u202f000"
+    view = page.map_view(rows, cfg, "fr")
+    assert view.outline_d == outline.d and len(view.markers) == 2
+    assert view.markers[0].title.startswith("<b>A</b> : Pluie")  # escaped by the template
+    assert page.departement(cfg) == "42"
+    elsewhere = dataclasses.replace(cfg, departement="69")
+    assert "69" in page.map_view(rows, elsewhere, "en").note  # not vendored: said so
+    assert number(422000, "fr") == "422\u202f000" and number(422000, "en") == "422,000"
+
+
+def test_campaign_domains_group_names_whatever_list_blocked_them() -> None:
+    assert campaign_domain("a.b.evil-bank.fr") == "evil-bank.fr"
+    assert campaign_domain("login.evil.co.uk.") == "evil.co.uk"
+    assert campaign_domain("x.campaign.test") == "campaign.test"  # unknown TLD: two labels
+    raw = [
+        {"ts": NOW, "category": "phishing", "reason": "list:malware.txt", "qname": q,
+         "client": "c0ffee"}
+        for q in ("a.evil-bank.fr", "b.evil-bank.fr", "a.evil-bank.fr")
+    ]  # fmt: skip
+    events, _ = parse_events(raw, now=NOW, tz="Europe/Paris", max_events=10)
+    assert {e.domain for e in events} == {"evil-bank.fr"}
 
 
 def test_readme_config_examples_load() -> None:
@@ -338,12 +360,13 @@ async def test_sqlite_store_migrates_a_v2_file_cutting_times_to_the_minute(
     await store.close()
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("UPDATE events SET ts = ts + 17.123456")  # as a v2 observatory stored them
+    conn.execute("ALTER TABLE events DROP COLUMN domain")  # v4 added it
     conn.execute("PRAGMA user_version = 2")
     conn.close()
     store = SqliteStore(path)
     await store.open()
     await store.close()
-    assert (store.found_version, store.schema_version) == (2, 3)
+    assert (store.found_version, store.schema_version) == (2, 4)
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("SELECT ts FROM events").fetchall() == [(NOW,)]
