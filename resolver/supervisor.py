@@ -3,6 +3,11 @@
 Each worker is a full resolver (its own cache, its own block-log writer on the shared SQLite
 file); the kernel steers each client to one worker (resolver/net/reuseport.py). The supervisor
 only starts, restarts and signals them: SIGHUP and SIGTERM are passed on.
+
+A worker starts with SIGHUP, SIGTERM and SIGINT blocked (the signal mask is inherited across
+fork and exec): one passed on while it still imports stays pending until ``serve`` has its
+handlers and unblocks them, so a reload is never lost and a stop never kills a worker by the
+default action.
 """
 
 from __future__ import annotations
@@ -19,16 +24,13 @@ log = logging.getLogger(__name__)
 
 _STARTUP_GRACE = 3.0  # a worker dying this soon after start failed to start: do not loop
 _STOP_GRACE = 10.0
+# What a worker must handle itself, never by the default action; resolver/app.py `serve`
+# unblocks the same set once its handlers are in.
+WORKER_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTERM, signal.SIGINT})
 
 
 def _die_with_parent() -> None:
-    """In the child: get SIGTERM if the supervisor dies, even by SIGKILL (Linux prctl).
-
-    Also ignore SIGHUP until the worker installs its own handler: the supervisor passes a
-    reload on at any time, and the default action would kill a worker still starting up
-    (an ignored signal stays ignored across exec).
-    """
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    """In the child: get SIGTERM if the supervisor dies, even by SIGKILL (Linux prctl)."""
     try:
         import ctypes
 
@@ -56,8 +58,15 @@ def supervise(serve_args: Sequence[str], workers: int) -> int:
             f"{i}/{workers}",
         ]
 
-        # supervisor runs no threads.
-        procs[i] = subprocess.Popen(cmd, preexec_fn=_die_with_parent)  # noqa: S603
+        # Blocked in the supervisor across the fork, so the child inherits them blocked (see the
+        # module docstring) and `forward` cannot run in the child before it execs; the
+        # supervisor's own pending signals are handled as soon as they are unblocked below.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
+        try:
+            # supervisor runs no threads.
+            procs[i] = subprocess.Popen(cmd, preexec_fn=_die_with_parent)  # noqa: S603
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
         started[i] = time.monotonic()
 
     def forward(signum: int, frame: FrameType | None) -> None:

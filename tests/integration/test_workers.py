@@ -203,3 +203,81 @@ async def test_a_tunnel_is_cut_as_fast_with_4_workers_as_with_one(
     # Split four ways, the detector would need about four times as many queries.
     assert one <= 12, one
     assert four == one
+
+
+async def _start_and_signal(
+    tmp_path: Path, upstream: FakeUpstream, signum: int
+) -> tuple[asyncio.subprocess.Process, int, list[str], asyncio.Task[None]]:
+    """Start 2 workers and send ``signum`` the moment they are spawned, while they import."""
+    port = free_port()
+    (tmp_path / "block.txt").write_text("evil.test\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"state_dir: {tmp_path / 'state'}\nserver:\n  listen: ['127.0.0.1:{port}']\n"
+        f"upstream:\n  servers: ['127.0.0.1:{upstream.port}']\n"
+        f"blocking:\n  lists:\n    - path: {tmp_path / 'block.txt'}\n"
+        "dashboard:\n  enabled: false\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "resolver.cli", "serve", "-c", str(cfg), "--workers", "2"),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    lines: list[str] = []
+    for _ in range(200):  # bounded: the supervisor's first lines
+        line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+        assert line, "server exited: " + "".join(lines)
+        lines.append(line)
+        if "started 2 workers" in line:
+            break
+    proc.send_signal(signum)  # the workers are just forked: no handler of theirs is in yet
+
+    async def read_rest() -> None:
+        assert proc.stderr is not None
+        while line := await proc.stderr.readline():
+            lines.append(line.decode())
+
+    return proc, port, lines, asyncio.create_task(read_rest())
+
+
+async def test_a_reload_sent_while_workers_start_is_not_lost(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    proc, port, lines, reader = await _start_and_signal(tmp_path, upstream, signal.SIGHUP)
+    try:
+        for _ in range(300):  # bounded: ~30 s on a loaded machine
+            if sum("lists reloaded" in x for x in lines) >= 2:
+                break
+            assert proc.returncode is None, "".join(lines)
+            await asyncio.sleep(0.1)
+        # Each worker got the reload (held until its handler was in), none was killed by it.
+        assert sum("lists reloaded" in x for x in lines) == 2, "".join(lines)
+        q = dns.message.make_query("evil.test", "A")
+        r = await dns.asyncquery.udp(q, "127.0.0.1", port=port, timeout=2)
+        assert r.rcode() == dns.rcode.NXDOMAIN
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 30)
+        await asyncio.wait_for(reader, 10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, "".join(lines)
+    assert sum("resolver.app: stopped" in x for x in lines) == 2, "".join(lines)
+
+
+async def test_a_stop_sent_while_workers_start_stops_them_cleanly(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    proc, _port, lines, reader = await _start_and_signal(tmp_path, upstream, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), 40)
+        await asyncio.wait_for(reader, 10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, "".join(lines)
+    # Not killed by SIGTERM's default action: both ran their stop (block log flushed).
+    assert sum("resolver.app: stopped" in x for x in lines) == 2, "".join(lines)
+    assert "Traceback" not in "".join(lines)
