@@ -133,11 +133,20 @@ def protection_json(p: Protection, lang: Lang) -> JSON:
         values: dict[str, object] = {}
         if pr.age is not None:
             values["age"] = i18n.duration(lang, pr.age)
-        words = i18n.text(lang, f"problem.{pr.code}", **values)
+        main = i18n.text(lang, f"problem.{pr.code}", **values)
+        detail = ""
         if pr.error_class:
             diagnosis = i18n.netfail_text(lang, pr.error_class)
-            words += " " + i18n.text(lang, "last_attempt", diagnosis=diagnosis)
-        problems.append({"code": pr.code, "error_class": pr.error_class, "text": words})
+            detail = i18n.text(lang, "last_attempt", diagnosis=diagnosis)
+        problems.append(
+            {
+                "code": pr.code,
+                "error_class": pr.error_class,
+                "text": f"{main} {detail}".strip(),  # commands between backquotes
+                "main": main,
+                "detail": detail,
+            }
+        )
     return {
         "protected": p.protected,
         "checks": [
@@ -151,6 +160,8 @@ def protection_json(p: Protection, lang: Lang) -> JSON:
         ],
         "problems": problems,
         "text": problems[0]["text"] if problems else i18n.text(lang, "protection.ok"),
+        "headline": problems[0]["main"] if problems else i18n.text(lang, "protection.ok"),
+        "detail": problems[0]["detail"] if problems else "",
     }
 
 
@@ -176,7 +187,8 @@ def summary_json(
     prot_json = protection_json(prot, lang) if prot is not None else None
     since = ""
     if s.running_since is not None and s.covered < FULL * s.elapsed:
-        since = i18n.text(lang, "running_since", time=local_time(s.running_since, cfg.timezone))
+        started = local_time(s.running_since, cfg.timezone)[:5]  # 08:02, not 08:02:17
+        since = i18n.text(lang, "running_since", time=started)
     return {
         "day": s.day.isoformat(),
         "timezone": cfg.timezone,
@@ -191,7 +203,8 @@ def summary_json(
         # What the page shows first: fog and the first problem while the box does not protect.
         "protected": protected,
         "protection": prot_json,
-        "headline": prot_json["text"] if prot_json and not protected else sentence,
+        "headline": prot_json["headline"] if prot_json and not protected else sentence,
+        "headline_detail": prot_json["detail"] if prot_json and not protected else "",
         "icon": s.weather.value if protected else "fog",
         "icon_label": i18n.weather_label(lang, s.weather)
         if protected

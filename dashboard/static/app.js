@@ -88,6 +88,20 @@
     tbody.replaceWith(fresh);
   }
 
+  // Text whose `commands` are shown as code elements, still only through textContent.
+  function setRich(node, value, limit) {
+    node.replaceChildren();
+    display(value, limit || 400).split("`").forEach(function (part, i) {
+      if (i % 2 === 1) {
+        const code = document.createElement("code");
+        code.textContent = part;
+        node.appendChild(code);
+      } else if (part) {
+        node.appendChild(document.createTextNode(part));
+      }
+    });
+  }
+
   function setText(id, value, limit) {
     const node = document.getElementById(id);
     if (node) node.textContent = display(value, limit || 300);
@@ -108,8 +122,8 @@
     if (!p) return;
     const problems = document.getElementById("problems");
     problems.replaceChildren.apply(problems, p.problems.slice(1).map(function (pr) {
-      const li = el("li", "", "");
-      li.textContent = display(pr.text, 400);
+      const li = el("li");
+      setRich(li, pr.text, 400);
       li.dataset.code = display(pr.code);
       return li;
     }));
@@ -134,7 +148,10 @@
     const img = document.getElementById("weather-icon");
     img.src = "/static/" + weather + ".svg";
     img.alt = display(s.icon_label);
-    setText("headline", s.headline, 400);
+    setRich(document.getElementById("headline"), s.headline, 400);
+    const detail = document.getElementById("headline-detail");
+    detail.textContent = display(s.headline_detail || "", 400);
+    detail.hidden = !s.headline_detail;
     setText("weather-sentence", s.sentence);
     const small = document.getElementById("weather-small");
     small.src = "/static/" + weatherOf(s.day_icon) + ".svg";

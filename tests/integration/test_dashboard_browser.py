@@ -119,9 +119,20 @@ def realistic_events() -> list[BlockEvent]:
     return events
 
 
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def fill(db: Path, events: Sequence[BlockEvent]) -> None:
-    writer = BlockLogWriter(db, clock=lambda: NOW)
+    """The block log of a box installed 35 days ago and running since (its run recorded)."""
+    clock = Clock(NOW - 35 * 86400)
+    writer = BlockLogWriter(db, clock=clock)
     writer.start()
+    clock.now = NOW
     try:
         for event in events:
             assert writer.offer(event)
