@@ -283,8 +283,8 @@ class Resolution:
     ) -> None:
         self.health = health
         self.timeout = timeout
-        order = health.order(servers, now)
-        first = health.servers.get(order[0])
+        order = health.order(servers, now) if servers else []
+        first = health.servers.get(order[0]) if order else None
         if first is not None and now < first.down_until:
             # Every server is set aside (order puts any that is not first).
             self._tries = [min(order, key=lambda s: health[s].down_until)]

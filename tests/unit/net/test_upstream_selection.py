@@ -143,6 +143,11 @@ def test_resolution_table(
     assert all(0 < t.wait <= (2 * TIMEOUT if t.tcp else TIMEOUT) for t in tries)
 
 
+def test_no_servers_no_try() -> None:
+    res = Resolution(UpstreamHealth(), [], 0.0, TIMEOUT, TOTAL)
+    assert res.next_try(0.0) is None and res.response is None and res.done
+
+
 def test_waits_never_pass_the_deadline() -> None:
     res = Resolution(UpstreamHealth(), [A, B], 0.0, TIMEOUT, 2.5)
     tries, end = drive(
