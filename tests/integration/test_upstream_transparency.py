@@ -4,6 +4,8 @@ error and EDE, and a quick SERVFAIL when no upstream answers (issues 14 and 22),
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import dns.message
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import pytest
 from dnslib import EDNS0, QTYPE, RCODE, RR, TXT, DNSRecord, EDNSOption
 
 from resolver.app import App
@@ -102,3 +105,47 @@ async def test_no_upstream_answering_is_servfail_ede_22_within_one_try(tmp_path:
                 assert r.rcode() == dns.rcode.SERVFAIL and ede_codes(r) == [22]
     finally:
         await silent.stop()
+
+
+async def test_upstreams_down_said_once_in_the_log_and_their_return_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 22: with the default 10 s, one WARNING for a silence, one INFO when it ends.
+
+    Real time on purpose (about 17 s): the thresholds are the shipped ones.
+    """
+    caplog.set_level(logging.INFO, logger="resolver.net.upstream_client")
+    up = FakeUpstream(silent=True)
+    up.add("back.test. 60 IN A 192.0.2.7")
+    await up.start()
+
+    def said(level: int) -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "resolver.net.upstream_client" and r.levelno == level
+        ]
+
+    try:
+        async with running(make_config(tmp_path, up.port)) as app:
+            start = time.monotonic()
+            for i in range(40):  # bounded: 40 queries, about 12 s
+                t0 = time.monotonic()
+                r = await ask(app, f"q{i}.test")
+                assert r.rcode() == dns.rcode.SERVFAIL
+                assert time.monotonic() - t0 < (1.6 if i == 0 else 0.9)  # one try, not 1.5 s
+                if said(logging.WARNING) or time.monotonic() - start > 12.5:
+                    break
+                await asyncio.sleep(max(0.0, 0.3 - (time.monotonic() - t0)))
+            assert len(said(logging.WARNING)) == 1, caplog.text
+            assert "no upstream resolver has answered for 1" in said(logging.WARNING)[0]
+            up.silent = False  # back; nobody asks: the watchdog's probe finds it
+            for _ in range(80):  # bounded: 8 s (a probe every 5 s)
+                if said(logging.INFO):
+                    break
+                await asyncio.sleep(0.1)
+            assert len(said(logging.INFO)) == 1 and "answer again" in said(logging.INFO)[0]
+            assert (await ask(app, "back.test")).rcode() == dns.rcode.NOERROR
+            assert len(said(logging.WARNING)) == 1
+    finally:
+        await up.stop()
