@@ -276,7 +276,7 @@ class UpstreamClient:
     async def _run(self, res: Resolution, query: Query | None) -> bytes | None:
         """Make ``res``'s tries until it is done; ``query`` None: a probe."""
         loop = asyncio.get_running_loop()
-        while (t := res.next_try(loop.time())) is not None:
+        while not self._closing and (t := res.next_try(loop.time())) is not None:
             qid = self._ids.next()
             sent = build_upstream_query(query, qid) if query is not None else build_probe(qid)
             try:
