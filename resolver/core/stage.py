@@ -66,6 +66,11 @@ class AnswerJudge(Protocol):
     ) -> Reply | None: ...
 
 
+# An answer as rendered for a query message (its first two bytes the first asker's ID), and
+# the block-log fields of a blocked answer (qname, qtype, verdict, reason, category) or None.
+Rendered = tuple[bytes, tuple[str, int, str, str, str] | None]
+
+
 class AnswerCache(Protocol):
     """What the pipeline's fast lane needs of the answer cache (its one owner is the stage)."""
 
@@ -73,6 +78,8 @@ class AnswerCache(Protocol):
     max_ttl: int
 
     def hit(self, key: bytes, now: float) -> CachedAnswer | None: ...
+
+    def recall(self, tail: bytes) -> Rendered | None: ...
 
     def store(self, key: bytes, entry: CachedAnswer) -> None: ...
 

@@ -23,7 +23,7 @@ from resolver.core.pipeline import Pipeline
 from resolver.core.query import MIN_UDP, MalformedQuery, Query, Transport
 from resolver.core.steps import LOGGED, Drop, Forward, Reply, Verdict
 from resolver.net.upstream_client import UpstreamClient
-from resolver.stages.cache import RENDERED_MAX, CacheStage
+from resolver.stages.cache import CacheStage
 
 log = logging.getLogger(__name__)
 
@@ -178,15 +178,11 @@ class Service:
     def recall(self, tail: bytes, client: str, now: float) -> Answer | Dropped | None:
         """A repeat, within this second, of a UDP message answered from the cache: the same
         answer (its ID still the first asker's: the caller patches it), a drop, or None."""
-        pipeline = self.pipeline
-        if not pipeline.admits(client):
-            return None
-        hit = self.cache.recall(tail)
+        hit = self.pipeline.recall(tail, client, now)
         if hit is None:
             return None
-        drop = pipeline.meter(client, now)
-        if drop is not None:
-            return self.drop(dropped(drop))
+        if isinstance(hit, Drop):
+            return self.drop(dropped(hit))
         answer, event = hit
         if event is None:
             self.account(Verdict.CACHED)
@@ -238,29 +234,14 @@ class Service:
     def _remember(
         self, tail: bytes, out: bytes, entry: CachedAnswer, question: bytes, now: float
     ) -> None:
-        """Keep a UDP answer for repeats within this second, if it stays the same until then."""
-        cache = self.cache
-        sec = int(now)
-        if sec != cache.rendered_second:
-            return  # rendered in another second than the memo's (or not from the UDP loop)
-        until = sec + 1
-        if entry.stored_at + entry.ttl < until:
-            return  # expires within the second
-        if (
-            not entry.blocked
-            and self.prefetch is not None
-            and entry.ttl >= _PREFETCH_MIN_TTL
-            and entry.stored_at + entry.ttl * 0.9 < until
-        ):
-            return  # a repeat must reach begin() to start the prefetch
-        memo = cache.rendered
-        if len(memo) >= RENDERED_MAX:
-            memo.clear()
-        event = None
-        if entry.blocked:
-            qtype = (question[-4] << 8) | question[-3]
-            event = (entry.qname, qtype, Verdict.BLOCKED, entry.reason, entry.category)
-        memo[tail] = (out, event)
+        """Keep a UDP answer for repeats within this second (CacheStage.remember)."""
+        # A repeat must reach begin() to start the prefetch in the last tenth of the TTL.
+        prefetch_at = (
+            entry.stored_at + entry.ttl * 0.9
+            if self.prefetch is not None and entry.ttl >= _PREFETCH_MIN_TTL and not entry.blocked
+            else None
+        )
+        self.cache.remember(tail, out, entry, question, now, prefetch_at)
 
     # --- waiting for the upstream --------------------------------------------------------------
 

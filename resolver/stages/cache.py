@@ -19,11 +19,9 @@ from cachetools import LRUCache
 from resolver.core import cached_answer
 from resolver.core.cached_answer import CachedAnswer
 from resolver.core.query import Query
+from resolver.core.stage import Rendered
 from resolver.core.steps import CONTINUE, Forward, Reply, Step, Verdict
 
-# (the answer, whose first two bytes the loop replaces with the asker's ID; block-log fields
-# for a blocked answer, or None)
-Rendered = tuple[bytes, tuple[str, int, str, str, str] | None]
 RENDERED_MAX: Final = 16384  # distinct query messages remembered; reset when full
 
 
@@ -67,10 +65,15 @@ class CacheStage:
 
     def hit(self, key: bytes, now: float) -> CachedAnswer | None:
         """``lookup`` for the fast lane, which counts its hits here (misses: see ``decide``)."""
-        entry = self.lookup(key, now)
-        if entry is not None:
+        entry = self.entries.get(key)
+        if (
+            entry is not None
+            and entry.generation == self.generation
+            and now < entry.stored_at + entry.ttl
+        ):
             self.hits += 1
-        return entry
+            return entry
+        return None
 
     def tick(self, now: float) -> None:
         """A new batch at ``now``: renderings of another second have their TTLs a second off."""
@@ -85,6 +88,34 @@ class CacheStage:
         if hit is not None:
             self.hits += 1
         return hit
+
+    def remember(
+        self,
+        tail: bytes,
+        out: bytes,
+        entry: CachedAnswer,
+        question: bytes,
+        now: float,
+        prefetch_at: float | None,
+    ) -> None:
+        """Keep ``out``, the UDP answer to the message ``tail``, for repeats within this second,
+        if it stays the same until then (and no prefetch is due before: ``prefetch_at``)."""
+        sec = int(now)
+        if sec != self.rendered_second:
+            return  # rendered in another second than the memo's (or not from the UDP loop)
+        until = sec + 1
+        if entry.stored_at + entry.ttl < until:
+            return  # expires within the second
+        if prefetch_at is not None and prefetch_at < until:
+            return
+        memo = self.rendered
+        if len(memo) >= RENDERED_MAX:
+            memo.clear()
+        event = None
+        if entry.blocked:
+            qtype = (question[-4] << 8) | question[-3]
+            event = (entry.qname, qtype, Verdict.BLOCKED, entry.reason, entry.category)
+        memo[tail] = (out, event)
 
     def stale(self, key: bytes) -> CachedAnswer | None:
         """The entry for ``key`` whatever its age or list generation (for serve-stale)."""

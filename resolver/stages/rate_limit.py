@@ -26,13 +26,14 @@ class RateLimitStage:
     def describe(self) -> str:
         return f"{self.rate:g} queries/s per client, bursts of {self.burst:g}"
 
-    def allow(self, client: str, now: float) -> bool:
+    def meter(self, client: str, now: float) -> Drop | None:
+        """Take a token for this query (cached ones too: the pipeline's fast lane calls this)."""
         b = self.buckets.get(client)
         if b is None:
             if len(self.buckets) >= self.max_clients:
                 self.buckets.popitem(last=False)
             self.buckets[client] = [self.burst - 1.0, now]
-            return True
+            return None
         tokens = b[0]
         elapsed = now - b[1]
         if elapsed > 0:  # a clock stepped back refills nothing, and takes nothing away
@@ -43,14 +44,14 @@ class RateLimitStage:
         if tokens < 1.0:
             b[0] = tokens
             self.limited += 1
-            return False
+            return _DROP
         b[0] = tokens - 1.0
         self.buckets.move_to_end(client)
-        return True
+        return None
 
-    def meter(self, client: str, now: float) -> Drop | None:
-        """Every query counts, cached ones too (the pipeline's fast lane calls this)."""
-        return None if self.allow(client, now) else _DROP
+    def allow(self, client: str, now: float) -> bool:
+        return self.meter(client, now) is None
 
     def decide(self, query: Query, now: float) -> Step:
-        return CONTINUE if self.allow(query.client, now) else _DROP
+        drop = self.meter(query.client, now)
+        return CONTINUE if drop is None else drop
