@@ -26,6 +26,7 @@ from dashboard.summary import (
     HISTORY_MAX_DAYS,
     BlocksPage,
     DayWeather,
+    HourCell,
     Summary,
     load_blocks,
     load_history,
@@ -34,6 +35,7 @@ from dashboard.summary import (
 from dashboard.weather import Weather, local_date
 from resolver.blocklog.schema import QUEUE_DROPPED, WRITE_FAILED, BlockLogError
 from resolver.config.dashboard import DashboardConfig
+from resolver.stats import StaleList
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +214,7 @@ def summary_json(
         # Beside the weather sentence: no sun either while nothing protects.
         "day_icon": "fog" if not protected and s.total == 0 else s.weather.value,
         "coverage": s.covered / s.elapsed if s.elapsed else 1.0,
+        "hours": [_hour_json(h, cfg, lang) for h in s.hours],
         "running_since_text": since,
         "kinds": [
             {
@@ -295,6 +298,24 @@ def blocks_json(p: BlocksPage, cfg: DashboardConfig, lang: Lang) -> JSON:
     }
 
 
+def _hour_json(h: HourCell, cfg: DashboardConfig, lang: Lang) -> JSON:
+    label = local_time(h.start, cfg.timezone)[:2]
+    span = f"{label} h"
+    if h.future:
+        state, title = "future", span
+    elif not h.data:
+        state, title = "nodata", f"{span} : {i18n.text(lang, 'nodata_title')}"
+    else:
+        state, title = "data", f"{span} : {i18n.blocks_count(lang, h.count)}"
+    return {
+        "start": h.start,
+        "hour": label,
+        "state": state,
+        "count": h.count if h.data else None,
+        "title": title,
+    }
+
+
 def _day_icon(d: DayWeather, today: bool, protected: bool) -> str:
     if not d.data:
         return "nodata"
@@ -337,7 +358,13 @@ def history_json(days: Sequence[DayWeather], lang: Lang, protected: bool = True)
     return {"days": items}
 
 
-def feeds_json(rows: Sequence[FeedStatusRow], cfg: DashboardConfig, lang: Lang, now: float) -> JSON:
+def feeds_json(
+    rows: Sequence[FeedStatusRow],
+    cfg: DashboardConfig,
+    lang: Lang,
+    now: float,
+    stale: Sequence[StaleList] = (),
+) -> JSON:
     feeds = []
     for r in rows:
         age = None if r.last_success is None else max(0.0, now - r.last_success)
@@ -372,7 +399,33 @@ def feeds_json(rows: Sequence[FeedStatusRow], cfg: DashboardConfig, lang: Lang, 
                 "status_text": status_text,
             }
         )
+    feeds.extend(stale_list_row(s, lang, now) for s in stale)
     return {"feeds": feeds}
+
+
+def stale_lists(ctx: Context) -> Sequence[StaleList]:
+    """The operator's list files the resolver cannot read (it keeps their last good copy)."""
+    return ctx.stats().stale_lists if ctx.stats is not None else ()
+
+
+def stale_list_row(s: StaleList, lang: Lang, now: float) -> JSON:
+    """One such file as a row of the feeds table: stale, the reason in the tooltip."""
+    age = max(0.0, now - s.loaded_at) if s.loaded_at else None
+    return {
+        "name": s.name,
+        "category": "",
+        "label": i18n.text(lang, f"list.{s.kind}"),
+        "entries": s.entries,
+        "last_success": s.loaded_at or None,
+        "age_seconds": age,
+        "updated_text": (
+            "—" if age is None else i18n.text(lang, "ago", duration=i18n.duration(lang, age))
+        ),
+        "last_error": f"{s.path}: {s.error}",
+        "error_class": "",
+        "status": "stale",
+        "status_text": i18n.text(lang, "list.stale"),
+    }
 
 
 def health_json(
@@ -472,7 +525,8 @@ async def history(request: web.Request) -> web.Response:
 
 async def feeds(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    return _json(feeds_json(feed_rows(ctx), ctx.cfg, lang_of(request), ctx.clock()))
+    lang, now = lang_of(request), ctx.clock()
+    return _json(feeds_json(feed_rows(ctx), ctx.cfg, lang, now, stale_lists(ctx)))
 
 
 async def health(request: web.Request) -> web.Response:

@@ -74,6 +74,9 @@ _TEXTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "feed.stale": "ancienne",
                 "feed.never": "jamais téléchargée",
                 "feed.error": "erreur : {error}",
+                "list.blocklist": "votre liste de blocage",
+                "list.allowlist": "votre liste autorisée",
+                "list.stale": "fichier illisible : dernière copie lue en service",
                 "ago": "il y a {duration}",
                 "thresholds": "Comment lire la météo",
                 "thresholds_intro": (
@@ -98,6 +101,11 @@ _TEXTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "language": "English",
                 "highlight_none": "Aucun poste ne se distingue aujourd'hui.",
                 "col.type": "Type",
+                "hours_title": "Aujourd'hui, heure par heure",
+                "hours_note": (
+                    "Blocages par heure ; une case hachurée est une heure où le boîtier ne "
+                    "fonctionnait pas : pas de données."
+                ),
                 "weather.nodata": "Pas de données",
                 "weather.fog": "Brouillard",
                 "nodata_title": "pas de données : le boîtier ne fonctionnait pas",
@@ -242,6 +250,9 @@ _TEXTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "feed.stale": "stale",
                 "feed.never": "never downloaded",
                 "feed.error": "error: {error}",
+                "list.blocklist": "your block list",
+                "list.allowlist": "your allowlist",
+                "list.stale": "file unreadable: last good copy in use",
                 "ago": "{duration} ago",
                 "thresholds": "How to read the weather",
                 "thresholds_intro": (
@@ -266,6 +277,10 @@ _TEXTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "language": "Français",
                 "highlight_none": "No machine stands out today.",
                 "col.type": "Type",
+                "hours_title": "Today, hour by hour",
+                "hours_note": (
+                    "Blocks per hour; a hatched cell is an hour the box was not running: no data."
+                ),
                 "weather.nodata": "No data",
                 "weather.fog": "Fog",
                 "nodata_title": "no data: the box was not running",
@@ -602,3 +617,10 @@ def reason_text(lang: Lang, reason: str) -> str:
 def netfail_text(lang: Lang, error_class: str) -> str:
     """The plain-language diagnosis of a feed download failure class ("dns", "tls"...)."""
     return _TEXTS[lang].get(f"netfail.{error_class}") or text(lang, "netfail.other")
+
+
+def blocks_count(lang: Lang, count: int) -> str:
+    """'aucun blocage', '1 blocage', '3 blocages' / 'no block', '1 block', '3 blocks'."""
+    if lang == "fr":
+        return "aucun blocage" if count == 0 else f"{count} blocage" + ("s" if count > 1 else "")
+    return "no block" if count == 0 else f"{count} block" + ("s" if count > 1 else "")

@@ -269,3 +269,13 @@ def count_client(conn: sqlite3.Connection, client: str, start: float, end: float
         (client, start, end),
     ).fetchone()[0]
     return n
+
+
+def counts_per_hour(conn: sqlite3.Connection, start: float, end: float) -> dict[int, int]:
+    """Blocks in [start, end) per hour slot since ``start`` ({slot: blocks}, slot 0 first)."""
+    rows = conn.execute(
+        "SELECT CAST((ts - ?) / 3600 AS INTEGER) AS slot, SUM(count) FROM blocks"
+        " WHERE ts >= ? AND ts < ? GROUP BY slot LIMIT 100",
+        (start, start, end),
+    ).fetchall()
+    return {int(slot): int(n) for slot, n in rows}

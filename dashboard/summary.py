@@ -40,6 +40,16 @@ class DayWeather:
 
 
 @dataclass(frozen=True, slots=True)
+class HourCell:
+    """One hour of today: its blocks, and whether the box ran during it."""
+
+    start: float  # unix seconds; local hours are 3,600 s slots from local midnight
+    count: int
+    data: bool  # False: the box did not run at all during this hour
+    future: bool  # not begun yet
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     day: dt.date  # today, in the configured time zone
     start: float  # local midnight, unix seconds
@@ -55,6 +65,7 @@ class Summary:
     elapsed: float = 0.0  # seconds since midnight
     running_since: float | None = None  # start of the current run, if it began today
     last_heartbeat: float | None = None  # the block log's newest heartbeat
+    hours: tuple[HourCell, ...] = ()  # today, hour by hour (23 to 25 of them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +109,25 @@ def load_summary(conn: sqlite3.Connection, cfg: DashboardConfig, now: float) -> 
         elapsed=max(0.0, min(end, now) - start),
         running_since=current[0] if current is not None and current[0] > start else None,
         last_heartbeat=queries.last_heartbeat(conn),
+        hours=_hours(conn, runs, start, end, now),
     )
+
+
+def _hours(
+    conn: sqlite3.Connection, runs: list[queries.Run], start: float, end: float, now: float
+) -> tuple[HourCell, ...]:
+    """Today hour by hour. An hour the box did not run at all has no data (never a calm hour);
+    before runs were recorded (a block log older than v4), every past hour counts as covered."""
+    counts = queries.counts_per_hour(conn, start, end)
+    recorded = queries.first_run(conn) is not None
+    cells = []
+    for slot in range(round((end - start) / 3600)):  # 23, 24 or 25 on DST change days
+        a = start + slot * 3600
+        future = a >= now
+        up = not recorded or covered(runs, a, a + 3600, now) > 0
+        n = counts.get(slot, 0)
+        cells.append(HourCell(a, n, (up or n > 0) and not future, future))
+    return tuple(cells)
 
 
 def _highlight(

@@ -139,6 +139,22 @@
     }));
   }
 
+  // Today hour by hour: a hatched "–" where the box was not running, blank for hours to come.
+  function renderHours(hours) {
+    const list = document.getElementById("hours");
+    if (!list) return;
+    list.replaceChildren.apply(list, hours.map(function (h) {
+      const li = el("li");
+      const state = ["data", "nodata", "future"].indexOf(h.state) >= 0 ? h.state : "nodata";
+      li.dataset.state = state;
+      li.title = display(h.title, 120);
+      li.appendChild(el("span", "lbl", h.hour));
+      li.appendChild(el("span", "n", state === "nodata" ? "\u2013"
+                                    : state === "future" ? "" : h.count));
+      return li;
+    }));
+  }
+
   function renderSummary(s) {
     const weather = weatherOf(s.icon);
     const hero = document.getElementById("hero");
@@ -158,6 +174,7 @@
     small.alt = display(s.weather_label);
     document.getElementById("weather-line").hidden = s.protected;
     if (s.running_since_text) setText("since", s.running_since_text, 120);
+    renderHours(s.hours || []);
     renderProtection(s.protection);
     const highlight = document.getElementById("highlight");
     highlight.textContent = display(s.highlight_text, 300);

@@ -805,3 +805,37 @@ async def test_forbidden_and_unauthorized_pages_speak_french_too(make_client: Fa
     client = await make_client(DashboardConfig(token=TOKEN))
     body = await (await client.get("/")).text()
     assert "un jeton valide est nécessaire" in body and "a valid token is needed" in body
+
+
+async def test_hours_the_box_was_stopped_have_no_data(tmp_path: Path) -> None:
+    # Running since yesterday, stopped from 10:00 to 12:30 today, running again since; one block
+    # at 09:15. Today's strip: "nodata" for 10 and 11 (not even a minute of running), 12 has data.
+    db = tmp_path / "blocks.sqlite"
+    for first, last in (
+        (paris(2026, 3, 9, 8), paris(2026, 3, 10, 10)),
+        (paris(2026, 3, 10, 12, 30), NOW),
+    ):
+        clock = Clock(first)
+        writer = BlockLogWriter(db, clock=clock)
+        writer.start()
+        if first < paris(2026, 3, 10, 10):
+            writer.offer(
+                event(paris(2026, 3, 10, 9, 15), "192.168.1.9", "x.test", "feed:u", "malware")
+            )
+            assert writer.flush(timeout=10)
+        clock.now = last
+        writer.close()
+    app = create_app(DashboardConfig(), db_path=db, stats=stats, feeds_status=feeds,
+                     clock=lambda: NOW)  # fmt: skip
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        s = await get_json(client, "/api/summary")
+    hours = {h["hour"]: h for h in s["hours"]}
+    assert len(hours) == 24
+    assert [h for h, x in hours.items() if x["state"] == "nodata"] == ["10", "11"]
+    assert hours["10"]["count"] is None and hours["10"]["title"].startswith("10 h : pas de donn")
+    assert hours["09"]["count"] == 1 and hours["09"]["title"] == "09 h : 1 blocage"
+    assert hours["12"]["state"] == "data" and hours["14"]["state"] == "data"
+    # NOW is 15:00:00: the hours from 15 on have not begun.
+    future = [h for h, x in hours.items() if x["state"] == "future"]
+    assert future == [f"{h}" for h in range(15, 24)]
+    assert s["running_since_text"] == "en service depuis 12:30"
