@@ -186,6 +186,13 @@ def run_report(
     if not 2000 <= year <= 9999:
         print(f"parafoudre: report: year {year} out of range (fix: e.g. 2026)", file=sys.stderr)
         return 2
+    if not db_path.exists():
+        print(
+            f"parafoudre: report: no block log at {db_path} yet: the resolver creates it when it"
+            " first starts (systemctl start parafoudre)",
+            file=sys.stderr,
+        )
+        return 1
     try:
         conn = open_db(db_path, readonly=True)
     except BlockLogError as exc:

@@ -78,7 +78,10 @@ DIAGNOSES: Final = {
         "secure connections fail: check the box's clock, or a proxy that intercepts HTTPS"
         " (add its CA to the system's certificates)"
     ),
-    REFUSED: "the feed servers refuse connections: a firewall or proxy may block port 443",
+    REFUSED: (
+        "the feed servers refuse connections: a firewall or proxy may block outgoing web"
+        " connections"
+    ),
     TIMEOUT: "the feed servers do not answer in time: the network is slow or filtered",
     HTTP: "the feed servers answered with errors: try again later, or check the feed URLs",
     OTHER: "the feeds could not be downloaded or read: see the lines above",

@@ -711,9 +711,10 @@ def test_report_falls_back_to_daily_counts_after_retention(tmp_path: Path) -> No
     assert "200 jours comptés d'après les totaux quotidiens" in md.getvalue()
 
 
-def test_report_errors(tmp_path: Path, db: Path) -> None:
+def test_report_errors(tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = io.StringIO()
     assert run_report(tmp_path / "none.sqlite", 2026, "csv", out, DashboardConfig()) == 1
+    assert "no block log at" in capsys.readouterr().err  # not SQLite's words
     assert run_report(db, 2026, "pdf", out, DashboardConfig()) == 2
     assert run_report(db, 12, "csv", out, DashboardConfig()) == 2
     assert out.getvalue() == ""
