@@ -194,6 +194,7 @@ class App:
             blocklist_entries=len(self.lists.blocklist.current),
             list_reloads=self.lists.reloads,
             list_reload_failures=self.lists.failures,
+            stale_lists=self.lists.stale(),
             blocklog_dropped=self.blocklog.dropped,
             blocklog_written=self.blocklog.written,
             blocklog_write_failed=self.blocklog.write_failed,

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from resolver.core.blocklist import EXACT, SUBTREE, Match
+from resolver.errors import ParafoudreError
 
 log = logging.getLogger(__name__)
 
 _MAX_LINE = 1024
+
+
+class ListFileError(ParafoudreError):
+    """A list file that cannot be opened or read; ``reason`` says why in a few words."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"list file {path} cannot be read ({reason})")
+        self.path = path
+        self.reason = reason
 
 
 def _is_ip(text: str) -> bool:
@@ -50,32 +60,39 @@ def normalise(raw: str) -> str | None:
 def read_names(path: Path) -> Iterator[str]:
     """Yield the valid names of a list file; count and report the rest once.
 
-    A missing or unreadable file is reported and read as empty: a typo in a list path must not
-    take the commune's DNS down.
+    Raises ListFileError when the file cannot be opened or read (missing, a directory, no
+    permission, an I/O error): the caller decides what stands in for it (empty at start, the
+    last good copy on a reload; resolver/blocklist_holder.py).
     """
-    rejected = 0
     try:
         fh = path.open("r", encoding="utf-8", errors="replace")
     except OSError as exc:
-        log.error("list file %s cannot be read (%s): using it as empty", path, exc.strerror)
-        return
-    with fh:
-        for line in fh:
-            line = line[:_MAX_LINE].split("#", 1)[0].strip()
-            if not line:
-                continue
-            fields = line.split()
-            # Accept hosts-file lines too ("0.0.0.0 name [name...]"), the format people paste
-            # most; an address is never itself a name to block.
-            tokens = fields[1:] if _is_ip(fields[0]) else fields[:1]
-            if not tokens:
+        raise ListFileError(path, exc.strerror or type(exc).__name__) from None
+    try:
+        with fh:
+            yield from _names(fh, path)
+    except OSError as exc:  # read() failed half-way: no half list either
+        raise ListFileError(path, exc.strerror or type(exc).__name__) from None
+
+
+def _names(lines: Iterable[str], path: Path) -> Iterator[str]:
+    rejected = 0
+    for line in lines:
+        line = line[:_MAX_LINE].split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = line.split()
+        # Accept hosts-file lines too ("0.0.0.0 name [name...]"), the format people paste
+        # most; an address is never itself a name to block.
+        tokens = fields[1:] if _is_ip(fields[0]) else fields[:1]
+        if not tokens:
+            rejected += 1
+        for token in tokens:
+            name = normalise(token)
+            if name is None or "." not in name:
                 rejected += 1
-            for token in tokens:
-                name = normalise(token)
-                if name is None or "." not in name:
-                    rejected += 1
-                    continue
-                yield name
+                continue
+            yield name
     if rejected:
         log.warning("%s: %d lines are not domain names and were skipped", path, rejected)
 

@@ -15,6 +15,18 @@ LATENCY_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 
 
 @dataclass(frozen=True, slots=True)
+class StaleList:
+    """An operator list file that cannot be read: what stands in for it, and why."""
+
+    kind: str  # "blocklist" or "allowlist"
+    name: str
+    path: str
+    entries: int  # names in the copy still in use (0: none was ever read)
+    loaded_at: float  # unix seconds of the read that gave that copy; 0.0: never read
+    error: str  # why the file cannot be read, e.g. "No such file or directory"
+
+
+@dataclass(frozen=True, slots=True)
 class StatsSnapshot:
     started_at: float  # unix time the server started
     queries_by_verdict: dict[str, int] = field(default_factory=dict)  # "cached": 12, ...
@@ -38,6 +50,9 @@ class StatsSnapshot:
     upstream_answering: bool | None = None
     detector_mode: str = ""  # the exfiltration detector: "block", "detect", "off"; "" unknown
     blocklog_failing: bool = False  # the block log's last write or heartbeat failed
+    # Operator list files that could not be read at the last reload: the resolver keeps their
+    # last good copy (resolver/blocklist_holder.py), which is stale until the file is back.
+    stale_lists: tuple[StaleList, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

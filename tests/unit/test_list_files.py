@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from resolver.core.blocklist import EXACT, SUBTREE, Match
-from resolver.list_files import load_list, normalise, read_names
+from resolver.list_files import ListFileError, load_list, normalise, read_names
 
 
 @pytest.mark.parametrize(
@@ -144,10 +144,25 @@ def test_read_names_very_long_line(tmp_path: Path) -> None:
     assert list(read_names(write(tmp_path, data))) == ["ok.example"]
 
 
-def test_read_names_missing_file_is_empty(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR, logger="resolver.list_files"):
-        assert list(read_names(tmp_path / "missing.txt")) == []
-    assert any(r.levelno == logging.ERROR for r in caplog.records)
+def test_read_names_missing_file_is_an_error_the_caller_handles(tmp_path: Path) -> None:
+    # Not silently empty: on a reload the holder keeps the last good copy instead.
+    with pytest.raises(ListFileError) as info:
+        list(read_names(tmp_path / "missing.txt"))
+    assert info.value.reason == "No such file or directory"
+    assert str(info.value) == (
+        f"list file {tmp_path / 'missing.txt'} cannot be read (No such file or directory)"
+    )
+
+
+def test_read_names_a_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ListFileError) as info:
+        list(read_names(tmp_path))
+    assert info.value.reason == "Is a directory"
+
+
+def test_load_list_of_a_missing_file_raises(tmp_path: Path) -> None:
+    with pytest.raises(ListFileError):
+        load_list(tmp_path / "gone.txt", "list:gone", "malware", "subtree")
 
 
 @pytest.mark.parametrize("line", ["0.0.0.0 a.example b.example", "1.2.3.4", "0.0.0.0"])
