@@ -49,7 +49,8 @@ MESSAGES: Final[dict[Lang, dict[str, str]]] = {
         "commune": "Commune",
         "last_30": "30 derniers jours",
         "last_report": "Dernier envoi",
-        "strip_day": "{day} : {n} blocage(s)",
+        "strip": "30 derniers jours : {total} blocage(s), au plus {top} le {day}",
+        "strip_none": "30 derniers jours : aucun blocage",
         "campaigns": "Campagnes du jour",
         "campaigns_note": "Noms d'un même domaine et d'une même catégorie bloqués dans au moins "
         "{n} communes aujourd'hui, quelle que soit la liste qui les a bloqués.",
@@ -105,7 +106,8 @@ MESSAGES: Final[dict[Lang, dict[str, str]]] = {
         "commune": "Commune",
         "last_30": "Last 30 days",
         "last_report": "Last report",
-        "strip_day": "{day}: {n} block(s)",
+        "strip": "Last 30 days: {total} block(s), at most {top} on {day}",
+        "strip_none": "Last 30 days: no block",
         "campaigns": "Today's campaigns",
         "campaigns_note": "Names of one domain and one category blocked in at least {n} communes "
         "today, whichever list blocked them.",

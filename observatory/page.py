@@ -96,23 +96,25 @@ def map_view(rows: tuple[CommuneRow, ...], cfg: ObservatoryServerConfig, lang: L
     )
 
 
-def strip(row: CommuneRow, today: dt.date, lang: Lang) -> list[dict[str, Any]]:
-    """The bars of a commune's last days, each with its date and count on hover."""
-    top = max(row.days, default=0) or 1
-    first = today - dt.timedelta(days=len(row.days) - 1)
+def strip(row: CommuneRow, today: dt.date, lang: Lang) -> tuple[str, str]:
+    """A commune's last days as one SVG path of bars (a bar per day, today on the right) and
+    its hover text: total and busiest day. One element per commune, not one per day: the page
+    stays small with a thousand communes.
+    """
+    top = max(row.days, default=0)
+    if top == 0:
+        return "", MESSAGES[lang]["strip_none"]
     bars = []
     for i, n in enumerate(row.days):
-        height = 0.0 if n == 0 else max(1.0, n / top * STRIP_H)
-        day = date_text(first + dt.timedelta(days=i), lang)
-        bars.append(
-            {
-                "x": i * STRIP_W,
-                "y": STRIP_H - height,
-                "h": height,
-                "title": MESSAGES[lang]["strip_day"].format(day=day, n=number(n, lang)),
-            }
-        )
-    return bars
+        if n:
+            height = max(1.0, n / top * STRIP_H)
+            bars.append(f"M{i * STRIP_W},{STRIP_H}v-{height:.1f}h{STRIP_W - 1}v{height:.1f}z")
+    busiest = max(range(len(row.days)), key=lambda i: (row.days[i], i))
+    day = today - dt.timedelta(days=len(row.days) - 1 - busiest)
+    title = MESSAGES[lang]["strip"].format(
+        total=number(sum(row.days), lang), top=number(top, lang), day=date_text(day, lang)
+    )
+    return "".join(bars), title
 
 
 def _commune(row: CommuneRow, data: Overview, cfg: ObservatoryServerConfig, lang: Lang) -> Any:
@@ -126,7 +128,7 @@ def _commune(row: CommuneRow, data: Overview, cfg: ObservatoryServerConfig, lang
         "month": number(row.month, lang),
         "year": number(row.year, lang),
         "strip": strip(row, data.today, lang),
-        "strip_width": STRIP_W * len(row.days),
+        "strip_width": STRIP_W * max(len(row.days), 1),
         "last": when(row.last_seen, cfg.timezone, lang),
         "silent": row.silent,
     }
