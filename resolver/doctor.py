@@ -500,6 +500,36 @@ def _check_feeds(cfg: Config, config_arg: str, now: float) -> list[_Result]:
     return [_Result(OK, f"feeds: compiled blocklist updated {when}")]
 
 
+def _check_list_files(cfg: Config) -> list[_Result]:
+    """The operator's list files, read as the server reads them at a reload.
+
+    One that cannot be read is stale in the running server: it keeps the last copy it read
+    (none if it started without the file) until the file is back and the lists are reloaded.
+    """
+    from resolver.blocklist_holder import operator_files
+    from resolver.list_files import ListFileError, read_names
+
+    block, allow = operator_files(cfg)
+    results = []
+    for f in [*block, *allow]:
+        what = f"{'list' if f.kind == 'blocklist' else 'allowlist'} {f.name}"
+        try:
+            count = sum(1 for _ in read_names(f.path))
+        except ListFileError as exc:
+            results.append(
+                _Result(
+                    FAIL if f.kind == "blocklist" else WARN,
+                    f"{what}: {f.path} cannot be read ({exc.reason}): the server's copy is "
+                    "stale (the last one it read, or none if it started without it)",
+                    "put the file back or fix its path in the config, then "
+                    "`systemctl reload parafoudre`",
+                )
+            )
+            continue
+        results.append(_Result(OK, f"{what}: {f.path}, {count} names"))
+    return results
+
+
 def _existing_parent(path: Path) -> Path:
     p = path
     while not p.exists() and p != p.parent:
@@ -711,6 +741,7 @@ def run_doctor(
         lambda: _check_upstreams(cfg, timeout, ssl_context),
         lambda: _check_forward_zones(cfg, timeout),
         lambda: _check_feeds(cfg, config_arg, when),
+        lambda: _check_list_files(cfg),
         lambda: _check_state_dir(cfg),
         lambda: _check_blocklog(cfg),
         lambda: _check_disk(cfg, disk_usage),

@@ -240,3 +240,105 @@ async def test_dig_case_and_tcp(tmp_path: Path, upstream: FakeUpstream) -> None:
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 10)
+
+
+async def _blocked(port: int, source: str) -> bool:
+    """Whether ``evil.test`` is blocked for ``source`` (NXDOMAIN with EDE 15, RFC 8914)."""
+    q = dns.message.make_query("evil.test", "A", use_edns=0)
+    r = await dns.asyncquery.udp(q, "127.0.0.1", port=port, source=source, timeout=2)
+    return r.rcode() == dns.rcode.NXDOMAIN and any(e.code == 15 for e in r.extended_errors())
+
+
+async def test_a_block_list_removed_before_sighup_keeps_blocking_and_shows_stale(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    upstream.add("evil.test. 300 IN A 192.0.2.66")  # what a client would get without the list
+    port, web_port = free_port(), free_port()
+    blocklist = tmp_path / "block.txt"
+    blocklist.write_text("evil.test\n")
+    cfg = tmp_path / "parafoudre.yaml"
+    cfg.write_text(
+        f"""state_dir: {tmp_path / "state"}
+server:
+  listen: ["127.0.0.1:{port}"]
+upstream:
+  servers: ["127.0.0.1:{upstream.port}"]
+blocking:
+  lists:
+    - {{path: {blocklist}, name: local, category: malware}}
+dashboard:
+  listen: 127.0.0.1:{web_port}
+  language: en
+"""
+    )
+    proc = await asyncio.create_subprocess_exec(
+        *PARAFOUDRE,
+        *("serve", "-c", str(cfg), "--workers", "2"),
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert proc.stderr is not None
+    stderr = proc.stderr
+    lines: list[str] = []
+
+    async def read_stderr() -> None:
+        while line := await stderr.readline():
+            lines.append(line.decode())
+
+    async def wait_lines(text: str, count: int) -> None:
+        for _ in range(300):  # bounded: ~30 s on a loaded machine
+            if sum(text in x for x in lines) >= count:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"never {count} x {text!r}: " + "".join(lines)[-3000:])
+
+    async def feed_rows(http: aiohttp.ClientSession) -> list[dict[str, object]]:
+        async with http.get(f"http://127.0.0.1:{web_port}/api/feeds") as resp:
+            rows: list[dict[str, object]] = (await resp.json())["feeds"]
+        return [r for r in rows if r["name"] == "local"]  # not the feeds of the default config
+
+    reader = asyncio.create_task(read_stderr())
+    sources = ["127.0.0.1", "127.0.0.2"]  # steered to one worker each
+    try:
+        await wait_lines("listening on", 2)  # both workers hold their lists
+        await _wait_ready(port, proc)
+        assert all([await _blocked(port, s) for s in sources])
+        blocklist.unlink()
+        proc.send_signal(signal.SIGHUP)
+        # One line per worker, saying the file is unreadable and its last copy is kept.
+        await wait_lines("cannot be read (No such file or directory): keeping its last good", 2)
+        assert all([await _blocked(port, s) for s in sources]), "blocking stopped"
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):  # the first worker starts the page just after its sockets
+                try:
+                    rows = await feed_rows(http)
+                    break
+                except aiohttp.ClientConnectorError:
+                    await asyncio.sleep(0.1)
+            [row] = rows
+            assert (row["name"], row["status"], row["entries"]) == ("local", "stale", 1)
+            assert row["status_text"] == "file unreadable: last good copy in use"
+            async with http.get(f"http://127.0.0.1:{web_port}/") as resp:
+                page = await resp.text()
+            assert "status-stale" in page and "file unreadable: last good copy in use" in page
+            code, out, _ = await run_cli("doctor", "-c", str(cfg))
+            assert code == 1  # a FAIL: monitoring notices
+            assert f"FAIL list local: {blocklist} cannot be read (No such file or directory)" in out
+            # Back with a change: read again, no longer stale.
+            blocklist.write_text("evil.test\nexample.test\n")
+            proc.send_signal(signal.SIGHUP)
+            await wait_lines("can be read again: 2 names", 2)
+            assert await feed_rows(http) == []
+        r = await dns.asyncquery.udp(
+            dns.message.make_query("example.test", "A"), "127.0.0.1", port=port, timeout=2
+        )
+        assert r.rcode() == dns.rcode.NXDOMAIN
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 40)
+        await asyncio.wait_for(reader, 10)
+    finally:
+        if proc.returncode is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            await asyncio.wait_for(proc.wait(), 10)
+    assert proc.returncode == 0, "".join(lines)[-3000:]
+    assert "Traceback" not in "".join(lines)
