@@ -68,9 +68,9 @@ class ExfilThresholds:
     # "names" also needs this much information: 8 short hashed labels (a DNS test battery's
     # c0-f7fd88-67d8d.wild.<domain>) carry ~60 octets, a tunnel's 8 names 300 or more.
     names_min_info: int = 320
-    # ...unless there are this many: Cobalt Strike's A mode fetches its tasks 4 octets per
-    # name, 60 names a burst (a test battery's names are then refused one by one, past 24 a
-    # minute, but its domain is never cut: see escalate_info).
+    # ...unless there are this many and their A/AAAA answers differ: Cobalt Strike's A mode
+    # fetches its tasks 4 octets per name, 60 names a burst; a test battery's wildcard zone
+    # answers every name with one address.
     many_names: int = 24
     # Names shorter than this (octets left of the registered domain) count their length as
     # their information instead of being compressed: ~4 µs saved on most queries.
@@ -89,10 +89,10 @@ class ExfilThresholds:
     nxdomain_percent: int = 90
     # Beacons: the last beacon_gaps gaps of at least beacon_min_gap seconds between a client's
     # queries to one domain vary by at most beacon_cv (coefficient of variation; a Cobalt
-    # Strike sleep with 20 % jitter is ~0.12), and beacon_names data-like names with at least
-    # beacon_info octets of information came in the long window.
-    beacon_gaps: int = 6
-    beacon_cv: float = 0.25
+    # Strike sleep with 20 % jitter is 0.06 to 0.12; random gaps ~0.5), and beacon_names
+    # data-like names with at least beacon_info octets of information came in the long window.
+    beacon_gaps: int = 8
+    beacon_cv: float = 0.2
     beacon_min_gap: float = 5.0
     beacon_names: int = 3
     beacon_info: int = 96
@@ -113,6 +113,8 @@ class ExfilThresholds:
                 raise _bad(f"{f.name} is {value}", "give a positive value")
         if self.long_window < self.window:
             raise _bad("long_window is shorter than window", "make long_window >= window")
+        if self.beacon_gaps > 8:
+            raise _bad(f"beacon_gaps is {self.beacon_gaps}", "use 8 or fewer (gaps remembered)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +138,8 @@ class ExfiltrationConfig:
     # Extra known-good domains, added to the file's (e.g. the mairie's own mail provider).
     known_good: tuple[str, ...] = ()
     # Client+domain pairs followed at once. Least recently seen pairs are forgotten first, so
-    # a flood of random names cannot grow memory: about 1 KB each, 4 MB in all.
+    # a flood of random names cannot grow memory: about 1 KB each, 4 MB in all; a pair whose
+    # names look like data also holds a small compressor (~11 KB): 50 MB at the very most.
     max_tracked: int = 4096
     # Domains (or client+domain pairs) in cool-down at once; the oldest is forgotten first.
     max_cooldowns: int = 1024

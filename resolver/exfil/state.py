@@ -107,6 +107,7 @@ class Track:
     """What one client asked of one registered domain lately."""
 
     __slots__ = (
+        "addresses",
         "awaited",
         "gaps",
         "info",
@@ -124,6 +125,8 @@ class Track:
     RECENT: Final = 32
     # Gaps between queries remembered to recognise a beacon's period.
     GAPS: Final = 8
+    # Addresses of the last A/AAAA answers remembered (see ``varied``).
+    ADDRESSES: Final = 16
 
     def __init__(self, window: float, long_window: float) -> None:
         self.short = Window(window, 6)
@@ -136,6 +139,7 @@ class Track:
         self.gaps: list[float] = []
         self.strikes = 0  # detections on this track so far (escalation)
         self.awaited: list[int] = []  # new names whose first answer has not come yet
+        self.addresses: list[int] = []  # fingerprints of the last A/AAAA answers
 
     def seen(self, key: int) -> bool:
         """True if ``key`` (a name's hash) was among the last RECENT names; remember it."""
@@ -162,6 +166,19 @@ class Track:
             return False
         return True
 
+    def address(self, fingerprint: int) -> None:
+        """Note the address an A/AAAA answer gave (the last ADDRESSES are kept)."""
+        addresses = self.addresses
+        addresses.append(fingerprint)
+        if len(addresses) > self.ADDRESSES:
+            del addresses[0]
+
+    def varied(self) -> bool:
+        """Whether the answers carry data: a wildcard zone gives every name one address, a
+        tunnel's A records differ each time. True until enough answers came to tell."""
+        addresses = self.addresses
+        return len(addresses) < 4 or len(set(addresses)) >= 4
+
     def tick(self, now: float, min_gap: float) -> None:
         """Note a query at ``now``; gaps under ``min_gap`` (one burst) are not remembered."""
         last = self.last_at
@@ -182,14 +199,15 @@ class Track:
         var = sum((g - mean) ** 2 for g in last) / count
         return var <= (max_cv * mean) ** 2
 
-    def information(self, prefix: str, octets: int, min_chars: int) -> int:
+    def information(self, prefix: str, octets: int, min_chars: int, data: bool) -> int:
         """Octets of information the name part ``prefix`` adds: the least of its capacity
-        (``features.capacity``) and its compressed size after the names before (``Info``);
-        only the capacity for names under ``min_chars`` octets (~4 µs saved on most)."""
+        (``features.capacity``) and its compressed size after the names before (``Info``).
+        Only names that look like ``data`` and have ``min_chars`` octets are compressed: the
+        ~9 KB of a compressor go to the tracks that need it, ~4 µs are saved on the rest."""
         labels = prefix.split(".")
         cap = capacity(labels, self.last_labels)
         self.last_labels = labels
-        if octets < min_chars:
+        if octets < min_chars or not data:
             return cap
         info = self.info
         if info is None:

@@ -60,7 +60,7 @@ _ALL = ""  # client key of a cool-down that holds for every client (scope "all")
 STRONG_SIGNALS: Final = frozenset({"odd", "qtype", "nxtld"})
 # Answers that can carry a payload down (RFC 1035 TXT, NULL, CNAME, MX; KEY; private use; ANY).
 ANSWER_TYPES: Final = frozenset({5, 10, 15, 16, 25, 255, *range(65280, 65535)})
-_EMPTY: Final = (0,) * state.SLOTS
+ADDRESS_TYPES: Final = frozenset({1, 28})  # A, AAAA
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +120,8 @@ class ExfiltrationStage:
         self.generation = 0
         # For ``admits``: when each client's last cool-down ends, and the last of scope "all".
         self._cooling_clients: dict[str, float] = {}
+        # Queries passed on, by id, until their answer comes: (query, part judged, domain).
+        self._placed: dict[int, tuple[Query, str, str]] = {}
         self._all_until = 0.0
 
     def describe(self) -> str:
@@ -145,6 +147,10 @@ class ExfiltrationStage:
         if self.off:
             return CONTINUE
         qname = query.qname
+        # Known-good names first: a third of a commune's misses (reverse DNS, antivirus, mail
+        # blocklists), answered without the ~3 µs of the public suffix lookup.
+        if "." not in qname or self.known.covers(qname):
+            return CONTINUE
         parts = self._place(qname)
         if parts is None:
             return CONTINUE
@@ -155,7 +161,7 @@ class ExfiltrationStage:
             if not self.block:
                 return CONTINUE  # detect mode: reported once per cool-down
             return self._reply(query, cooling.reason)
-        if not prefix or self.known.covers(qname) or base in self.trusted:
+        if not prefix or base in self.trusted:
             return CONTINUE
         popular = self._popular(base, client, now)
         key = (client, base)
@@ -164,6 +170,7 @@ class ExfiltrationStage:
             track = Track(self.t.window, self.t.long_window)
             self.tracks.put(key, track)
         track.tick(now, self.t.beacon_min_gap)
+        self._remember(query, prefix, base)
         if track.seen(hash(prefix)):
             return CONTINUE  # a repeat carries no new data
         track.expect(hash(prefix))
@@ -186,7 +193,7 @@ class ExfiltrationStage:
             # DKIM, DMARC, SPF, DNSBL: only the strong signals and the rate apply.
             track.short.add(now, (0, 0, 0, strong, 1, 0, 0, 0, 0))
             return ("qtype",) if strong and self._strong_types(track) else ()
-        info = track.information(prefix, ev.octets, t.info_min_chars)
+        info = track.information(prefix, ev.octets, t.info_min_chars, ev.data)
         if ev.data:
             weight = t.weak_type_weight if qtype in WEAK_TYPES else 1
             values = (weight, ev.octets, odd, strong, 1, info, 0, 0, 0)
@@ -212,7 +219,9 @@ class ExfiltrationStage:
         t = self.t
         out = []
         names = short[state.NAMES]
-        if names >= t.names and (short[state.INFO] >= t.names_min_info or names >= t.many_names):
+        if names >= t.names and (
+            short[state.INFO] >= t.names_min_info or (names >= t.many_names and track.varied())
+        ):
             out.append("names")
         if short[state.VOLUME] >= t.volume:
             out.append("volume")
@@ -333,6 +342,19 @@ class ExfiltrationStage:
             )
         return escalate
 
+    def _remember(self, query: Query, prefix: str, base: str) -> None:
+        """Keep where ``query`` was counted until its answer comes (no second PSL lookup)."""
+        placed = self._placed
+        placed[id(query)] = (query, prefix, base)
+        if len(placed) > self.cfg.max_tracked:
+            del placed[next(iter(placed))]  # the oldest: its answer never came
+
+    def _recall(self, query: Query) -> tuple[str, str] | None:
+        entry = self._placed.pop(id(query), None)
+        if entry is None or entry[0] is not query:
+            return None
+        return entry[1], entry[2]
+
     def _repeated(self, track: Track, signals: tuple[str, ...]) -> bool:
         """Repeated detections that also moved real data, or came with a beacon's period:
         enough to cut the whole domain."""
@@ -358,9 +380,9 @@ class ExfiltrationStage:
         """
         if self.off or fwd.zone is not None:
             return None  # conditional forwarding: the commune's own zones
-        parts = self._place(query.qname)
-        if parts is None or not parts[0]:
-            return None
+        parts = self._recall(query)
+        if parts is None:
+            return None  # never reached a track: known-good, trusted, in cool-down, plain
         key = (query.client, parts[1])
         track = self.tracks.peek(key)
         if track is None:
@@ -379,10 +401,13 @@ class ExfiltrationStage:
     ) -> tuple[str, ...]:
         """Add one answer to ``track``; the answer-side signals it crossed."""
         if isinstance(answer, CachedAnswer):
-            rcode, size = answer.rcode, len(answer.body)
+            rcode, size, tail = answer.rcode, len(answer.body), answer.body[-4:]
         else:
             rcode = answer[3] & 0xF if len(answer) > 3 else 0
             size = max(len(answer) - 12 - len(query.question), 0)
+            tail = answer[-4:]
+        if query.qtype in ADDRESS_TYPES and size and not rcode:
+            track.address(hash(tail))  # the last record's address (or its last 4 octets)
         # Only the first answer to a new name counts: an answer asked again once its TTL ran
         # out carries nothing new.
         carried = size if query.qtype in ANSWER_TYPES and track.fresh(hash(prefix)) else 0

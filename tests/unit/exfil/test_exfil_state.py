@@ -69,11 +69,11 @@ def test_information_bound_credits_repetition_not_fresh_data() -> None:
     assert tenant < data / 5
     t = Track(60.0, 3600.0)
     first = "xy" * 10 + ".abcdef0123456789abcdef0123456789"
-    assert t.information(first, 52, 12) == (20 * 53 + 32 * 41 + 79) // 80  # its capacity
+    assert t.information(first, 52, 12, True) == (20 * 53 + 32 * 41 + 79) // 80  # its capacity
     assert t.info is None
     # the second: the repeated label is free, the rest compressed against the first
-    assert 0 < t.information("yx" * 10 + ".abcdef0123456789abcdef0123456789", 52, 12) <= 14
-    assert t.information("x1.abcdef0123456789abcdef0123456789", 34, 12) == 2  # "x1" alone
+    assert 0 < t.information("yx" * 10 + ".abcdef0123456789abcdef0123456789", 52, 12, True) <= 14
+    assert t.information("x1.abcdef0123456789abcdef0123456789", 34, 12, True) == 2  # "x1" alone
 
 
 def test_lru_map_evicts_the_least_recently_used() -> None:
