@@ -4,17 +4,19 @@ and what to do, never a sun, and "pas de données" before its first day; after a
 
 The feeds' state comes from a real `feeds update` (first against a refused loopback port, then
 against a served list) read through resolver/feeds_status.py; the block log is written by the
-resolver's writer with the real clock, as a box that just started.
+resolver's writer, as a box that started 11 seconds before the page is seen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import os
 import re
 import shutil
 import socket
+import zoneinfo
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,6 +40,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "feeds"
+# The box started at 15:42 on a March afternoon. A fixed clock, so a run near midnight cannot
+# move the install to "yesterday"; the feeds' state keeps real times (ages are floored at 0).
+NOW = dt.datetime(2026, 3, 10, 15, 42, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")).timestamp()
 
 
 @dataclass(slots=True)
@@ -66,7 +71,7 @@ async def box(tmp_path: Path) -> AsyncIterator[Box]:
         retries=0,
     )
     db = tmp_path / "blocks.sqlite"
-    writer = BlockLogWriter(db)  # the box just started: its first run, recorded now
+    writer = BlockLogWriter(db, clock=lambda: NOW)  # the box just started: its first run
     await asyncio.to_thread(writer.start)
     snapshot = StatsSnapshot(
         started_at=0.0,
@@ -81,6 +86,7 @@ async def box(tmp_path: Path) -> AsyncIterator[Box]:
         stats=lambda: b.snapshot,
         feeds_status=lambda: feeds_status(b.feeds),
         version="test",
+        clock=lambda: NOW + 11,  # the page is seen 11 s after the start, as in the issue
     )
     runner = web.AppRunner(app)
     await runner.setup()
@@ -136,6 +142,11 @@ async def test_fresh_install_shows_fog_then_sun_after_a_feeds_update(
     assert strip30.count('data-weather="fog"') == 1
     assert strip7.count('data-weather="nodata"') == 6
     assert "pas de données" in strip30
+    # Today hour by hour: no data before the start at 15:42, hours to come blank.
+    hours = element(dom, "hours")
+    assert hours.count('data-state="nodata"') == 15  # 00 h to 14 h
+    assert hours.count('data-state="data"') == 1 and hours.count('data-state="future"') == 8
+    assert "en service depuis 15:42" in element(dom, "since")
     assert 'data-check="feeds"' in dom and "check-off" in element(dom, "checks")
     # The feeds table says the same class in French.
     assert "erreur : le serveur de la liste refuse la connexion" in element(dom, "feeds")
