@@ -90,6 +90,10 @@ def temp_cluster(*, durable: bool = False, debian_auth: bool = False) -> Iterato
     try:
         if os.geteuid() == 0:
             shutil.chown(root, "nobody", "nogroup")
+        if debian_auth:
+            # Debian's socket directory (/var/run/postgresql) is open to every user: peer
+            # authentication then decides who is who.
+            root.chmod(0o755)
         superuser = owner_name() if debian_auth else "postgres"
         auth = (
             ["--auth-local=peer", "--auth-host=scram-sha-256"] if debian_auth else ["--auth=trust"]

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import math
+import re
 import sqlite3
 import time
 import uuid
@@ -548,9 +549,11 @@ async def test_run_observatory_serves_until_sigterm(tmp_path: Path) -> None:
             "127.0.0.1:0", f"127.0.0.1:{port}"
         )
     )
-    proc = await asyncio.to_thread(
-        subprocess.Popen, [sys.executable, "-c", code, str(good)], cwd=root
-    )
+    log = tmp_path / "observatory.log"
+    with log.open("wb") as err:
+        proc = await asyncio.to_thread(
+            subprocess.Popen, [sys.executable, "-c", code, str(good)], cwd=root, stderr=err
+        )
     try:
 
         async def up() -> bool:
@@ -561,8 +564,19 @@ async def test_run_observatory_serves_until_sigterm(tmp_path: Path) -> None:
             return True
 
         await wait_for(up, "the observatory process to serve")
+        # A forged token: refused and logged (rate-limited), with the line's time.
+        async with ClientSession(timeout=ClientTimeout(total=5)) as s:
+            for _ in range(3):
+                headers = {"Authorization": "Bearer forged-token-0123456789"}
+                async with s.post(f"http://127.0.0.1:{port}/ingest", json={}, headers=headers) as r:
+                    assert r.status == 401
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 10) == 0
+        lines = log.read_text().splitlines()
+        stamp = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "
+        assert lines and all(re.match(stamp, line) for line in lines), lines
+        refused = [line for line in lines if "refused a batch from 127.0.0.1" in line]
+        assert len(refused) == 1 and "unknown box token" in refused[0], lines
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -16,6 +16,7 @@ import datetime as dt
 import grp
 import io
 import os
+import pwd
 import re
 import sqlite3
 import subprocess
@@ -187,6 +188,42 @@ async def test_readme_recipe_works_with_debian_default_authentication(
     password_file.chmod(0o644)
     loose = await asyncio.to_thread(parafoudre, "observatory", "migrate", "-c", str(config))
     assert loose.returncode == 1 and "chmod 0640" in loose.stderr
+
+
+async def test_readme_peer_alternative_works_over_the_unix_socket(
+    debian_cluster: Cluster, tmp_path: Path
+) -> None:
+    """No password: a role named after the system user the service runs as, peer over the
+    socket (here the test's own user plays the service's).
+    """
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    bindir = pg_bin_dir()
+    assert bindir is not None
+    env = {
+        **os.environ,
+        "PGHOST": str(debian_cluster.root),
+        "PGPORT": str(debian_cluster.port),
+        "PGDATABASE": "postgres",
+    }
+    steps = [["createdb", "-O", user, "obs_peer"]]
+    if user != debian_cluster.superuser:  # under root; otherwise the user owns the cluster
+        steps.insert(0, ["createuser", user])
+    for cmd in steps:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            debian_cluster.as_superuser([str(bindir / cmd[0]), *cmd[1:]]),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+    dsn = f"postgresql:///obs_peer?host={debian_cluster.root}&port={debian_cluster.port}"
+    migrated = await asyncio.to_thread(
+        parafoudre, "observatory", "migrate", "-c", str(write_config(tmp_path, dsn))
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    assert "created at schema v4" in migrated.stdout
 
 
 # --- migrate from the previous schema -----------------------------------------------------------

@@ -386,3 +386,27 @@ def test_refused_tokens_are_logged_once_a_minute(caplog: pytest.LogCaptureFixtur
         "observatory: refused a batch from 203.0.113.8: unknown box token"
         " (4 more refused since the last line)",
     ]
+
+
+def test_vendor_map_extracts_one_departement_path_with_its_credit() -> None:
+    from observatory.vendor_map import extract
+
+    svg = (
+        '<svg viewBox="0 0 613 585">\n\t<path\n\t\tid="01"\n\t\taria-label="Ain"\n'
+        '\t\td="m 1,2 3,4 z"\n\t/>\n\t<path\n\t\tid="2A"\n\t\taria-label="Corse-du-Sud"\n'
+        '\t\td="m 5,6 7,8 z"\n\t/>\n</svg>'
+    )
+    found = extract(svg, "2A")
+    assert (found["name"], found["d"]) == ("Corse-du-Sud", "m 5,6 7,8 z")
+    assert "CC BY 4.0" in found["source"] and "Victor Cazanave" in found["source"]
+    with pytest.raises(KeyError):
+        extract(svg, "974")
+    # The vendored Loire is the package's path, with the same credit.
+    vendored = francemap.MAPS_DIR / "42.json"
+    assert "CC BY 4.0" in vendored.read_text()
+    assert francemap.path_points("m 1,2 3,4 z m 10,10 1,1 z") == [
+        (1, 2),
+        (4, 6),
+        (11, 12),
+        (12, 13),
+    ]
