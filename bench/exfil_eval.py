@@ -791,6 +791,12 @@ def main() -> int:
     print(f"\nCorpus 2: {c2q:,} queries, blocked {c2b} ({100000 * c2b / c2q:.2f} per 100,000).")
     print(f"Stage cost per query: {cost(timings_c2)} (wall clock, one query at a time); ")
     print(f"{cpu_cost(load_corpus2(args.corpus2), known)} with answers, GC off.")
+    print("\n## Corpus 2 without any known-good list (what generalises without it)\n")
+    print(
+        "\n".join(
+            benign_table(replay(load_corpus2(args.corpus2), KnownGood(), [], False), "family")
+        )
+    )
     print("\n## Hard channels (outside the standard targets)\n")
     print("\n".join(tunnel_table(h_res)))
     all_t = t_res + g_res
