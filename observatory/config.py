@@ -160,7 +160,7 @@ class ObservatoryServerConfig:
     refresh: int = field(default=60, metadata=_check(_at_least(10)))
     # Months of events kept besides the current one; older events and batch ids are deleted
     # (whole monthly partitions on PostgreSQL). Daily counts per commune are kept for the
-    # yearly figures. 13 by default (the CNIL's usual bound for such logs).
+    # yearly figures. 13 by default: a year to compare with, and the current month.
     retention_months: int = field(default=13, metadata=_check(_at_least(1)))
     # Who runs the observatory and whom to ask about it, shown in the page's privacy note,
     # e.g. "Conseil départemental de la Loire — dpo@loire.fr".

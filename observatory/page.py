@@ -101,20 +101,22 @@ def strip(row: CommuneRow, today: dt.date, lang: Lang) -> tuple[str, str]:
     its hover text: total and busiest day. One element per commune, not one per day: the page
     stays small with a thousand communes.
     """
-    top = max(row.days, default=0)
+    days = row.days
+    top = max(days, default=0)
     if top == 0:
         return "", MESSAGES[lang]["strip_none"]
-    bars = []
-    for i, n in enumerate(row.days):
-        if n:
-            height = max(1.0, n / top * STRIP_H)
-            bars.append(f"M{i * STRIP_W},{STRIP_H}v-{height:.1f}h{STRIP_W - 1}v{height:.1f}z")
-    busiest = max(range(len(row.days)), key=lambda i: (row.days[i], i))
-    day = today - dt.timedelta(days=len(row.days) - 1 - busiest)
+    k = STRIP_H / top
+    bars = "".join(
+        f"M{i * STRIP_W},{STRIP_H}v-{max(1.0, n * k):.1f}h{STRIP_W - 1}v{max(1.0, n * k):.1f}z"
+        for i, n in enumerate(days)
+        if n
+    )
+    busiest = len(days) - 1 - days[::-1].index(top)  # the latest of the busiest days
+    day = today - dt.timedelta(days=len(days) - 1 - busiest)
     title = MESSAGES[lang]["strip"].format(
         total=number(sum(row.days), lang), top=number(top, lang), day=date_text(day, lang)
     )
-    return "".join(bars), title
+    return bars, title
 
 
 def _commune(row: CommuneRow, data: Overview, cfg: ObservatoryServerConfig, lang: Lang) -> Any:
