@@ -18,6 +18,7 @@ import io
 import os
 import pwd
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -500,3 +501,22 @@ async def test_one_machine_in_two_months_has_two_pseudonyms_at_the_observatory(
     assert len(rows) == 4
     assert rows[0][1] == rows[1][1] != rows[2][1] == rows[3][1]
     assert all(ts % 60 == 0 for ts, _ in rows)  # stored to the minute
+
+
+# --- the service file ---------------------------------------------------------------------------
+
+
+def test_service_file_is_valid_for_systemd(tmp_path: Path) -> None:
+    """deploy/parafoudre-observatory.service as systemd reads it (the binary stands in)."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze absent")
+    text = (ROOT / "deploy" / "parafoudre-observatory.service").read_text()
+    assert "ExecStart=/opt/parafoudre/venv/bin/parafoudre observatory -c " in text
+    assert "User=parafoudre-observatory" in text  # the README's recipe creates this user
+    unit = tmp_path / "parafoudre-observatory.service"
+    unit.write_text(text.replace("/opt/parafoudre/venv/bin/parafoudre", "/bin/echo"))
+    done = subprocess.run(
+        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
