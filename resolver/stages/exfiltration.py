@@ -6,17 +6,20 @@ and a long window. Where each signal comes from:
 
 * ``info``, ``slow`` - an information bound per (client, registered domain): the compressed size
   of the distinct names sent (Paxson et al., "Practical Comprehensive Bounds on Surreptitious
-  Communication Over DNS", USENIX Security 2013, who bound it at 4 KB a day per pair);
+  Communication Over DNS", 22nd USENIX Security Symposium, 2013: flag the pairs whose volume
+  exceeds a configurable bound), capped by the capacity of the names' alphabet;
 * ``names``, ``volume`` - the count and length of names shaped like encoded data: character
-  classes and entropy of the labels (Born and Gustafson, "Detecting DNS tunnels using character
-  frequency analysis", 2010; Farnham, "Detecting DNS Tunneling", SANS 2013);
+  classes and entropy of the labels (Born and Gustafson, "Detecting DNS Tunnels Using Character
+  Frequency Analysis", arXiv:1004.4358, 2010: tunnels spread characters evenly where names
+  follow Zipf's law; Farnham, "Detecting DNS Tunneling", SANS GIAC paper, 2013);
 * ``odd``, ``qtype`` - bytes no host name holds and the tunnels' record types (NULL, KEY,
   private use), per the tools' own documentation (iodine, dns2tcp) and Farnham 2013;
 * ``answers``, ``nxdomain`` - answer-side volume of TXT/NULL/CNAME/MX answers and the NXDOMAIN
   share per domain, seen through ``on_answer`` (Farnham 2013 "payload analysis"; stagers carry
   their payload down);
 * ``beacon`` - regular gaps between a client's queries to one domain, as command-and-control
-  check-ins keep (Hu et al., "BAYWATCH: Robust Beaconing Detection", IEEE/IFIP DSN 2016);
+  check-ins keep (Hu et al., "BAYWATCH: Robust Beaconing Detection to Identify Infected Hosts
+  in Large-Scale Enterprise Networks", IEEE/IFIP DSN 2016, doi:10.1109/DSN.2016.50);
 * ``nxtld`` - data-like names under a top-level domain the Public Suffix List does not know
   (dnscat2's direct mode): nothing on the Internet resolves them;
 * ``rate`` - distinct names of any shape per domain in a minute.
