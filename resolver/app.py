@@ -30,6 +30,7 @@ from resolver.stages.acl import AclStage
 from resolver.stages.allowlist import AllowlistStage
 from resolver.stages.blocklist import BlocklistStage
 from resolver.stages.cache import CacheStage
+from resolver.stages.canaries import CanaryStage
 from resolver.stages.exfiltration import ExfiltrationStage
 from resolver.stages.local_zone import LocalZoneStage, parse_record
 from resolver.stages.minimal_any import MinimalAnyStage
@@ -104,6 +105,7 @@ class App:
         )
         rl = cfg.rate_limit
         self.rate_limit = RateLimitStage(rl.rate, rl.burst, rl.max_clients) if rl.enabled else None
+        self.canaries = CanaryStage(cfg.canaries.firefox, cfg.canaries.icloud_private_relay)
         self.stages = self._chain(cfg, worker)
         self.pipeline = Pipeline(self.stages, self.cache)
         self.blocklog = BlockLogWriter(
@@ -151,6 +153,9 @@ class App:
             # Right after the ACL, before any work is spent on a client that floods us; it
             # meters cached answers too (the pipeline's fast lane calls it).
             *rate,
+            # Bypass canaries and resolver.arpa (RFC 9462) answered here whatever their type,
+            # before any stage could forward them or a list or allowlist could judge them.
+            self.canaries,
             # ANY is answered minimally (RFC 8482) before anything could amplify it.
             MinimalAnyStage(),
             # Names the box answers itself (records, private reverse zones, localhost) never

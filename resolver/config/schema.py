@@ -19,6 +19,7 @@ from resolver.config.allowlist import AllowlistConfig
 from resolver.config.blocking import BlockingConfig, ListFile
 from resolver.config.blocklog import BlockLogConfig
 from resolver.config.cache import CacheConfig
+from resolver.config.canaries import CanariesConfig
 from resolver.config.dashboard import DashboardConfig, ThresholdsConfig
 from resolver.config.exfiltration import ExfilThresholds, ExfiltrationConfig
 from resolver.config.feeds import FeedsConfig, FeedSource
@@ -37,6 +38,7 @@ __all__ = [
     "BlockLogConfig",
     "BlockingConfig",
     "CacheConfig",
+    "CanariesConfig",
     "Config",
     "DashboardConfig",
     "ExfilThresholds",
@@ -69,6 +71,8 @@ class Config:
     acl: AclConfig = field(default_factory=AclConfig)
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     local_zone: LocalZoneConfig = field(default_factory=LocalZoneConfig)
+    # Bypass canaries (Firefox, iCloud Private Relay) answered by the box (see README).
+    canaries: CanariesConfig = field(default_factory=CanariesConfig)
     allowlist: AllowlistConfig = field(default_factory=AllowlistConfig)
     blocking: BlockingConfig = field(default_factory=BlockingConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
