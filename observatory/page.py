@@ -37,8 +37,8 @@ STRIP_H: Final = 24
 
 @dataclass(frozen=True, slots=True)
 class Marker:
-    x: float
-    y: float
+    x: str  # in the drawing's units, formatted once here, not in the template
+    y: str
     fill: str
     title: str
     silent: bool
@@ -54,6 +54,18 @@ class MapView:
     note: str  # why there is no outline, or ""
     radius: float
     markers: tuple[Marker, ...]
+
+    @property
+    def r(self) -> str:
+        return f"{self.radius:.2f}"
+
+    @property
+    def stroke(self) -> str:
+        return f"{self.radius / 6:.2f}"
+
+    @property
+    def outline_stroke(self) -> str:
+        return f"{self.radius / 5:.2f}"
 
 
 def departement(cfg: ObservatoryServerConfig) -> str:
@@ -81,7 +93,7 @@ def map_view(rows: tuple[CommuneRow, ...], cfg: ObservatoryServerConfig, lang: L
         )
         if r.silent:
             title += t["silent_marker"]
-        markers.append(Marker(p.x, p.y, COLOURS[r.weather], title, r.silent))
+        markers.append(Marker(f"{p.x:.2f}", f"{p.y:.2f}", COLOURS[r.weather], title, r.silent))
     _x, _y, w, h = frame.view_box
     scale = MAP_PIXELS / max(w, h)
     return MapView(
@@ -190,6 +202,7 @@ def context(data: Overview, cfg: ObservatoryServerConfig, lang: Lang) -> dict[st
             cloudy=th.cloudy, rain=th.rain, storm=th.storm, tornado=th.tornado
         ),
         "map": map_view(data.communes, cfg, lang),
+        "legend": [(COLOURS[w], WEATHER[lang][w]) for w in Weather],
         "standalone": False,
         "communes": [_commune(r, data, cfg, lang) for r in data.communes],
         "strip_height": STRIP_H,
