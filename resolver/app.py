@@ -22,6 +22,7 @@ from resolver.core.stage import Stage
 from resolver.core.steps import Forward, Upstream
 from resolver.errors import ParafoudreError
 from resolver.net import reuseport
+from resolver.net.encrypted import EncryptedListeners
 from resolver.net.service import Service
 from resolver.net.tcp import TcpConnection, TcpLimits
 from resolver.net.udp import UdpServer
@@ -132,6 +133,8 @@ class App:
             cfg.server.tcp_max_connections,
             cfg.server.tcp_max_pipelined,
         )
+        # DNS over TLS and over HTTPS (server.tls_listen, https_listen), same Service.
+        self.encrypted = EncryptedListeners(self.service, cfg.server, cfg.state_path())
         self.udp: list[UdpServer] = []
         self.tcp: list[asyncio.Server] = []
         self.bound: list[tuple[str, int]] = []  # (host, port) actually bound, for tests and logs
@@ -222,6 +225,8 @@ class App:
             host, port = parse_hostport(spec, 53)
             port = await self._bind(loop, host, port)
             self.bound.append((host, port))
+        if self.encrypted.enabled:
+            await self._start_encrypted(loop)
         self._watch = loop.create_task(self.lists.watch())
         self._detections = loop.create_task(self._report_detections())
         if self.worker == 0:  # every worker has the same chain: say it once
@@ -233,6 +238,14 @@ class App:
             log.info("worker %d of %d listening on %s", self.worker + 1, self.workers, where)
         else:
             log.info("listening on %s", where)
+
+    async def _start_encrypted(self, loop: asyncio.AbstractEventLoop) -> None:
+        enc = self.encrypted
+        await enc.start(loop, lambda h, p: _socket(h, p, socket.SOCK_STREAM, self.workers))
+        if self.cfg.server.ddr:  # RFC 9462: clients that ask resolver.arpa learn of them
+            self.canaries.advertise(enc.name, enc.endpoints(), enc.hints())
+        if self.worker == 0:
+            log.info("encrypted DNS: %s", enc.describe())
 
     async def _report_detections(self, interval: float = 1.0) -> None:
         """One warning per exfiltration detection, off the query path."""
@@ -290,6 +303,7 @@ class App:
             await asyncio.sleep(0.01)
         for udp in self.udp:
             udp.close()
+        await self.encrypted.stop()
         for conn in list(self.tcp_limits.connections):
             conn.close()
         await self.upstream.close()

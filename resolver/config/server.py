@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from resolver.checks import at_least, check
 from resolver.config.values import parse_hostport, positive
+
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _encrypted(default_port: int) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
+    def check_encrypted(values: tuple[str, ...]) -> tuple[str, ...]:
+        for v in values:
+            parse_hostport(v, default_port)
+        return values
+
+    return check_encrypted
+
+
+def _tls_name(v: str) -> str:
+    if v and (len(v) > 253 or not all(_LABEL.fullmatch(x) for x in v.lower().split("."))):
+        raise ValueError(f"{v!r} is not a host name|e.g. parafoudre.mairie.local")
+    return v.lower()
 
 
 def _listen(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -35,6 +54,30 @@ class ServerConfig:
     # Worker processes sharing the listen ports (SO_REUSEPORT, each client always on the same
     # worker). 0: one per CPU core. Needs fixed ports (not port 0).
     workers: int = field(default=0, metadata=check(at_least(0)))
+    # Encrypted DNS for the commune's own machines, through the same policy, ACL and rate limit
+    # as plain DNS. DNS over TLS (RFC 7858) on these addresses (port 853 if none is given):
+    tls_listen: tuple[str, ...] = field(default=(), metadata=check(_encrypted(853)))
+    # DNS over HTTPS (RFC 8484, path /dns-query, GET and POST, HTTP/1.1), port 443 by default:
+    https_listen: tuple[str, ...] = field(default=(), metadata=check(_encrypted(443)))
+    # PEM files for both: the certificate chain and its private key. "" for both: a self-signed
+    # pair made at first start in <state_dir>/tls/ (its fingerprint: `parafoudre doctor`).
+    certificate: str = ""
+    private_key: str = ""
+    # The name clients check in the certificate and find in the DDR answer; "" = host name.
+    tls_name: str = field(default="", metadata=check(_tls_name))
+    # Advertise the encrypted endpoints to clients that ask (DDR, RFC 9462: Windows 11,
+    # Android): _dns.resolver.arpa SVCB. Without tls_listen/https_listen there is nothing to say.
+    ddr: bool = True
+    # Seconds an idle TLS or HTTPS connection stays open, and how many at once (each kind).
+    encrypted_idle_timeout: float = field(default=30.0, metadata=check(positive))
+    encrypted_max_connections: int = field(default=256, metadata=check(at_least(1)))
+
+    def __post_init__(self) -> None:
+        if bool(self.certificate) != bool(self.private_key):
+            raise ValueError(
+                "certificate and private_key go together|set both, or neither for a "
+                "self-signed pair"
+            )
 
     def worker_count(self) -> int:
         if self.workers:
