@@ -40,6 +40,20 @@ def _die_with_parent() -> None:
         pass  # not Linux: an orphaned worker then lives until it is stopped by hand
 
 
+def _start_worker(serve_args: Sequence[str], i: int, workers: int) -> subprocess.Popen[bytes]:
+    """``parafoudre serve SERVE_ARGS --worker i/N``, started with WORKER_SIGNALS blocked."""
+    cmd = [sys.executable, "-m", "resolver.cli", "serve", *serve_args, "--worker", f"{i}/{workers}"]
+    # Blocked in the supervisor across the fork, so the child inherits them blocked (see the
+    # module docstring) and `forward` cannot run in the child before it execs; the supervisor's
+    # own pending signals are handled as soon as they are unblocked again below.
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
+    try:
+        # supervisor runs no threads.
+        return subprocess.Popen(cmd, preexec_fn=_die_with_parent)  # noqa: S603
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def supervise(serve_args: Sequence[str], workers: int) -> int:
     """Run ``parafoudre serve SERVE_ARGS --worker i/N`` for each i; return the exit code."""
     stopping = False
@@ -48,25 +62,7 @@ def supervise(serve_args: Sequence[str], workers: int) -> int:
     restarts: dict[int, int] = {}
 
     def spawn(i: int) -> None:
-        cmd = [
-            sys.executable,
-            "-m",
-            "resolver.cli",
-            "serve",
-            *serve_args,
-            "--worker",
-            f"{i}/{workers}",
-        ]
-
-        # Blocked in the supervisor across the fork, so the child inherits them blocked (see the
-        # module docstring) and `forward` cannot run in the child before it execs; the
-        # supervisor's own pending signals are handled as soon as they are unblocked below.
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
-        try:
-            # supervisor runs no threads.
-            procs[i] = subprocess.Popen(cmd, preexec_fn=_die_with_parent)  # noqa: S603
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        procs[i] = _start_worker(serve_args, i, workers)
         started[i] = time.monotonic()
 
     def forward(signum: int, frame: FrameType | None) -> None:
