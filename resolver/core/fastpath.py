@@ -23,8 +23,9 @@ FastQuery = tuple[bytes, int, bytes, int, bool]
 
 def parse_fast(data: bytes) -> FastQuery | None:
     n = len(data)
-    # QR=0 and OPCODE=0 (QUERY): the top five bits of the third byte.
-    if n < 17 or data[2] & 0xF8:
+    # QR=0, OPCODE=0 (QUERY) and RD=1: the top five bits and the last of the third byte. A
+    # query without RD is never answered from the cache (resolver.stages.recursion).
+    if n < 17 or (data[2] & 0xF9) != 0x01:
         return None
     counts = data[4:12]
     pos = 12
@@ -51,6 +52,14 @@ def parse_fast(data: bytes) -> FastQuery | None:
         if n < qend + 11 or data[qend : qend + 3] != _OPT_HEAD or data[qend + 6]:
             return None
         if qend + 11 + ((data[qend + 9] << 8) | data[qend + 10]) != n:
+            return None
+        # Each option's length must land on the end (a bad one is FORMERR on the full path).
+        at = qend + 11
+        while at < n:
+            if at + 4 > n:
+                return None
+            at += 4 + ((data[at + 2] << 8) | data[at + 3])
+        if at != n:
             return None
         payload = (data[qend + 3] << 8) | data[qend + 4]
         do = bool(data[qend + 7] & 0x80)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
+from typing import NoReturn
 
 from resolver.core import wire
 from resolver.core.wire import HEADER, RR_FIXED, Edns, WireError
@@ -83,7 +84,17 @@ def _error_reply(
 
 
 def _formerr(buf: bytes, reason: str) -> MalformedQuery:
+    """FORMERR for a message whose question cannot be read: nothing after it can be either."""
     return MalformedQuery(reason, _error_reply(buf, wire.FORMERR, b"", 0, None, 0))
+
+
+class _BadOpt(WireError):
+    """The asker's OPT record is there but malformed: it speaks EDNS, so our FORMERR carries
+    an OPT all the same (RFC 6891 §7)."""
+
+    def __init__(self, reason: str, edns: Edns) -> None:
+        super().__init__(reason)
+        self.edns = edns
 
 
 def _read_question(buf: bytes) -> tuple[list[bytes], int]:
@@ -104,10 +115,20 @@ def _read_question(buf: bytes) -> tuple[list[bytes], int]:
     return labels, pos + 4
 
 
+def _check_options(buf: bytes, pos: int, end: int) -> None:
+    """The OPT's options (code, length, data: RFC 6891 §6.1.2) must fill its RDATA exactly."""
+    while pos < end:
+        if pos + 4 > end:
+            raise WireError("truncated EDNS option")
+        pos += 4 + ((buf[pos + 2] << 8) | buf[pos + 3])
+    if pos != end:
+        raise WireError("EDNS option longer than its record")
+
+
 def _read_edns(buf: bytes, pos: int, skip: int, ar: int) -> Edns | None:
     """Skip ``skip`` records from ``pos``, then read the OPT among the ``ar`` additional ones.
 
-    Raises WireError on a truncated record or a misplaced OPT.
+    Raises WireError on a truncated record, _BadOpt on a misplaced or malformed OPT.
     """
     edns: Edns | None = None
     for _ in range(skip):
@@ -125,10 +146,47 @@ def _read_edns(buf: bytes, pos: int, skip: int, ar: int) -> Edns | None:
         if pos > len(buf):
             raise WireError("truncated rdata")
         if rtype == wire.T_OPT:
+            found = Edns(rclass, (ttl >> 16) & 0xFF, bool(ttl & 0x8000), ttl >> 24)
             if edns is not None or buf[name_at] != 0:
-                raise WireError("OPT twice or not at the root")  # RFC 6891 §6.1.1
-            edns = Edns(rclass, (ttl >> 16) & 0xFF, bool(ttl & 0x8000), ttl >> 24)
+                raise _BadOpt("OPT twice or not at the root", found)  # RFC 6891 §6.1.1
+            try:
+                _check_options(buf, pos - rdlen, pos)
+            except WireError as exc:
+                raise _BadOpt(str(exc), found) from None
+            edns = found
     return edns
+
+
+def _edns_for_error(buf: bytes, qd: int, pos: int, skip: int, ar: int) -> Edns | None:
+    """The asker's OPT, if it can be found, for an error reply (RFC 6891 §7: an OPT in the
+    request, an OPT in the response). ``pos``: after the question when ``qd`` is 1."""
+    try:
+        if qd != 1:
+            pos = 12
+            for _ in range(qd):  # each turn moves on at least 5 octets or raises
+                pos = wire.skip_name(buf, pos) + 4
+        return _read_edns(buf, pos, skip, ar)
+    except _BadOpt as exc:
+        return exc.edns
+    except WireError:
+        return None
+
+
+def _not_a_query(
+    buf: bytes, flags: int, qd: int, question: bytes, pos: int, payload: int
+) -> NoReturn:
+    """Raise NOTIMP for another opcode, FORMERR for a question count other than one."""
+    an, ns, ar = HEADER.unpack_from(buf)[3:]
+    edns = _edns_for_error(buf, qd, pos, an + ns, ar)
+    if flags & wire.OPCODE_MASK:
+        qcount = 1 if question else 0
+        raise MalformedQuery(
+            "opcode not implemented",
+            _error_reply(buf, wire.NOTIMP, question, qcount, edns, payload),
+        )
+    raise MalformedQuery(
+        "question count is not 1", _error_reply(buf, wire.FORMERR, b"", 0, edns, payload)
+    )
 
 
 def from_wire(
@@ -151,15 +209,14 @@ def from_wire(
     if qd == 1:
         qname_labels, pos = _read_question(buf)
         question = bytes(buf[12:pos])
-    if flags & wire.OPCODE_MASK:
-        qcount = 1 if question else 0
-        raise MalformedQuery(
-            "opcode not implemented", _error_reply(buf, wire.NOTIMP, question, qcount, None, 0)
-        )
-    if qd != 1:
-        raise _formerr(buf, "question count is not 1")
+    if flags & wire.OPCODE_MASK or qd != 1:
+        _not_a_query(buf, flags, qd, question, pos, server_payload)
     try:
         edns = _read_edns(buf, pos, an + ns, ar)
+    except _BadOpt as exc:
+        raise MalformedQuery(
+            str(exc), _error_reply(buf, wire.FORMERR, question, 1, exc.edns, server_payload)
+        ) from None
     except WireError as exc:
         raise MalformedQuery(
             str(exc), _error_reply(buf, wire.FORMERR, question, 1, None, server_payload)

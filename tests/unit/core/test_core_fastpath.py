@@ -16,7 +16,7 @@ from resolver.config import Config
 from resolver.config.loader import load_text
 from resolver.core.cached_answer import from_upstream
 from resolver.core.fastpath import parse_fast
-from resolver.core.query import Transport, from_wire
+from resolver.core.query import MalformedQuery, Transport, from_wire
 from resolver.net.service import Pending
 from resolver.net.udp import UdpServer
 
@@ -150,7 +150,25 @@ def test_parse_fast_refuses_what_it_does_not_handle() -> None:
     assert parse_fast(bytes(q.pack())) is None  # EDNS version 1 → BADVERS on the full path
     ptr = plain[:12] + b"\xc0\x0c" + plain[-4:]
     assert parse_fast(ptr) is None  # compression in a question
+    norec = bytearray(plain)
+    norec[2] &= 0xFE
+    assert parse_fast(bytes(norec)) is None  # RD=0: never from the cache (stages.recursion)
+    cookie = DNSRecord.question("example.test", "A")
+    cookie.add_ar(EDNS0(opts=[EDNSOption(10, bytes(8))]))
+    good = bytes(cookie.pack())
+    assert parse_fast(good) is not None
+    # An option whose length runs past the OPT's end: FORMERR on the full path (RFC 6891).
+    bad = good[:-10] + b"\x00\x0c" + good[-8:]
+    assert parse_fast(bad) is None and from_wire_fails(bad)
     assert QTYPE.A == 1
+
+
+def from_wire_fails(data: bytes) -> bool:
+    try:
+        from_wire(data, "127.0.0.1", _UDP)
+    except MalformedQuery:
+        return True
+    return False
 
 
 async def _udp_answers(sock_addr: tuple[str, int], queries: list[bytes]) -> list[bytes | None]:

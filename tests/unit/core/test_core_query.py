@@ -186,7 +186,8 @@ def test_two_opt_records_is_formerr_with_the_question() -> None:
     assert exc.response is not None
     r = _check_error_header(exc.response, 0x77, wire.FORMERR, 1)
     assert str(r.q.qname) == "Two.Opt.test."
-    assert not r.ar  # no OPT: we did not understand theirs
+    # The asker speaks EDNS, so the error carries our OPT (RFC 6891 §7).
+    assert [rr.rtype for rr in r.ar] == [wire.T_OPT]
 
 
 def test_opt_not_at_the_root_is_formerr() -> None:
@@ -195,6 +196,85 @@ def test_opt_not_at_the_root_is_formerr() -> None:
     exc = _malformed(buf)
     assert exc.response is not None
     _check_error_header(exc.response, 0x1234, wire.FORMERR, 1)
+
+
+def _opt_of(resp: bytes) -> wire.RRInfo | None:
+    """The OPT record of a reply we built, or None."""
+    _, rrs = wire.walk(resp)
+    opts = [rr for rr in rrs if rr.rtype == wire.T_OPT]
+    assert len(opts) <= 1 and all(rr.section == 2 for rr in opts)
+    return opts[0] if opts else None
+
+
+def _with_opt(rdata: bytes, *, do: bool = False, qid: int = 0x1234) -> bytes:
+    """A query for Opt.Test whose OPT record carries ``rdata`` as its options."""
+    buf = _with_count(query_wire("Opt.Test", edns=False, qid=qid), 3, 1)
+    ttl = 0x8000 if do else 0
+    return buf + b"\x00" + wire.RR_FIXED.pack(wire.T_OPT, 4096, ttl, len(rdata)) + rdata
+
+
+_COOKIE = b"\x00\x0a\x00\x08" + bytes(range(8))  # a client cookie (RFC 7873)
+
+
+@pytest.mark.parametrize(
+    "rdata",
+    [
+        pytest.param(b"", id="no-options"),
+        pytest.param(_COOKIE, id="cookie"),
+        pytest.param(_COOKIE + b"\xfd\xe9\x00\x00", id="cookie-and-empty-option"),
+    ],
+)
+def test_well_formed_edns_options_are_read(rdata: bytes) -> None:
+    q = from_wire(_with_opt(rdata), CLIENT, Transport.UDP)
+    assert q.edns is not None and q.edns.payload == 4096 and q.qname == "opt.test"
+
+
+@pytest.mark.parametrize(
+    "rdata",
+    [
+        pytest.param(b"\x00\x0a\x00\x14" + bytes(8), id="option-longer-than-the-record"),
+        pytest.param(b"\x00\x0a\x00\x04" + bytes(7), id="three-bytes-left-after-an-option"),
+        pytest.param(_COOKIE + b"\x00", id="one-byte-past-the-last-option"),
+        pytest.param(b"\x00\x0a\x00", id="option-header-cut"),
+    ],
+)
+@pytest.mark.parametrize("do", [False, True])
+def test_edns_option_with_a_bad_length_is_formerr_with_an_opt(rdata: bytes, do: bool) -> None:
+    """RFC 6891 §6.1.2 lays options end to end in the RDATA; one that does not fit is a
+    malformed message (FORMERR), and the asker, who spoke EDNS, gets our OPT (§7)."""
+    exc = _malformed(_with_opt(rdata, do=do, qid=0x0B0B))
+    assert exc.response is not None
+    r = _check_error_header(exc.response, 0x0B0B, wire.FORMERR, 1)
+    assert str(r.q.qname) == "Opt.Test."
+    opt = _opt_of(exc.response)
+    assert opt is not None and opt.rdlength == 0 and bool(opt.ttl & 0x8000) is do
+
+
+def test_formerr_without_an_opt_for_a_query_without_one() -> None:
+    buf = _with_count(query_wire("a.test", edns=False), 3, 1) + b"\x01x\x00\x00\x01"
+    exc = _malformed(buf)
+    assert exc.response is not None and _opt_of(exc.response) is None
+
+
+@pytest.mark.parametrize("qd", [0, 2])
+@pytest.mark.parametrize("do", [False, True])
+def test_question_count_not_one_with_edns_is_formerr_with_an_opt(qd: int, do: bool) -> None:
+    single = query_wire("a.test", edns=False, qid=0x4321)
+    question = single[12:]
+    opt = b"\x00" + wire.RR_FIXED.pack(wire.T_OPT, 1232, 0x8000 if do else 0, 0)
+    buf = wire.HEADER.pack(0x4321, wire.RD, qd, 0, 0, 1) + question * qd + opt
+    exc = _malformed(buf)
+    assert exc.response is not None
+    _check_error_header(exc.response, 0x4321, wire.FORMERR, 0)
+    got = _opt_of(exc.response)
+    assert got is not None and bool(got.ttl & 0x8000) is do
+
+
+def test_unreadable_question_gives_formerr_without_an_opt() -> None:
+    # Nothing after a broken question can be found, the OPT included.
+    buf = wire.HEADER.pack(0x5555, wire.RD, 1, 0, 0, 1) + b"\x3fabc"
+    exc = _malformed(buf)
+    assert exc.response is not None and _opt_of(exc.response) is None
 
 
 @pytest.mark.parametrize("cut", [1, 5, 10])
@@ -213,6 +293,29 @@ def test_other_opcodes_are_notimp_with_the_question_echoed(opcode: int, name: st
     assert r.header.opcode == opcode, name
     assert str(r.q.qname) == "Zone.Test."
     assert r.q.qtype == 6
+
+
+@pytest.mark.parametrize("opcode", [4, 5])
+@pytest.mark.parametrize("do", [False, True])
+def test_notimp_to_an_edns_query_carries_an_opt(opcode: int, do: bool) -> None:
+    """dig says "retry with +noedns" when an EDNS query gets an answer without OPT."""
+    buf = _with_flags(query_wire("Zone.Test", "SOA", do=do), set_bits=opcode << 11)
+    exc = _malformed(buf)
+    assert exc.response is not None
+    r = _check_error_header(exc.response, 0x1234, wire.NOTIMP, 1)
+    assert r.header.opcode == opcode
+    opt = _opt_of(exc.response)
+    assert opt is not None and opt.ttl >> 16 == 0 and bool(opt.ttl & 0x8000) is do
+    parsed = dns.message.from_wire(
+        exc.response[:2] + bytes([exc.response[2] & 0x87]) + exc.response[3:]
+    )
+    assert parsed.edns == 0
+
+
+def test_notimp_without_edns_has_no_opt() -> None:
+    buf = _with_flags(query_wire("Zone.Test", "SOA", edns=False), set_bits=4 << 11)
+    exc = _malformed(buf)
+    assert exc.response is not None and _opt_of(exc.response) is None
 
 
 def test_notimp_without_a_question() -> None:
