@@ -35,7 +35,9 @@ from resolver.stages.canaries import CanaryStage
 from resolver.stages.exfiltration import ExfiltrationStage
 from resolver.stages.local_zone import LocalZoneStage, parse_record
 from resolver.stages.minimal_any import MinimalAnyStage
+from resolver.stages.protocol import ProtocolStage
 from resolver.stages.rate_limit import RateLimitStage
+from resolver.stages.recursion import RecursionStage
 from resolver.stages.upstream import UpstreamStage
 from resolver.stats import StatsSnapshot, upstream_answering
 from resolver.upstreams import upstream_addresses
@@ -156,11 +158,12 @@ class App:
             # Right after the ACL, before any work is spent on a client that floods us; it
             # meters cached answers too (the pipeline's fast lane calls it).
             *rate,
+            # Zone transfers, meta-types and classes a forwarder does not serve: answered as
+            # unbound does, before any stage below could answer or forward them.
+            ProtocolStage(),
             # Bypass canaries and resolver.arpa (RFC 9462) answered here whatever their type,
             # before any stage could forward them or a list or allowlist could judge them.
             self.canaries,
-            # ANY is answered minimally (RFC 8482) before anything could amplify it.
-            MinimalAnyStage(),
             # Names the box answers itself (records, private reverse zones, localhost) never
             # leave it; a trusted forwarded zone is TRUSTED here, an untrusted one judged below.
             LocalZoneStage(
@@ -169,11 +172,17 @@ class App:
                 cfg.local_zone.private_reverse,
                 f"parafoudre-{socket.gethostname()[:40]}-w{worker}",
             ),
+            # Without RD only the box's own data (above) answers: the cache is not for snooping.
+            RecursionStage(),
             # The operator's word beats every feed: TRUSTED skips the policy stages below.
             self.allowlist,
             # Threat lists, read from the current immutable snapshot; on the way back, the
             # answer's CNAME targets are checked against them before the cache keeps it.
             self.blocklist,
+            # ANY is answered minimally (RFC 8482), so it amplifies nothing. After the lists, so
+            # a listed name is answered as blocked whatever the type asked; before the detector
+            # and the cache, for it never leaves the box.
+            MinimalAnyStage(),
             # Tunnels and data smuggled out in names: what no list knows yet. After the lists,
             # so known-bad names are reported as such; before the cache, so it sees misses.
             *exfiltration,

@@ -40,7 +40,7 @@ from resolver.config.schema import Config, parse_hostport
 from resolver.core import wire
 from resolver.core.resolution import Resolution, UpstreamHealth
 from resolver.core.steps import Upstream
-from resolver.net import framing
+from resolver.net import certificate, framing
 from resolver.net.upstream_query import build_probe, matches
 from resolver.upstreams import upstream_addresses
 
@@ -717,6 +717,27 @@ def _check_observatory(
     return results
 
 
+def _check_encrypted(cfg: Config) -> list[_Result]:
+    """The certificate of the box's own DNS over TLS/HTTPS, and its fingerprint to pin."""
+    if not (cfg.server.tls_listen or cfg.server.https_listen):
+        return []
+    cert, _, self_signed = certificate.configured(cfg.server, cfg.state_path())
+    if self_signed and not cert.exists():
+        return [
+            _Result(
+                WARN,
+                f"encrypted DNS: no self-signed certificate in {cert.parent} yet",
+                "the service makes it at its first start: start it, then run doctor again",
+            )
+        ]
+    try:
+        fp = certificate.fingerprint(cert)
+    except certificate.CertificateError as exc:
+        return [_Result(FAIL, f"encrypted DNS: {exc}", "check server.certificate")]
+    kind = "self-signed certificate" if self_signed else "certificate"
+    return [_Result(OK, f"encrypted DNS: {kind} {cert}, SHA-256 fingerprint {fp}")]
+
+
 def run_doctor(
     cfg: Config,
     config_path: Path | None,
@@ -738,6 +759,7 @@ def run_doctor(
     checks: list[Callable[[], list[_Result]]] = [
         lambda: _check_config(config_path),
         lambda: _check_listen(cfg, timeout),
+        lambda: _check_encrypted(cfg),
         lambda: _check_upstreams(cfg, timeout, ssl_context),
         lambda: _check_forward_zones(cfg, timeout),
         lambda: _check_feeds(cfg, config_arg, when),

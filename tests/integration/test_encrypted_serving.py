@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import shutil
 import sqlite3
 import ssl
@@ -27,6 +28,7 @@ import dns.rdtypes.svcbbase
 import pytest
 
 from resolver.app import App
+from resolver.doctor import run_doctor
 from resolver.net import certificate
 from tests.conftest import FakeUpstream, make_config, running
 
@@ -291,6 +293,13 @@ async def test_self_signed_made_once_and_shown(tmp_path: Path, upstream: FakeUps
         q = dns.message.make_query("example.test", "A")
         r = await dns.asyncquery.tls(q, "127.0.0.1", port=port, ssl_context=ctx, timeout=WAIT)
         assert r.answer
+        # `parafoudre doctor` shows the fingerprint to give the machines that pin it.
+        out = io.StringIO()
+        await asyncio.to_thread(run_doctor, cfg, None, out=out, timeout=0.5)
+        shown = [ln for ln in out.getvalue().splitlines() if "encrypted DNS" in ln]
+        assert shown == [
+            f"OK   encrypted DNS: self-signed certificate {cert}, SHA-256 fingerprint {expected}"
+        ]
     # Made once: a restart keeps it.
     async with running(cfg) as app:
         assert certificate.fingerprint(app.encrypted.certificate) == expected  # type: ignore[arg-type]
@@ -316,3 +325,38 @@ async def test_kdig_over_tls(box: App, ca_file: Path) -> None:
     assert await asyncio.to_thread(kdig, "example.test") == "192.0.2.1"
     assert await asyncio.to_thread(kdig, "blocked.test") == ""  # NXDOMAIN: nothing to show
     assert box.service.counts["blocked"] == 1
+
+
+async def test_rate_limit_applies_over_doh(
+    tmp_path: Path, ca: Any, upstream: FakeUpstream, client_ctx: ssl.SSLContext
+) -> None:
+    import httpx2 as httpx
+
+    cfg = encrypted_config(
+        tmp_path, ca, upstream.port, "rate_limit: {rate: 0.01, burst: 3, max_clients: 16}"
+    )
+    wire_q = dns.message.make_query("example.test", "A").to_wire()
+    async with running(cfg) as app:
+        url = f"https://127.0.0.1:{endpoint(app, 'doh')}/dns-query"
+        async with httpx.AsyncClient(verify=client_ctx, timeout=WAIT) as client:
+            statuses = [
+                (
+                    await client.post(
+                        url, content=wire_q, headers={"content-type": "application/dns-message"}
+                    )
+                ).status_code
+                for _ in range(5)
+            ]
+    assert statuses == [200, 200, 200, 429, 429]
+
+
+def test_certificate_without_key_refused_in_one_line(tmp_path: Path) -> None:
+    from resolver.config import Config
+    from resolver.config.errors import ConfigError
+    from resolver.config.loader import load_text
+
+    with pytest.raises(ConfigError) as info:
+        load_text("server:\n  certificate: /etc/ssl/box.pem\n", Config, "p.yaml")
+    message = str(info.value)
+    assert "\n" not in message.strip()
+    assert "p.yaml" in message and "private_key" in message
