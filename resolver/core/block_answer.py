@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
-from typing import Literal
+import struct
+from dataclasses import dataclass, field
+from typing import Final, Literal
 
 BlockMode = Literal["nxdomain", "null", "refused", "sinkhole"]
+
+_QNAME_PTR: Final = b"\xc0\x0c"  # the question name always starts at offset 12
+_SOA_HEAD: Final = struct.Struct("!HHIH")  # type, class, ttl, rdlength
+_RNAME: Final = b"\x06nobody\x07invalid\x00"  # RFC 6303 §3's RNAME for synthesised zones
+_TIMERS: Final = struct.Struct("!IIIII")  # serial, refresh, retry, expire, minimum
+
+
+def negative_soa(ttl: int) -> bytes:
+    """The SOA a blocked name's negative answer carries in its authority section.
+
+    RFC 2308 §3: without it a downstream cache (the mairie's domain controller, a laptop's
+    stub) cannot cache the NXDOMAIN or NODATA and asks again at once. Its owner and MNAME are the
+    question name (a pointer to it: the name need not exist anywhere else); the negative TTL,
+    min(TTL, MINIMUM) by RFC 2308 §5, is the block's TTL, so an unblocked name recovers as fast
+    in downstream caches as its positive block answers do.
+    """
+    rdata = _QNAME_PTR + _RNAME + _TIMERS.pack(1, 3600, 600, 86400, ttl)
+    return _QNAME_PTR + _SOA_HEAD.pack(6, 1, ttl, len(rdata)) + rdata
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +36,10 @@ class BlockAnswer:
     ipv6: bytes = bytes(16)
     has_ipv4: bool = True  # sinkhole mode without an IPv6 address answers AAAA with NODATA
     has_ipv6: bool = True
+    soa: bytes = field(init=False, repr=False, compare=False)  # negative_soa(ttl), built once
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "soa", negative_soa(self.ttl))
 
     @classmethod
     def build(cls, mode: BlockMode, ttl: int, sink4: str | None, sink6: str | None) -> BlockAnswer:

@@ -149,7 +149,7 @@ def blocked_entry(
 ) -> CachedAnswer:
     """The answer to a blocked name, with an Extended DNS Error saying which list (RFC 8914)."""
     ede = wire.ede_option(EDE_BLOCKED, reason)
-    rcode, body = wire.NOERROR, b""
+    rcode, body, an = wire.NOERROR, b"", 0
     if how.mode == "nxdomain":
         rcode = wire.NXDOMAIN
     elif how.mode == "refused":
@@ -159,11 +159,18 @@ def blocked_entry(
             body = _QNAME_PTR + RR_FIXED.pack(wire.T_A, wire.C_IN, how.ttl, 4) + how.ipv4
         elif qtype == wire.T_AAAA and how.has_ipv6:
             body = _QNAME_PTR + RR_FIXED.pack(wire.T_AAAA, wire.C_IN, how.ttl, 16) + how.ipv6
+    ns = 0
+    if body:
+        an = 1
+    elif rcode != wire.REFUSED:
+        # NXDOMAIN, or NODATA in null/sinkhole mode: an SOA, so downstream caches keep the
+        # negation (RFC 2308 §3) as they do the box's local ones.
+        body, ns = how.soa, 1
     # TTLs of blocked answers are not aged: they are policy, not data with a lifetime.
     return CachedAnswer(
         rcode,
-        1 if body else 0,
-        0,
+        an,
+        ns,
         0,
         body,
         (),

@@ -75,8 +75,31 @@ def test_make_blocked(
     assert msg.question[0].name.to_text() == "X.Evil.TEST."  # the asker's spelling
     assert msg.flags & dns.flags.QR and msg.flags & dns.flags.RA and msg.flags & dns.flags.RD
     assert not msg.flags & dns.flags.AA
-    assert not msg.authority
+    if expected or rcode == dns.rcode.REFUSED:
+        assert not msg.authority
+    else:
+        # A negative answer (NXDOMAIN or NODATA) carries an SOA (RFC 2308 §3).
+        (soa,) = msg.authority
+        assert soa.rdtype == dns.rdatatype.SOA and soa.name.to_text() == "X.Evil.TEST."
     assert msg.ednsflags & dns.flags.DO
+
+
+@pytest.mark.parametrize("ttl", [60, 5, 3600])
+@pytest.mark.parametrize("edns", [False, True])
+def test_blocked_nxdomain_has_an_soa_downstream_caches_can_keep(ttl: int, edns: bool) -> None:
+    """RFC 2308: a negative answer without SOA is not cached, so a domain controller or a
+    laptop in front of the box would ask again for every lookup of a blocked name."""
+    q = make_query("ads.evil.test", "AAAA", wire_name="Ads.Evil.Test", edns=edns)
+    msg = read(responses.make_blocked(q, BlockAnswer("nxdomain", ttl), REASON))
+    assert msg.rcode() == dns.rcode.NXDOMAIN and not msg.answer
+    (rrset,) = msg.authority
+    assert rrset.rdtype == dns.rdatatype.SOA and rrset.rdclass == 1
+    assert rrset.name.to_text() == "Ads.Evil.Test."  # at the name: in any zone's bailiwick
+    (soa,) = rrset
+    # The negative TTL is min(SOA TTL, MINIMUM) (RFC 2308 §5): the block's TTL, both ways.
+    assert rrset.ttl == soa.minimum == ttl
+    assert soa.rname.to_text() == "nobody.invalid."
+    assert ede(msg) == ([(responses.EDE_BLOCKED, REASON)] if edns else [])
 
 
 @pytest.mark.parametrize("how", [BlockAnswer(), NULL, SINK_BOTH])
