@@ -102,7 +102,8 @@ class ExfilThresholds:
     # Escalation: a detection blocks that name only; the domain's cool-down (for that client)
     # starts at once on a strong signal (odd, qtype, nxtld), or after escalate_after detections
     # once the names carried escalate_info octets of information in the long window (or the
-    # answers twice answer_bytes): repeated evidence that real data moved, not a test battery.
+    # answers twice answer_bytes, or a beacon came with them, or the detections went on longer
+    # than the short window): repeated evidence, not one burst such as a test battery.
     escalate_after: int = 3
     escalate_info: int = 1024
 

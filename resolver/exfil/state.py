@@ -109,6 +109,7 @@ class Track:
     __slots__ = (
         "addresses",
         "awaited",
+        "first_strike",
         "gaps",
         "info",
         "last_at",
@@ -138,6 +139,7 @@ class Track:
         self.last_at = -1.0
         self.gaps: list[float] = []
         self.strikes = 0  # detections on this track so far (escalation)
+        self.first_strike = 0.0  # when the first of them came
         self.awaited: list[int] = []  # new names whose first answer has not come yet
         self.addresses: list[int] = []  # fingerprints of the last A/AAAA answers
 

@@ -175,7 +175,11 @@ class ExfiltrationStage:
         track.tick(now, self.t.beacon_min_gap)
         self._remember(query, prefix, base)
         if track.seen(hash(prefix)):
-            return CONTINUE  # a repeat carries no new data
+            # A repeat carries no new data; but a beacon's check-ins to a domain that already
+            # had detections are repeated evidence (its data names are refused one by one).
+            if track.strikes and track.periodic(self.t.beacon_gaps, self.t.beacon_cv):
+                return self._detected(query, key, track, ("beacon",), now)
+            return CONTINUE
         track.expect(hash(prefix))
         signals = self._add(track, prefix, query.qtype, now, base is UNKNOWN_TLD)
         if signals and popular:
@@ -316,8 +320,10 @@ class ExfiltrationStage:
     ) -> bool:
         """Count a detection; start the cool-down on strong or repeated evidence (True)."""
         track.strikes += 1
+        if track.strikes == 1:
+            track.first_strike = now
         escalate = self.cfg.cooldown > 0 and (
-            not STRONG_SIGNALS.isdisjoint(signals) or self._repeated(track, signals)
+            not STRONG_SIGNALS.isdisjoint(signals) or self._repeated(track, signals, now)
         )
         if escalate:
             base = key[1]
@@ -358,9 +364,9 @@ class ExfiltrationStage:
             return None
         return entry[1], entry[2]
 
-    def _repeated(self, track: Track, signals: tuple[str, ...]) -> bool:
-        """Repeated detections that also moved real data, or came with a beacon's period:
-        enough to cut the whole domain."""
+    def _repeated(self, track: Track, signals: tuple[str, ...], now: float) -> bool:
+        """Repeated detections that moved real data, came with a beacon's period, or went on
+        for longer than the short window (not one burst): enough to cut the whole domain."""
         t = self.t
         if track.strikes < t.escalate_after:
             return False
@@ -369,6 +375,7 @@ class ExfiltrationStage:
             long[state.INFO] >= t.escalate_info
             or long[state.ANSWER] >= 2 * t.answer_bytes
             or "beacon" in signals
+            or now - track.first_strike >= t.window
         )
 
     def on_answer(

@@ -414,3 +414,16 @@ def test_bad_config_is_refused() -> None:
         ExfilThresholds(names=0)
     with pytest.raises(ValueError, match="cooldown"):
         ExfiltrationConfig(cooldown=-1)
+
+
+def test_detections_that_go_on_past_a_minute_cut_the_domain() -> None:
+    """Repeated evidence: little information per name, but not one burst."""
+    rng = random.Random(27)
+    st = stage()
+    clock = FakeClock(T0)
+    names = [f"{b32(rng, 10)}{rng.randrange(10)}{b32(rng, 6)}.wild-x.com" for _ in range(120)]
+    steps = run(st, names, clock=clock, step=1.0)  # one name a second
+    first = first_block(steps)
+    assert first is not None and reason(steps[first]) == "exfil:names"
+    cut = next(i for i, s in enumerate(steps) if isinstance(s, Reply) and "cooldown" in s.reason)
+    assert 55 <= cut - first <= 65  # names refused one by one for a minute, then the domain
