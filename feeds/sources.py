@@ -111,6 +111,17 @@ CATALOGUE: Final[tuple[CatalogueFeed, ...]] = (
                   "CC BY-SA 4.0", "Université Toulouse Capitole, French"),
     CatalogueFeed("ut1-cryptojacking", f"{_UT1}/cryptojacking/domains", "domains", "subtree",
                   "cryptojacking", "CC BY-SA 4.0"),
+    # Category "bypass": ways around the box's filter (outside encrypted DNS, VPNs, proxies).
+    # For public networks; an administration's LAN may need its teleworkers' VPN.
+    CatalogueFeed("ut1-doh", f"{_UT1}/doh/domains", "domains", "subtree", "bypass",
+                  "CC BY-SA 4.0", "public DNS-over-HTTPS/TLS resolvers"),
+    CatalogueFeed("ut1-vpn", f"{_UT1}/vpn/domains", "domains", "subtree", "bypass",
+                  "CC BY-SA 4.0", "VPN services"),
+    CatalogueFeed("hagezi-doh", f"{_HAGEZI}/wildcard/doh-onlydomains.txt", "domains", "subtree",
+                  "bypass", "GPL-3.0", "encrypted DNS resolvers only (~1,000 names)"),
+    CatalogueFeed("hagezi-bypass", f"{_HAGEZI}/wildcard/doh-vpn-proxy-bypass-onlydomains.txt",
+                  "domains", "subtree", "bypass", "GPL-3.0",
+                  "encrypted DNS, VPN, Tor and web proxies (~3,000 names)"),
     CatalogueFeed("red-flag-domains", f"{_RM}/sources/red.flag.domains.txt", "domains", "exact",
                   "scam", "not stated", "suspicious new names under French TLDs"),
     CatalogueFeed("romainmarcoux-aa", f"{_RM}/full-domains-aa.txt", "domains", "exact",
