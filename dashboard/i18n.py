@@ -387,6 +387,7 @@ _CATEGORIES: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "exfiltration": "fuite de données",
                 "ads": "publicité",
                 "tracking": "pistage",
+                "bypass": "contournement du filtre",
             }
         ),
         "en": MappingProxyType(
@@ -398,6 +399,7 @@ _CATEGORIES: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "exfiltration": "data leak",
                 "ads": "advertising",
                 "tracking": "tracking",
+                "bypass": "getting around the filter",
             }
         ),
     }
@@ -412,6 +414,7 @@ _TARGETS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "phishing": "vers des sites d'hameçonnage",
                 "c2": "vers des serveurs qui pilotent des logiciels malveillants",
                 "scam": "vers des sites d'arnaque",
+                "bypass": "pour contourner le filtre (DNS chiffré extérieur, VPN, relais)",
             }
         ),
         "en": MappingProxyType(
@@ -420,6 +423,7 @@ _TARGETS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "phishing": "to reach phishing sites",
                 "c2": "to reach servers that control malware",
                 "scam": "to reach scam sites",
+                "bypass": "to get around the filter (outside encrypted DNS, VPN, relay)",
             }
         ),
     }

@@ -120,3 +120,32 @@ async def test_canary_before_the_allowlist_and_the_cache(
         for _ in range(3):
             assert (await ask(port, "mask.icloud.com")).rcode() == dns.rcode.NXDOMAIN
     assert upstream.queries == []
+
+
+async def test_a_machine_that_keeps_trying_is_named_on_the_page(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """Three canary answers today (the page's highlight_min) and the page names the machine."""
+    from dashboard import i18n
+    from dashboard.summary import load_summary
+    from resolver.blocklog.schema import open_db
+    from resolver.config.dashboard import DashboardConfig
+
+    cfg = make_config(tmp_path, upstream.port)
+    async with running(cfg) as app:
+        for _ in range(3):
+            await ask(app.bound[0][1], "use-application-dns.net")
+    conn = open_db(cfg.blocklog_path(), readonly=True)
+    try:
+        # "Today" is the day of the blocks themselves: no flake across midnight.
+        (last,) = conn.execute("SELECT MAX(ts) FROM blocks").fetchone()
+        summary = load_summary(conn, DashboardConfig(), last)
+    finally:
+        conn.close()
+    h = summary.highlight
+    assert h is not None
+    assert (h.client, h.category, h.category_count) == ("127.0.0.1", "bypass", 3)
+    assert i18n.highlight_sentence("fr", h.category_count, h.category, h.kind, h.client) == (
+        "3 tentatives pour contourner le filtre (DNS chiffré extérieur, VPN, relais) "
+        "depuis le poste 127.0.0.1 : faites-le vérifier."
+    )
