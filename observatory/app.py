@@ -226,18 +226,34 @@ def parse_events(
     return events, skipped
 
 
+def parse_batch_id(raw: Any) -> str | None:
+    """The batch's id in canonical form; None for a heartbeat. Raises BadBatch."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise BadBatch("batch_id is not a string")
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise BadBatch("batch_id is not a UUID") from None
+
+
+def _refuse_token(request: web.Request, ctx: Context) -> web.HTTPUnauthorized:
+    ctx.counters.refused += 1
+    why = "unknown box token" if _bearer(request) else "no box token"
+    ctx.refusals.refused(request.remote, why)
+    return web.HTTPUnauthorized(
+        text="401: unknown box token\n",
+        headers={"WWW-Authenticate": 'Bearer realm="parafoudre-observatory"'},
+    )
+
+
 async def ingest(request: web.Request) -> web.Response:
     """POST /ingest: one batch from one box."""
     ctx = request.app[CONTEXT]
     box = find_box(ctx.boxes, _bearer(request))
     if box is None:
-        ctx.counters.refused += 1
-        why = "unknown box token" if _bearer(request) else "no box token"
-        ctx.refusals.refused(request.remote, why)
-        raise web.HTTPUnauthorized(
-            text="401: unknown box token\n",
-            headers={"WWW-Authenticate": 'Bearer realm="parafoudre-observatory"'},
-        )
+        raise _refuse_token(request, ctx)
     try:
         payload = await request.json()
     except ValueError:
@@ -255,14 +271,7 @@ async def ingest(request: web.Request) -> web.Response:
                 payload.get("insee"),
             )
             raise web.HTTPForbidden(text="403: this token is not the box of that commune\n")
-        batch_id = payload.get("batch_id")
-        if batch_id is not None:
-            if not isinstance(batch_id, str):
-                raise BadBatch("batch_id is not a string")
-            try:
-                batch_id = str(uuid.UUID(batch_id))
-            except ValueError:
-                raise BadBatch("batch_id is not a UUID") from None
+        batch_id = parse_batch_id(payload.get("batch_id"))
         now = ctx.clock()
         events, skipped = parse_events(
             payload.get("events"),
@@ -285,23 +294,28 @@ async def ingest(request: web.Request) -> web.Response:
     stored = await ctx.store.insert_batch(
         batch_id=batch_id, insee=box.insee, received=now, events=events
     )
+    return web.json_response(_answer(ctx.counters, batch_id, stored, queries, skipped))
+
+
+def _answer(
+    counters: IngestCounters, batch_id: str | None, stored: bool, queries: int, skipped: int
+) -> dict[str, Any]:
+    """Count the batch's outcome; /ingest's JSON answer."""
     if batch_id is None:
-        ctx.counters.heartbeat += 1
+        counters.heartbeat += 1
     elif stored:
-        ctx.counters.stored += 1
-        ctx.counters.events += queries
-        ctx.counters.skipped += skipped
+        counters.stored += 1
+        counters.events += queries
+        counters.skipped += skipped
     else:
-        ctx.counters.duplicate += 1
-    return web.json_response(
-        {
-            "batch_id": batch_id,
-            "stored": stored and batch_id is not None,
-            "duplicate": not stored,
-            "events": queries if stored else 0,
-            "skipped": skipped if stored else 0,
-        }
-    )
+        counters.duplicate += 1
+    return {
+        "batch_id": batch_id,
+        "stored": stored and batch_id is not None,
+        "duplicate": not stored,
+        "events": queries if stored else 0,
+        "skipped": skipped if stored else 0,
+    }
 
 
 # --- what the page and the API show -------------------------------------------------------------
@@ -584,6 +598,33 @@ async def export_csv(request: web.Request) -> web.Response:
 # --- /metrics -----------------------------------------------------------------------------------
 
 
+def _commune_metrics(d: Overview) -> Iterator[Metric]:
+    """Per commune: blocks today, weather, age of the last report."""
+    blocks = GaugeMetricFamily(
+        "parafoudre_observatory_commune_blocks_today",
+        "Blocks reported by the commune's box since local midnight.",
+        labels=["insee", "commune"],
+    )
+    weather = GaugeMetricFamily(
+        "parafoudre_observatory_commune_weather",
+        "Today's weather of the commune, 0 (sunny) to 4 (tornado).",
+        labels=["insee", "commune"],
+    )
+    age = GaugeMetricFamily(
+        "parafoudre_observatory_box_last_report_age_seconds",
+        "Seconds since the commune's box last reported (batch or heartbeat).",
+        labels=["insee", "commune"],
+    )
+    for c in d.communes:
+        blocks.add_metric([c.insee, c.name], c.count)
+        weather.add_metric([c.insee, c.name], c.weather.level)
+        if c.last_seen is not None:
+            age.add_metric([c.insee, c.name], max(0.0, d.now - c.last_seen))
+    yield blocks
+    yield weather
+    yield age
+
+
 class _Collector(Collector):
     def __init__(self, data: Overview, counters: IngestCounters) -> None:
         self._data = data
@@ -591,29 +632,7 @@ class _Collector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         d = self._data
-        blocks = GaugeMetricFamily(
-            "parafoudre_observatory_commune_blocks_today",
-            "Blocks reported by the commune's box since local midnight.",
-            labels=["insee", "commune"],
-        )
-        weather = GaugeMetricFamily(
-            "parafoudre_observatory_commune_weather",
-            "Today's weather of the commune, 0 (sunny) to 4 (tornado).",
-            labels=["insee", "commune"],
-        )
-        age = GaugeMetricFamily(
-            "parafoudre_observatory_box_last_report_age_seconds",
-            "Seconds since the commune's box last reported (batch or heartbeat).",
-            labels=["insee", "commune"],
-        )
-        for c in d.communes:
-            blocks.add_metric([c.insee, c.name], c.count)
-            weather.add_metric([c.insee, c.name], c.weather.level)
-            if c.last_seen is not None:
-                age.add_metric([c.insee, c.name], max(0.0, d.now - c.last_seen))
-        yield blocks
-        yield weather
-        yield age
+        yield from _commune_metrics(d)
         totals = GaugeMetricFamily(
             "parafoudre_observatory_blocks",
             "Blocks in the département for the current day, month and year, by category.",

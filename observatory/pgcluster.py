@@ -98,56 +98,20 @@ def temp_cluster(*, durable: bool = False, debian_auth: bool = False) -> Iterato
         auth = (
             ["--auth-local=peer", "--auth-host=scram-sha-256"] if debian_auth else ["--auth=trust"]
         )
-        subprocess.run(  # noqa: S603 (our own argument list, no shell)
-            _as_owner(
-                [
-                    str(bindir / "initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    superuser,
-                    *auth,
-                    "--no-sync",
-                    "-E",
-                    "UTF8",
-                    "--locale=C",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        initdb = [str(bindir / "initdb"), "-D", str(data), "-U", superuser, *auth]
+        _run([*initdb, "--no-sync", "-E", "UTF8", "--locale=C"], timeout=120)
         port = free_port()
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
         if not durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        subprocess.run(  # noqa: S603 (our own argument list, no shell)
-            _as_owner(
-                [
-                    str(bindir / "pg_ctl"),
-                    "-D",
-                    str(data),
-                    "-o",
-                    options,
-                    "-l",
-                    str(root / "log"),
-                    "-w",
-                    "-t",
-                    str(int(START_TIMEOUT)),
-                    "start",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-            timeout=START_TIMEOUT + 10,
-        )
+        pg_ctl = [str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log")]
+        _run([*pg_ctl, "-w", "-t", str(int(START_TIMEOUT)), "start"], timeout=START_TIMEOUT + 10)
         _wait_port(port)
         try:
             yield Cluster(port=port, root=root, superuser=superuser)
         finally:
-            subprocess.run(  # noqa: S603 (our own argument list, no shell)
-                _as_owner([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                capture_output=True,
+            _run(
+                [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                 timeout=60,
                 check=False,
             )
@@ -158,6 +122,13 @@ def temp_cluster(*, durable: bool = False, debian_auth: bool = False) -> Iterato
         ) from exc
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(cmd: list[str], *, timeout: float, check: bool = True) -> None:
+    """A PostgreSQL tool as the cluster's owner; CalledProcessError (with stderr) if it fails."""
+    subprocess.run(  # noqa: S603 (our own argument list, no shell)
+        _as_owner(cmd), check=check, capture_output=True, timeout=timeout
+    )
 
 
 def _wait_port(port: int) -> None:
