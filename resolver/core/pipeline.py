@@ -170,6 +170,14 @@ class Pipeline:
             )
         except wire.WireError:
             return Reply(responses.make_error(query, wire.SERVFAIL), Verdict.SERVFAIL, "upstream")
+        out = self._judge(query, fwd, entry, now)
+        if self._versioned:
+            self._notice_changes()  # an answer may start a cool-down (answer-side evidence)
+        if out is not None:
+            return out
+        return Reply(cached_answer.render(entry, query, now), Verdict.FORWARDED, "upstream")
+
+    def _judge(self, query: Query, fwd: Forward, entry: CachedAnswer, now: float) -> Reply | None:
         trusted = fwd.trusted
         for stage, policy in self._judges:
             if trusted and policy:
@@ -177,4 +185,4 @@ class Pipeline:
             out = stage.on_answer(query, fwd, entry, now)
             if out is not None:
                 return out
-        return Reply(cached_answer.render(entry, query, now), Verdict.FORWARDED, "upstream")
+        return None
