@@ -42,7 +42,7 @@ MESSAGES: Final[dict[Lang, dict[str, str]]] = {
         "weather": "La météo des communes",
         "thresholds": "Blocages depuis minuit : nuageux dès {cloudy}, pluie dès {rain}, orage dès "
         "{storm}, tornade dès {tornado}. Survolez un point pour le nom de la commune.",
-        "map": "Carte de {where} : les communes et leur météo du jour",
+        "map": "Carte du département ({where}) : les communes et leur météo du jour",
         "no_outline": "Contour du département {code} non fourni (voir observatory/maps/README.md).",
         "marker": "{name} : {weather}, {n} blocage(s) aujourd'hui",
         "silent_marker": " ; boîtier silencieux",
