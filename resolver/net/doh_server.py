@@ -41,6 +41,7 @@ class DohServer(web.Server):
             keepalive_timeout=idle_timeout,
             max_line_size=_MAX_GET + 1024,
             max_field_size=8190,
+            access_log=None,  # queries are never logged one by one
         )
         self.service = service
         self.idle_timeout = idle_timeout

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import logging
 import shutil
 import sqlite3
 import ssl
@@ -129,8 +130,9 @@ async def test_dot_and_doh_answer_as_udp(
 
 
 async def test_blocked_name_blocked_over_doh_and_logged(
-    box: App, client_ctx: ssl.SSLContext
+    box: App, client_ctx: ssl.SSLContext, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     url = f"https://127.0.0.1:{endpoint(box, 'doh')}/dns-query"
     r = await dns.asyncquery.https(
         dns.message.make_query("blocked.test", "A", use_edns=0),
@@ -149,6 +151,8 @@ async def test_blocked_name_blocked_over_doh_and_logged(
             break
         await asyncio.sleep(0.05)
     assert rows == [("127.0.0.1", "blocked.test", "malware")]
+    # In the block log, and never in the logs one query at a time (no HTTP access log).
+    assert not [r for r in caplog.records if r.name.startswith("aiohttp")]
 
 
 async def test_ddr_advertises_the_endpoints(box: App) -> None:
