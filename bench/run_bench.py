@@ -49,8 +49,10 @@ from floor import RESPONDER as FLOOR_RESPONDER  # bench/floor.py, beside this sc
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPO / "bench" / "results.md"
 
-ZONE = "bench.test"
-ZONE_HOSTS = 20_000  # h<N>.bench.test A records; misses use *.miss.bench.test and nx.bench.test
+# Under a real TLD, as a commune's names are: the exfiltration detector judges names under a
+# TLD that does not exist (.test) as a direct-mode tunnel would be, which no commune's web is.
+ZONE = "bench.example.net"
+ZONE_HOSTS = 20_000  # h<N>.ZONE A records; misses use *.miss.ZONE and nx.ZONE
 CACHED_NAMES = 1_000  # names of the cached workload (and the 90 % of the mixed one)
 BLOCKED_QUERY_NAMES = 1_000  # blocked names queried (half of them as www.<listed name>)
 BLOCKLIST_FULL = 100_000
@@ -278,8 +280,8 @@ def generate(tmp: Path, blocklist_size: int, rng: random.Random) -> Data:
         f"@ IN SOA ns.{ZONE}. hostmaster.{ZONE}. 1 3600 600 86400 3600",
         f"@ IN NS ns.{ZONE}.",
         "ns IN A 127.0.0.1",
-        # Misses that resolve: every name under miss.bench.test has an address. Misses that do
-        # not: names under nx.bench.test, which does not exist (NXDOMAIN with the SOA).
+        # Misses that resolve: every name under miss.ZONE has an address. Misses that do
+        # not: names under nx.ZONE, which does not exist (NXDOMAIN with the SOA).
         "*.miss IN A 198.19.255.254",
     ]
     # RFC 2544 benchmarking addresses, 198.18.0.0/15.
@@ -550,12 +552,30 @@ def launch_parafoudre(
     rate_limit = ""
     if re.search(r"^rate_limit:", default, re.MULTILINE):
         rate_limit = "rate_limit:\n  enabled: true\n  rate: 1000000000.0\n  burst: 1000000000\n"
-    # Same for the exfiltration detector's query-rate signal (per client and registered domain):
-    # this one client asks thousands of bench.test names a second for the whole commune. The
-    # detector stays on and judges every query; its other signals keep their defaults.
+    # Same for the exfiltration detector's volume signals (per client and registered domain):
+    # this one client asks thousands of never-seen names of the zone a second for the whole
+    # commune, far past any information budget. The detector stays on and judges every query
+    # (the names' shape, the strong signals); only the thresholds of how much one client may
+    # ask are put out of the load's reach.
+    volume_keys = (
+        "rate",
+        "names",
+        "many_names",
+        "info",
+        "slow_info",
+        "slow_names",
+        "slow_volume",
+        "volume",
+        "unknown_tld_names",
+        "nxdomain_answers",
+        "escalate_info",
+    )
+    present = [k for k in volume_keys if re.search(rf"^    {k}:", default, re.MULTILINE)]
     exfil = ""
-    if re.search(r"^exfiltration:\n(  .*\n|\s*\n)*    rate:", default, re.MULTILINE):
-        exfil = "exfiltration:\n  thresholds:\n    rate: 1000000000\n"
+    if present and re.search(r"^exfiltration:", default, re.MULTILINE):
+        exfil = "exfiltration:\n  thresholds:\n" + "".join(
+            f"    {k}: 1000000000\n" for k in present
+        )
     # The weather page stays on, as deployed, on a free port instead of the fixed 8053.
     dashboard = ""
     if re.search(r"^dashboard:\n(  .*\n|\s*\n)*  listen:", default, re.MULTILINE):

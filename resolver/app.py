@@ -96,7 +96,8 @@ class App:
         self.cfg = cfg
         self.worker = worker  # index of this process among the workers sharing the ports
         self.workers = workers
-        self.cache = CacheStage(cfg.cache.size, cfg.cache.min_ttl, cfg.cache.max_ttl)
+        c = cfg.cache
+        self.cache = CacheStage(c.size, c.min_ttl, c.max_ttl, c.max_bytes, c.max_entry_bytes)
         # A swapped list changes the blocklist's and the allowlist's judgement: Pipeline.changed.
         self.lists = ListsHolder(cfg, lambda: self.pipeline.changed())
         b = cfg.blocking
@@ -104,7 +105,11 @@ class App:
         self.allowlist = AllowlistStage(self.lists.allowlist)
         self.blocklist = BlocklistStage(self.lists.blocklist, answer, self.lists.allowlist)
         self.exfiltration = (
-            ExfiltrationStage(cfg.exfiltration, answer) if cfg.exfiltration.mode != "off" else None
+            ExfiltrationStage(
+                cfg.exfiltration, answer, zones=[z.zone for z in cfg.local_zone.forward_zones]
+            )
+            if cfg.exfiltration.mode != "off"
+            else None
         )
         rl = cfg.rate_limit
         self.rate_limit = RateLimitStage(rl.rate, rl.burst, rl.max_clients) if rl.enabled else None

@@ -36,6 +36,7 @@ strong signal or after ``escalate_after`` detections.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
@@ -96,9 +97,11 @@ class ExfiltrationStage:
         answer: BlockAnswer,
         known: KnownGood | None = None,
         domains: RegisteredDomains | None = None,
+        zones: Sequence[str] = (),
     ) -> None:
         """``known``: the known-good list; None reads ``cfg.known_good_file`` plus
-        ``cfg.known_good`` (the shipped list when the file is "")."""
+        ``cfg.known_good`` (the shipped list when the file is ""). ``zones``: the mairie's
+        own zones (conditional forwarding), each judged as a registered domain of its own."""
         self.cfg = cfg
         self.t = cfg.thresholds
         self.answer = answer
@@ -111,6 +114,10 @@ class ExfiltrationStage:
         # Domains the operator said are legitimate on this box ("this is legitimate").
         self.trusted: set[str] = set()
         self.domains = domains if domains is not None else RegisteredDomains()
+        # Longest first, so a sub-zone is its own domain. An AD domain such as mairie.local
+        # is under no public TLD, yet no tunnel: its names go to the mairie's own servers,
+        # and its machine names (DESKTOP-7F3K2LQ, android-5f3a...) look like data.
+        self.zones = tuple(sorted({z.rstrip(".").lower() for z in zones}, key=lambda z: -len(z)))
         self.tracks: LruMap[tuple[str, str], Track] = LruMap(cfg.max_tracked)
         self.cooldowns: LruMap[tuple[str, str], _Cooldown] = LruMap(cfg.max_cooldowns)
         # Registered domain -> {client: last time it asked}: popularity across clients.
@@ -138,7 +145,11 @@ class ExfiltrationStage:
         )
 
     def _place(self, qname: str) -> tuple[str, str] | None:
-        """(part to judge, registered domain); under an unknown TLD the whole name is judged."""
+        """(part to judge, registered domain); under an unknown TLD the whole name is judged,
+        unless it is in one of the mairie's own zones."""
+        for zone in self.zones:
+            if qname.endswith(zone) and (len(qname) == len(zone) or qname[-len(zone) - 1] == "."):
+                return qname[: -len(zone) - 1], zone
         parts = self.domains.split(qname)
         if parts is None:
             return None  # a single label or a public suffix: no one's tunnel

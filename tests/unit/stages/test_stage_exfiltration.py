@@ -427,3 +427,32 @@ def test_detections_that_go_on_past_a_minute_cut_the_domain() -> None:
     assert first is not None and reason(steps[first]) == "exfil:names"
     cut = next(i for i, s in enumerate(steps) if isinstance(s, Reply) and "cooldown" in s.reason)
     assert 55 <= cut - first <= 65  # names refused one by one for a minute, then the domain
+
+
+# --- the mairie's own zones -----------------------------------------------------------------
+
+
+def test_machine_names_of_the_mairies_own_zone_are_not_data_under_an_unknown_tld() -> None:
+    """A forwarded AD zone (mairie.local) is under no public TLD; Windows' default machine
+    names (DESKTOP-7F3K2LQ) there are the mairie's, not a direct-mode tunnel."""
+    rng = random.Random(3)
+    alnum = string.ascii_lowercase + string.digits
+    names = [
+        "desktop-" + "".join(rng.choice(alnum) for _ in range(7)) + ".mairie.local"
+        for _ in range(60)
+    ]
+    known = KnownGood([])
+    judged = ExfiltrationStage(ExfiltrationConfig(), BlockAnswer(), known, zones=["mairie.local"])
+    assert first_block(run(judged, names, step=1.0)) is None
+    unzoned = ExfiltrationStage(ExfiltrationConfig(), BlockAnswer(), known)
+    assert first_block(run(unzoned, names, step=1.0)) is not None  # what the zone prevents
+
+
+def test_a_tunnel_through_the_mairies_own_zone_is_still_caught() -> None:
+    rng = random.Random(4)
+    st = ExfiltrationStage(
+        ExfiltrationConfig(), BlockAnswer(), KnownGood([]), zones=["Mairie.Local."]
+    )
+    names = [tunnel_name(rng, "mairie.local") for _ in range(30)]
+    first = first_block(run(st, names))
+    assert first is not None and first < 15
