@@ -9,8 +9,8 @@ from typing import Final, Literal
 
 BlockMode = Literal["nxdomain", "null", "refused", "sinkhole"]
 
-_QNAME_PTR: Final = b"\xc0\x0c"  # the question name always starts at offset 12
 _SOA_HEAD: Final = struct.Struct("!HHIH")  # type, class, ttl, rdlength
+_MNAME: Final = b"\x0aparafoudre\x07invalid\x00"  # RFC 6761 §6.4: never resolves
 _RNAME: Final = b"\x06nobody\x07invalid\x00"  # RFC 6303 §3's RNAME for synthesised zones
 _TIMERS: Final = struct.Struct("!IIIII")  # serial, refresh, retry, expire, minimum
 
@@ -18,14 +18,16 @@ _TIMERS: Final = struct.Struct("!IIIII")  # serial, refresh, retry, expire, mini
 def negative_soa(ttl: int) -> bytes:
     """The SOA a blocked name's negative answer carries in its authority section.
 
-    RFC 2308 §3: without it a downstream cache (the mairie's domain controller, a laptop's
-    stub) cannot cache the NXDOMAIN or NODATA and asks again at once. Its owner and MNAME are the
-    question name (a pointer to it: the name need not exist anywhere else); the negative TTL,
-    min(TTL, MINIMUM) by RFC 2308 §5, is the block's TTL, so an unblocked name recovers as fast
-    in downstream caches as its positive block answers do.
+    RFC 2308 §3: without it a downstream cache (the mairie's domain controller, a router's
+    dnsmasq) cannot cache the NXDOMAIN or NODATA and asks again at every lookup. Its owner is
+    the root: a zone that holds every name, never the name itself (dnsmasq 2.90 then took the
+    name for an existing apex and answered the repeats NOERROR) nor a name outside the
+    question's ancestry (dnsmasq does not cache with such an SOA). The negative TTL, min(TTL,
+    MINIMUM) by RFC 2308 §5, is the block's TTL: an unblocked name recovers as fast downstream
+    as the positive block answers of null and sinkhole modes.
     """
-    rdata = _QNAME_PTR + _RNAME + _TIMERS.pack(1, 3600, 600, 86400, ttl)
-    return _QNAME_PTR + _SOA_HEAD.pack(6, 1, ttl, len(rdata)) + rdata
+    rdata = _MNAME + _RNAME + _TIMERS.pack(1, 3600, 600, 86400, ttl)
+    return b"\x00" + _SOA_HEAD.pack(6, 1, ttl, len(rdata)) + rdata
 
 
 @dataclass(frozen=True, slots=True)

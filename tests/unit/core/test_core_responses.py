@@ -80,7 +80,7 @@ def test_make_blocked(
     else:
         # A negative answer (NXDOMAIN or NODATA) carries an SOA (RFC 2308 §3).
         (soa,) = msg.authority
-        assert soa.rdtype == dns.rdatatype.SOA and soa.name.to_text() == "X.Evil.TEST."
+        assert soa.rdtype == dns.rdatatype.SOA and soa.name.to_text() == "."
     assert msg.ednsflags & dns.flags.DO
 
 
@@ -94,11 +94,12 @@ def test_blocked_nxdomain_has_an_soa_downstream_caches_can_keep(ttl: int, edns: 
     assert msg.rcode() == dns.rcode.NXDOMAIN and not msg.answer
     (rrset,) = msg.authority
     assert rrset.rdtype == dns.rdatatype.SOA and rrset.rdclass == 1
-    assert rrset.name.to_text() == "Ads.Evil.Test."  # at the name: in any zone's bailiwick
+    # The root: above every name, and never the blocked name itself, which would then exist.
+    assert rrset.name.to_text() == "."
     (soa,) = rrset
     # The negative TTL is min(SOA TTL, MINIMUM) (RFC 2308 §5): the block's TTL, both ways.
     assert rrset.ttl == soa.minimum == ttl
-    assert soa.rname.to_text() == "nobody.invalid."
+    assert (soa.mname.to_text(), soa.rname.to_text()) == ("parafoudre.invalid.", "nobody.invalid.")
     assert ede(msg) == ([(responses.EDE_BLOCKED, REASON)] if edns else [])
 
 
