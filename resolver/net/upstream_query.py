@@ -19,14 +19,19 @@ _PROBE_QUESTION: Final = b"\x00" + wire.U16.pack(wire.T_NS) + wire.U16.pack(wire
 
 
 def build_upstream_query(query: Query, qid: int, payload: int = DEFAULT_UDP_PAYLOAD) -> bytes:
-    """Our own query for ``query``'s question: recursion desired, EDNS with the client's DO.
+    """Our own query for ``query``'s question: recursion desired, AD set, EDNS with the client's DO.
+
+    AD is always set (RFC 6840 §5.7: the asker wants the AD bit of the answer): a validating
+    upstream then says whether the answer is authentic even without DO, the cached answer keeps
+    that bit whoever asked first, and ``render_parts`` shows it to the clients that set AD or DO
+    (glibc's ``trust-ad``) and to no other.
 
     The question goes out exactly as the client wrote it, case included, as unbound and
     dnsmasq forward it: a client that checks the 0x20 bits of the echo (RFC 5452 §9.1 style)
     or carries data in the case (dns2tcp, iodine) needs them intact. The cache key is
     lower-cased separately (``Query.cache_key``).
     """
-    flags = wire.RD | (query.flags & wire.CD)
+    flags = wire.RD | wire.AD | (query.flags & wire.CD)
     return HEADER.pack(qid, flags, 1, 0, 0, 1) + query.question + wire.build_opt(payload, query.do)
 
 

@@ -53,7 +53,7 @@ def test_upstream_query_layout() -> None:
     sent = build_upstream_query(q, 0xABCD)
     qid, flags, qd, an, ns, ar = wire.HEADER.unpack_from(sent)
     assert (qid, qd, an, ns, ar) == (0xABCD, 1, 0, 0, 1)
-    assert flags == wire.RD
+    assert flags == wire.RD | wire.AD
     # The client's case goes upstream as it was sent (issue 14: 0x20, dns2tcp, iodine).
     assert sent[12:-11] == b"\x03WwW\x07Example\x04TEST\x00\x00\x1c\x00\x01"
     assert sent[-11:] == wire.build_opt(1232, True)
@@ -69,7 +69,7 @@ def test_upstream_query_flags(rd: bool, cd: bool, do: bool, edns: bool | int) ->
     flags = wire.HEADER.unpack_from(sent)[1]
     assert flags & wire.RD  # we always want recursion
     assert bool(flags & wire.CD) is cd
-    assert not flags & wire.AD
+    assert flags & wire.AD  # always asked for (RFC 6840 §5.7): the cache serves any asker
     assert sent[-11:] == wire.build_opt(1400, do)  # EDNS upstream even if the client had none
 
 
