@@ -19,6 +19,8 @@ Parafoudre's own behaviour is asserted:
 * CHAOS: only ``id.server``/``hostname.bind`` are answered; ``version.bind`` is refused
   (unbound tells its version).
 * NOTIFY: NOTIMP (a forwarder has no zones to be notified about); unbound answers REFUSED.
+* An EDNS option whose length runs past its OPT record: FORMERR with an OPT (RFC 6891 §6.1.2);
+  unbound ignores the option and answers.
 """
 
 from __future__ import annotations
@@ -80,6 +82,15 @@ class ConformanceUpstream(FakeUpstream):
             reply = req.reply()
             reply.header.rcode = RCODE.NXDOMAIN
             reply.add_auth(*RR.fromZone(_SOA))
+            return reply
+        if qname == "secure.test":
+            # As a validating resolver answers (RFC 6840 §5.7): AD only to an asker that set
+            # AD or DO, so a forwarder that asks without them never learns the answer is secure.
+            self.queries.append(req)
+            reply = req.reply()
+            reply.add_answer(*RR.fromZone("secure.test. 300 IN A 192.0.2.80"))
+            do = any(rr.rtype == 41 and rr.ttl & 0x8000 for rr in req.ar)
+            reply.header.ad = int(bool(req.header.ad) or do)
             return reply
         if qname == "odd.test" and req.q.qtype == 65280:
             self.queries.append(req)
@@ -372,6 +383,8 @@ def query(
     qid: int = 0x4D2,
     opcode: int = 0,
     cd: bool = False,
+    rd: bool = True,
+    ad: bool = False,
 ) -> bytes:
     q = dns.message.make_query(
         name,
@@ -385,6 +398,10 @@ def query(
     q.id = qid
     if cd:
         q.flags |= dns.flags.CD
+    if ad:
+        q.flags |= dns.flags.AD
+    if not rd:
+        q.flags &= ~dns.flags.RD
     wire = bytearray(q.to_wire())
     wire[2] = (wire[2] & 0x87) | (opcode << 3)
     return bytes(wire)
@@ -517,6 +534,8 @@ def _minimal_any(s: Summary | None, q: bytes, transport: str) -> None:
 
 def _blocked(s: Summary | None, q: bytes, transport: str) -> None:
     assert s is not None and s.rcode == dns.rcode.NXDOMAIN and not s.answer
+    # RFC 2308 §3: an SOA, so caches downstream of the box keep the negation.
+    assert s.authority == {(".", dns.rdatatype.SOA)}
     assert s.options == (dns.edns.EDE,)
     msg = dns.message.from_wire(s.raw)
     (ede,) = msg.options
@@ -544,7 +563,45 @@ def _flags_echoed(s: Summary | None, q: bytes, transport: str) -> None:
     assert s is not None and s.rd == bool(q[2] & 1) and s.cd == bool(q[3] & 0x10)
 
 
+def _with_opt(expect: Expect, do: bool = False) -> Expect:
+    """``expect``, and an OPT in the answer because the query had one (RFC 6891 §7)."""
+
+    def check(s: Summary | None, q: bytes, transport: str) -> None:
+        expect(s, q, transport)
+        assert s is not None and s.opt == (0, do), "an EDNS query's answer carries an OPT"
+
+    return check
+
+
+def _notimp_with_opt(s: Summary | None, q: bytes, transport: str) -> None:
+    _with_opt(rcode_is(dns.rcode.NOTIMP))(s, q, transport)
+
+
+def _bad_option_formerr(s: Summary | None, q: bytes, transport: str) -> None:
+    _with_opt(rcode_is(dns.rcode.FORMERR))(s, q, transport)
+
+
+def _local_a(s: Summary | None, q: bytes, transport: str) -> None:
+    _localhost(s, q, transport)
+    assert s is not None and not s.rd  # RD echoed
+
+
 _OPT_65001 = dns.edns.GenericOption(65001, b"\xde\xad\xbe\xef")
+_OPT_RR = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"  # root, OPT, 1232, no options
+
+
+def _bad_option(rdata: bytes) -> bytes:
+    """A query for example.test whose OPT carries ``rdata`` as options, lengths as they are."""
+    head = _header(0x4D2, 0x0100, 1, ar=1)
+    question = _PLAIN[12:]
+    return head + question + _OPT_RR[:-2] + struct.pack("!H", len(rdata)) + rdata
+
+
+def _class(q: bytes, qclass: int) -> bytes:
+    """``q`` (no OPT) with its question's class replaced."""
+    return q[:-2] + struct.pack("!H", qclass)
+
+
 _PLAIN = query("example.test")
 
 CASES = [
@@ -638,6 +695,110 @@ CASES = [
         _blocked,
         differs="a blocked name is NXDOMAIN with EDE 15 (RFC 8914) in Parafoudre; unbound "
         "does not block",
+    ),
+]
+
+# Issue 14: what a forwarder must not forward, and error answers that keep EDNS.
+CASES += [
+    # Zone transfers: REFUSED at once, as unbound (which clears RA in it: not compared).
+    *(
+        Case(
+            f"{t.lower()}-refused",
+            query("example.test", t),
+            rcode_is(dns.rcode.REFUSED),
+            ignore=("ra",),
+        )
+        for t in ("AXFR", "IXFR")
+    ),
+    Case(
+        "axfr-edns-refused",
+        query("example.test", "AXFR", edns=0),
+        _with_opt(rcode_is(dns.rcode.REFUSED)),
+        ignore=("ra",),
+    ),
+    # RD=0: only local data answers; the cache is not for snooping (unbound's access-control).
+    Case("rd0-uncached-refused", query("norec.test", rd=False), rcode_is(dns.rcode.REFUSED)),
+    Case("rd0-cached-refused", query("example.test", rd=False), rcode_is(dns.rcode.REFUSED)),
+    Case(
+        "rd0-blocked-refused",
+        query("blocked.test", rd=False, edns=0),
+        _with_opt(rcode_is(dns.rcode.REFUSED)),
+    ),
+    Case("rd0-localhost-answered", query("localhost", rd=False), _local_a),
+    # Classes with nowhere to go: REFUSED (HS, NONE, CSNET, unassigned), as unbound.
+    *(
+        Case(f"class-{c}-refused", _class(_PLAIN, c), rcode_is(dns.rcode.REFUSED))
+        for c in (4, 254, 0, 2, 1000)
+    ),
+    Case(
+        "class-hs-edns-refused",
+        query("example.test", rdclass="HS", edns=0),
+        _with_opt(rcode_is(dns.rcode.REFUSED)),
+    ),
+    # A name with an empty label mid-way: "a." then the rest read as type 0x0162, class 0.
+    Case(
+        "empty-label-mid-name",
+        _header(0x4D2, 0x0100, 1) + b"\x01a\x00\x01b\x00\x00\x01\x00\x01",
+        rcode_is(dns.rcode.REFUSED),
+    ),
+    # Meta-types are not questions: FORMERR, as unbound (which clears RA in it).
+    *(
+        Case(
+            f"qtype-{t}-formerr",
+            query("example.test", t),
+            rcode_is(dns.rcode.FORMERR),
+            ignore=("ra",),
+        )
+        for t in (41, 128, 249, 250, 253, 254)
+    ),
+    Case(
+        "qtype-opt-edns-formerr",
+        query("example.test", 41, do=True),
+        _with_opt(rcode_is(dns.rcode.FORMERR), do=True),
+        ignore=("ra",),
+    ),
+    # Error answers to EDNS queries carry an OPT (dig would say "retry with +noedns").
+    Case(
+        "opcode-update-edns",
+        query("example.test", opcode=dns.opcode.UPDATE, edns=0),
+        _notimp_with_opt,
+        ignore=("ra",),
+    ),
+    Case(
+        "opcode-notify-edns",
+        query("example.test", opcode=dns.opcode.NOTIFY, edns=0),
+        _notimp_with_opt,
+        differs="NOTIFY is NOTIMP in Parafoudre (no zones of its own); unbound says REFUSED",
+    ),
+    Case(
+        "qdcount-0-edns",
+        _header(0x4D2, 0x0100, 0, ar=1) + _OPT_RR,
+        _with_opt(rcode_is(dns.rcode.FORMERR, question=False)),
+        ignore=("ra",),
+    ),
+    Case(
+        "qdcount-2-edns",
+        _header(0x4D2, 0x0100, 2, ar=1) + _PLAIN[12:] * 2 + _OPT_RR,
+        _with_opt(rcode_is(dns.rcode.FORMERR, question=False)),
+        ignore=("ra", "question"),
+    ),
+    *(
+        Case(
+            f"edns-option-{label}-formerr",
+            _bad_option(rdata),
+            _bad_option_formerr,
+            differs="RFC 6891 §6.1.2: options fill the OPT exactly; unbound ignores the excess",
+        )
+        for label, rdata in (
+            ("past-the-record", b"\x00\x0a\x00\x14" + bytes(8)),
+            ("header-cut", b"\x00\x0a\x00\x08" + bytes(8) + b"\x00\x0c"),
+        )
+    ),
+    Case(
+        "any-blocked",
+        query("blocked.test", "ANY", edns=0),
+        _blocked,
+        differs="ANY for a listed name is blocked (NXDOMAIN, EDE 15); unbound does not block",
     ),
 ]
 
@@ -765,3 +926,158 @@ def test_malformed_then_normal_over_one_tcp_connection(resolvers: Resolvers) -> 
                 msg, buf = buf[2 : 2 + n], buf[2 + n :]
                 got[msg[:2]] = msg[3] & 0xF
     assert got == {b"\x0b\xad": dns.rcode.FORMERR, b"\x60\x0d": dns.rcode.NOERROR}
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 14: what never leaves the box, and answers downstream caches can keep
+
+
+def _upstream_seen(resolvers: Resolvers, name: str) -> int:
+    up = resolvers.upstream
+    return sum(1 for r in up.queries if str(r.q.qname).rstrip(".").lower() == name)
+
+
+def _servers(resolvers: Resolvers) -> list[tuple[str, tuple[str, int]]]:
+    out = [("parafoudre", resolvers.parafoudre)]
+    if resolvers.unbound is not None:
+        out.append(("unbound", resolvers.unbound))
+    return out
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("qtype", ["AXFR", "IXFR"])
+def test_zone_transfers_never_reach_the_upstream(
+    resolvers: Resolvers, transport: str, qtype: str
+) -> None:
+    for label, addr in _servers(resolvers):
+        name = f"xfr-{label}-{qtype}-{transport}.test".lower()
+        before = (len(resolvers.upstream.queries), resolvers.upstream.tcp_queries)
+        s = summarize(send(addr, query(name, qtype), transport) or b"", query(name, qtype))
+        assert s.rcode == dns.rcode.REFUSED, label
+        time.sleep(0.2)  # a forward would have gone out by now
+        after = (len(resolvers.upstream.queries), resolvers.upstream.tcp_queries)
+        assert after == before and _upstream_seen(resolvers, name) == 0, label
+
+
+def test_without_rd_nothing_is_looked_up_nor_read_from_the_cache(resolvers: Resolvers) -> None:
+    for label, addr in _servers(resolvers):
+        name = f"snoop-{label}.test"
+        resolvers.upstream.add(f"{name}. 300 IN A 192.0.2.44")
+        cold = summarize(send(addr, query(name, rd=False), "udp") or b"", query(name))
+        assert cold.rcode == dns.rcode.REFUSED and _upstream_seen(resolvers, name) == 0, label
+        warm = summarize(send(addr, query(name), "udp") or b"", query(name))
+        assert warm.rcode == dns.rcode.NOERROR and _upstream_seen(resolvers, name) == 1, label
+        # In the cache now, but a query without RD does not learn that (cache snooping).
+        for transport in ("udp", "tcp"):
+            q = query(name, rd=False, qid=0x5157)
+            s = summarize(send(addr, q, transport) or b"", q)
+            assert s.rcode == dns.rcode.REFUSED and not s.answer, (label, transport)
+        assert _upstream_seen(resolvers, name) == 1, label
+
+
+def test_a_blocked_nxdomain_carries_the_same_soa_from_every_lane(resolvers: Resolvers) -> None:
+    """The blocklist stage (first), the fast lane (second), its memo of this second's answers
+    (third), and TCP: the same answer, SOA included, but for the ID."""
+    name = "soa.blocked.test"
+    answers = []
+    for n, transport in enumerate(("udp", "udp", "udp", "tcp", "tcp")):
+        q = query(name, edns=0, qid=0x100 + n)
+        raw = send(resolvers.parafoudre, q, transport)
+        assert raw is not None
+        answers.append(raw[2:])
+        s = summarize(raw, q)
+        assert s.rcode == dns.rcode.NXDOMAIN and s.options == (dns.edns.EDE,)
+        assert s.authority == {(".", dns.rdatatype.SOA)}
+        (soa_rrset,) = dns.message.from_wire(raw).authority
+        assert soa_rrset.ttl == soa_rrset[0].minimum == 60  # blocking.ttl's default
+    assert len(set(answers)) == 1
+    assert _upstream_seen(resolvers, name) == 0
+
+
+DNSMASQ = shutil.which("dnsmasq") or (
+    "/usr/sbin/dnsmasq" if Path("/usr/sbin/dnsmasq").exists() else None
+)
+
+
+def _start_dnsmasq(upstream_port: int) -> tuple[subprocess.Popen[bytes], int]:
+    """dnsmasq in the foreground, caching, forwarding everything to ``upstream_port``."""
+    assert DNSMASQ is not None
+    for _ in range(5):
+        port = free_port()
+        proc = subprocess.Popen(
+            [
+                DNSMASQ,
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--conf-file=/dev/null",
+                f"--server=127.0.0.1#{upstream_port}",
+                f"--port={port}",
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--user=root",
+                "--pid-file=",
+                "--cache-size=100",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and proc.poll() is None:
+            probe = dns.message.make_query("localhost", "A").to_wire()
+            if _udp(("127.0.0.1", port), probe, 0.2) is not None:
+                return proc, port
+        proc.kill()
+        proc.wait(5)
+    raise RuntimeError("dnsmasq did not start")
+
+
+@pytest.mark.parametrize("downstream", ["unbound", "dnsmasq"])
+@pytest.mark.parametrize("qtype", ["A", "MX"])
+def test_a_downstream_cache_keeps_a_blocked_nxdomain(
+    resolvers: Resolvers, tmp_path: Path, downstream: str, qtype: str
+) -> None:
+    """A cache forwarding to Parafoudre (the mairie's domain controller, a router's dnsmasq)
+    asks once for a blocked name and answers the repeats from its own cache, still NXDOMAIN
+    (RFC 2308): without an SOA dnsmasq asked every time; with the blocked name as the SOA's
+    owner it answered the repeats NOERROR."""
+    if downstream == "unbound" and UNBOUND is None:
+        pytest.skip("unbound is not installed (apt-get install unbound)")
+    if downstream == "dnsmasq" and DNSMASQ is None:
+        pytest.skip("dnsmasq is not installed (apt-get install dnsmasq-base)")
+    port = resolvers.parafoudre[1]
+    proc, at = _start_unbound(tmp_path, port) if downstream == "unbound" else _start_dnsmasq(port)
+    name = f"{downstream}-{qtype}.cache.blocked.test".lower()
+    try:
+        counts = resolvers.app.service.counts
+        before = counts["blocked"]
+        for n in range(3):
+            q = query(name, qtype, qid=0x200 + n)
+            s = summarize(send(("127.0.0.1", at), q, "udp") or b"", q)
+            assert s.rcode == dns.rcode.NXDOMAIN and not s.answer, n
+        assert counts["blocked"] == before + 1, "the repeats came from the downstream cache"
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def test_ad_is_asked_for_upstream_and_shown_to_askers_that_want_it(resolvers: Resolvers) -> None:
+    """glibc with ``options trust-ad`` sets AD without DO (RFC 6840 §5.7) and reads AD back.
+
+    Not compared with unbound: in this test it does not validate (iterator only), so it never
+    sets AD, whatever the upstream said.
+    """
+    addr = resolvers.parafoudre
+    first = query("secure.test", ad=True, qid=0x301)
+    s = summarize(send(addr, first, "udp") or b"", first)
+    assert s.rcode == dns.rcode.NOERROR and s.answer
+    assert s.raw[3] & 0x20, "AD=1 without DO: the upstream's AD reaches the asker"
+    (sent,) = [r for r in resolvers.upstream.queries if str(r.q.qname) == "secure.test."]
+    assert sent.header.ad, "AD asked for upstream"
+    # From the cache now: AD only to an asker that set AD or DO (RFC 6840 §5.8).
+    for ad, do, shown in ((False, False, False), (True, False, True), (False, True, True)):
+        q = query("secure.test", ad=ad, do=do, qid=0x302)
+        s = summarize(send(addr, q, "udp") or b"", q)
+        assert bool(s.raw[3] & 0x20) is shown, (ad, do)
+    # Asked twice: once without DO, once with (DO is part of the cache key: RRSIGs).
+    assert _upstream_seen(resolvers, "secure.test") == 2
