@@ -203,9 +203,10 @@ async def _ask_encrypted(
     try:
         return await transport.exchange(msg, wait)
     except ssl.SSLCertVerificationError as exc:
+        # aiohttp's ClientConnectorCertificateError is one too, without verify_message.
+        why = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or exc
         raise _NoAnswer(
-            f"its certificate is refused ({exc.verify_message or exc.reason}): check the name "
-            "after '#' and the box's clock"
+            f"its certificate is refused ({why}): check the name after '#' and the box's clock"
         ) from None
     except ssl.SSLError as exc:
         raise _NoAnswer(f"the TLS handshake failed ({exc.reason or exc})") from None
@@ -717,8 +718,9 @@ def _check_observatory(
     return results
 
 
-def _check_encrypted(cfg: Config) -> list[_Result]:
-    """The certificate of the box's own DNS over TLS/HTTPS, and its fingerprint to pin."""
+def _check_encrypted(cfg: Config, timeout: float) -> list[_Result]:
+    """The certificate of the box's own DNS over TLS/HTTPS, its fingerprint to pin, and one
+    query over each encrypted address, checked against that very certificate."""
     if not (cfg.server.tls_listen or cfg.server.https_listen):
         return []
     cert, _, self_signed = certificate.configured(cfg.server, cfg.state_path())
@@ -732,10 +734,41 @@ def _check_encrypted(cfg: Config) -> list[_Result]:
         ]
     try:
         fp = certificate.fingerprint(cert)
-    except certificate.CertificateError as exc:
+        trust = certificate.trusting(cert)
+    except (certificate.CertificateError, OSError, ssl.SSLError) as exc:
         return [_Result(FAIL, f"encrypted DNS: {exc}", "check server.certificate")]
     kind = "self-signed certificate" if self_signed else "certificate"
-    return [_Result(OK, f"encrypted DNS: {kind} {cert}, SHA-256 fingerprint {fp}")]
+    results = [_Result(OK, f"encrypted DNS: {kind} {cert}, SHA-256 fingerprint {fp}")]
+    name = certificate.server_name(cfg.server)
+    specs = [("tls", s, 853) for s in cfg.server.tls_listen]
+    specs += [("https", s, 443) for s in cfg.server.https_listen]
+    for kind_, spec, default in specs:
+        results.append(_probe_encrypted(kind_, spec, default, name, trust, timeout))
+    return results
+
+
+def _probe_encrypted(
+    kind: str, spec: str, default: int, name: str, trust: ssl.SSLContext, timeout: float
+) -> _Result:
+    host, port = parse_hostport(spec, default)
+    what = "DNS over TLS" if kind == "tls" else "DNS over HTTPS"
+    where = _where(host, port)
+    if port == 0:
+        return _Result(WARN, f"{what} {spec}: port 0 cannot be checked", "give a fixed port")
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
+    url = f"https://{name}:{port}/dns-query" if kind == "https" else ""
+    up = Upstream(target, port, kind, name, url)
+    try:
+        reply = asyncio.run(_ask_encrypted(up, _query("localhost", wire.T_A), timeout, trust))
+    except _NoAnswer as exc:
+        return _Result(
+            FAIL,
+            f"{what} on {where}: {exc}",
+            f"{_SERVICE_HINT}; the certificate must be for {name!r} (server.tls_name)",
+        )
+    if _rcode(reply) == wire.REFUSED:
+        return _Result(WARN, f"{what} on {where}: answers, but REFUSED this machine", "see acl")
+    return _Result(OK, f"{what} on {where}: Parafoudre answers with this certificate for {name}")
 
 
 def run_doctor(
@@ -759,7 +792,7 @@ def run_doctor(
     checks: list[Callable[[], list[_Result]]] = [
         lambda: _check_config(config_path),
         lambda: _check_listen(cfg, timeout),
-        lambda: _check_encrypted(cfg),
+        lambda: _check_encrypted(cfg, timeout),
         lambda: _check_upstreams(cfg, timeout, ssl_context),
         lambda: _check_forward_zones(cfg, timeout),
         lambda: _check_feeds(cfg, config_arg, when),

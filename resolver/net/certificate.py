@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 from pathlib import Path
@@ -30,6 +31,19 @@ _OPENSSL_TIMEOUT: Final = 60.0
 
 class CertificateError(ParafoudreError):
     """The certificate or key cannot be read or made."""
+
+
+def server_name(server: ServerConfig) -> str:
+    """The name clients check in the certificate and find in the DDR answer."""
+    return server.tls_name or socket.gethostname().lower()[:253] or "parafoudre"
+
+
+def trusting(cert: Path) -> ssl.SSLContext:
+    """A client context that trusts exactly this certificate (and its chain), for self-checks:
+    the leaf itself is a trust anchor, so a self-signed or a CA-issued one verifies alike."""
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return ctx
 
 
 def self_signed_dir(state_dir: Path) -> Path:

@@ -34,7 +34,7 @@ class EncryptedListeners:
     def __init__(self, service: Service, cfg: ServerConfig, state_dir: Path) -> None:
         self.cfg = cfg
         self.state_dir = state_dir
-        self.name = cfg.tls_name or socket.gethostname().lower()[:253] or "parafoudre"
+        self.name = certificate.server_name(cfg)
         self.limits = TcpLimits(
             cfg.encrypted_idle_timeout, cfg.encrypted_max_connections, cfg.tcp_max_pipelined
         )

@@ -364,3 +364,34 @@ def test_certificate_without_key_refused_in_one_line(tmp_path: Path) -> None:
     message = str(info.value)
     assert "\n" not in message.strip()
     assert "p.yaml" in message and "private_key" in message
+
+
+async def test_doctor_asks_each_encrypted_address(
+    tmp_path: Path, ca: Any, upstream: FakeUpstream
+) -> None:
+    from tests.conftest import free_port
+
+    dot, doh = free_port(), free_port()
+    made = encrypted_config(tmp_path, ca, upstream.port)  # writes the certificate files
+    listen = f'tls_listen: ["127.0.0.1:{dot}"], https_listen: ["127.0.0.1:{doh}"]'
+    keys = f"certificate: {made.server.certificate}, private_key: {made.server.private_key}"
+
+    def config(name: str) -> Any:
+        return make_config(
+            tmp_path, upstream.port, f"server: {{{listen}, {keys}, tls_name: {name}}}"
+        )
+
+    async with running(config("dns.test")):
+        out = io.StringIO()
+        await asyncio.to_thread(run_doctor, config("dns.test"), None, out=out, timeout=1.0)
+        lines = out.getvalue().splitlines()
+        says = "Parafoudre answers with this certificate for dns.test"
+        assert f"OK   DNS over TLS on 127.0.0.1:{dot}: {says}" in lines
+        assert f"OK   DNS over HTTPS on 127.0.0.1:{doh}: {says}" in lines
+        # A name the certificate does not carry: what clients would see, said by doctor.
+        out = io.StringIO()
+        await asyncio.to_thread(run_doctor, config("other.test"), None, out=out, timeout=1.0)
+        failed = [ln for ln in out.getvalue().splitlines() if ln.startswith("FAIL DNS over")]
+        assert len(failed) == 2 and all("certificate is refused" in ln for ln in failed), (
+            out.getvalue()
+        )
