@@ -23,16 +23,55 @@ from resolver.core.stage import Rendered
 from resolver.core.steps import CONTINUE, Forward, Reply, Step, Verdict
 
 RENDERED_MAX: Final = 16384  # distinct query messages remembered; reset when full
+# What one entry costs beyond its answer's bytes, measured with tracemalloc (2,000 entries):
+# the tuple and its fields, the key, the LRU's order and size bookkeeping; and per record, its
+# TTL offset and TTL (int objects past 256, each in a tuple slot).
+ENTRY_OVERHEAD: Final = 600
+RECORD_OVERHEAD: Final = 72
+
+
+def footprint(entry: CachedAnswer) -> int:
+    """An entry's memory in bytes, near enough to bound the cache by (issue 14)."""
+    return ENTRY_OVERHEAD + len(entry.body) + len(entry.ede) + RECORD_OVERHEAD * len(entry.ttls)
+
+
+class AnswerLru(LRUCache[bytes, CachedAnswer]):
+    """An LRU bounded twice: by the bytes its answers take and by how many it holds.
+
+    Bytes, because one client asking for names whose answers are 61 KB (over TCP) took a worker
+    from 89 MB to 871 MB with a bound of 10,000 entries only. Reading is LRUCache's own: the
+    sizes are only computed when an answer is stored (a cache miss).
+    """
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        super().__init__(maxsize=max_bytes, getsizeof=footprint)
+        self.max_entries = max_entries
+
+    def __setitem__(self, key: bytes, value: CachedAnswer) -> None:
+        super().__setitem__(key, value)  # evicts the least recently used to fit the bytes
+        while len(self) > self.max_entries:
+            self.popitem()
 
 
 class CacheStage:
     name: ClassVar[str] = "cache"
     policy: ClassVar[bool] = False
 
-    def __init__(self, size: int, min_ttl: int, max_ttl: int) -> None:
-        # LRU bounded by entry count; expiry is checked on read, so an expired entry can still be
-        # found (serve-stale needs that) and is replaced by the next store.
-        self.entries: LRUCache[bytes, CachedAnswer] = LRUCache(maxsize=max(size, 1))
+    def __init__(
+        self,
+        size: int,
+        min_ttl: int,
+        max_ttl: int,
+        max_bytes: int = 64 << 20,
+        max_entry_bytes: int = 16384,
+    ) -> None:
+        # LRU bounded by entry count and bytes; expiry is checked on read, so an expired entry
+        # can still be found (serve-stale needs that) and is replaced by the next store.
+        self.entries = AnswerLru(max(size, 1), max(max_bytes, 1))
+        # An answer bigger than this is passed on but not kept: a few huge answers would
+        # otherwise push a commune's whole working set out (and it can never exceed the bound).
+        self.max_entry_bytes = min(max_entry_bytes, max_bytes)
+        self.too_large = 0  # answers not kept for their size
         self.generation = 0  # of the lists; entries of an older one are only good for stale
         self.min_ttl = min_ttl
         self.max_ttl = max_ttl
@@ -50,7 +89,8 @@ class CacheStage:
         self.revalidated = 0  # answers kept across a list change (see _revalidate)
 
     def describe(self) -> str:
-        return f"{self.entries.maxsize} entries, ttl {self.min_ttl}..{self.max_ttl} s"
+        e = self.entries
+        return f"{e.max_entries} entries, {int(e.maxsize) >> 20} MB, ttl {self.min_ttl}..{self.max_ttl} s"
 
     def lookup(self, key: bytes, now: float) -> CachedAnswer | None:
         """The live entry for ``key``, or None (hits and misses are counted by the callers)."""
@@ -145,6 +185,9 @@ class CacheStage:
 
     def store(self, key: bytes, entry: CachedAnswer) -> None:
         if self.enabled:
+            if footprint(entry) > self.max_entry_bytes:
+                self.too_large += 1
+                return
             entries = self.entries
             if key in entries:
                 self.rendered.clear()

@@ -156,7 +156,34 @@ def test_name_policy_and_describe() -> None:
     cache = CacheStage(10, 5, 600)
     assert (cache.name, cache.policy) == ("cache", False)
     assert (cache.min_ttl, cache.max_ttl) == (5, 600)
-    assert cache.describe() == "10 entries, ttl 5..600 s"
+    assert cache.describe() == "10 entries, 64 MB, ttl 5..600 s"
+
+
+def big_answer(q: Query, now: float, records: int) -> CachedAnswer:
+    rrs = [f'{q.qname}. 300 IN TXT "{"x" * 200}{i}"' for i in range(records)]
+    return from_upstream(upstream_reply(q, rrs), now, 0, 86400)
+
+
+def test_bounded_in_bytes_least_recently_used_first() -> None:
+    # 64 KB of cache; each answer about 4 KB (20 TXT records of 200 bytes): 15 fit, not 100.
+    cache = CacheStage(10_000, 0, 86400, max_bytes=65536, max_entry_bytes=8192)
+    queries = [make_query(f"n{i}.example.test") for i in range(100)]
+    for q in queries:
+        cache.store(q.cache_key, big_answer(q, 0.0, 20))
+        assert cache.entries.currsize <= 65536
+    assert 10 <= len(cache.entries) <= 16
+    assert cache.lookup(queries[-1].cache_key, 1.0) is not None
+    assert cache.lookup(queries[0].cache_key, 1.0) is None
+
+
+def test_an_answer_over_the_entry_cap_is_not_kept() -> None:
+    cache = CacheStage(10, 0, 86400, max_bytes=1 << 20, max_entry_bytes=2048)
+    q = make_query("huge.example.test")
+    cache.store(q.cache_key, big_answer(q, 0.0, 20))
+    assert (len(cache.entries), cache.too_large) == (0, 1)
+    small = make_query("small.example.test")
+    cache.store(small.cache_key, answer(small, 0.0))
+    assert len(cache.entries) == 1
 
 
 def test_after_a_list_change_the_fast_lookup_misses_but_policy_checked_queries_keep_answers() -> (
