@@ -32,10 +32,11 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import dns.edns
 import dns.exception
@@ -49,8 +50,10 @@ import pytest
 from dnslib import RCODE, RD, RR, DNSRecord
 
 from resolver.app import App
+from resolver.config import Config
 from tests.conftest import FakeUpstream, free_port, make_config
 
+T = TypeVar("T")
 UNBOUND = shutil.which("unbound") or (
     "/usr/sbin/unbound" if Path("/usr/sbin/unbound").exists() else None
 )
@@ -172,6 +175,10 @@ def _start_unbound(workdir: Path, upstream_port: int) -> tuple[subprocess.Popen[
     raise RuntimeError(f"unbound did not start: {last}")
 
 
+async def _make_app(cfg: Config) -> App:
+    return App(cfg)
+
+
 class Resolvers:
     """The fake upstream and Parafoudre in a background event loop; unbound beside them."""
 
@@ -202,7 +209,7 @@ class Resolvers:
             f"blocking:\n  lists:\n    - path: {blocklist}\n      name: conformance\n"
             "rate_limit:\n  enabled: false\n",
         )
-        self.app = App(cfg)
+        self.app = self.run(_make_app(cfg))  # built in the loop it runs in
         self.run(self.app.start())
         self.parafoudre = self.app.bound[0]
         self.unbound: tuple[str, int] | None = None
@@ -211,8 +218,8 @@ class Resolvers:
             self.proc, port = _start_unbound(workdir, self.upstream.port)
             self.unbound = ("127.0.0.1", port)
 
-    def run(self, coro: object) -> object:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(15)  # type: ignore[arg-type]
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(15)
 
     def close(self) -> None:
         if self.proc is not None:
