@@ -22,6 +22,7 @@ from aiohttp.web_protocol import RequestHandler
 from resolver.core import wire
 from resolver.core.query import Transport
 from resolver.net.framing import MAX_MESSAGE
+from resolver.net.padding import pad
 from resolver.net.service import Dropped, Pending, Service
 
 DEFAULT_PORT: Final = 443
@@ -133,7 +134,7 @@ class DohServer(web.Server):
             status = 400 if not out.ends_stream else 429 if out.reason == "rate_limit" else 503
             return web.Response(status=status, text=f"{out.reason}\n")
         return web.Response(
-            body=out,
+            body=pad(out),  # RFC 8467: inside TLS, sizes still leak
             content_type=DNS_MESSAGE,
             headers={"Cache-Control": f"max-age={min_ttl(out)}"},
         )

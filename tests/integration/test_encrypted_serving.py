@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import dns.asyncquery
+import dns.edns
 import dns.message
 import dns.query
 import dns.rcode
@@ -395,3 +396,34 @@ async def test_doctor_asks_each_encrypted_address(
         assert len(failed) == 2 and all("certificate is refused" in ln for ln in failed), (
             out.getvalue()
         )
+
+
+async def test_encrypted_answers_are_padded(box: App, client_ctx: ssl.SSLContext) -> None:
+    """RFC 8467: over TLS and HTTPS an EDNS answer's length is a multiple of 468 octets."""
+    import httpx2 as httpx
+
+    from resolver.net import framing
+
+    q = dns.message.make_query("www.example.test", "A", use_edns=0).to_wire()
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", endpoint(box, "dot"), ssl=client_ctx, server_hostname="dns.test"
+    )
+    try:
+        writer.write(framing.frame(q))
+        async with asyncio.timeout(WAIT):
+            tls = await framing.read_frame(reader)
+    finally:
+        writer.close()
+    url = f"https://127.0.0.1:{endpoint(box, 'doh')}/dns-query"
+    async with httpx.AsyncClient(verify=client_ctx, timeout=WAIT) as client:
+        headers = {"content-type": "application/dns-message"}
+        doh = (await client.post(url, content=q, headers=headers)).content
+    udp = await dns.asyncquery.udp(
+        dns.message.from_wire(q), "127.0.0.1", port=box.bound[0][1], timeout=WAIT
+    )
+    for raw in (tls, doh):
+        assert len(raw) % 468 == 0, len(raw)
+        r = dns.message.from_wire(raw)
+        assert [o.otype for o in r.options] == [dns.edns.OptionType.PADDING]
+        assert summary(r) == summary(udp)
+    assert not udp.options  # plain DNS is not padded
