@@ -149,10 +149,11 @@ def _read_edns(buf: bytes, pos: int, skip: int, ar: int) -> Edns | None:
             found = Edns(rclass, (ttl >> 16) & 0xFF, bool(ttl & 0x8000), ttl >> 24)
             if edns is not None or buf[name_at] != 0:
                 raise _BadOpt("OPT twice or not at the root", found)  # RFC 6891 §6.1.1
-            try:
-                _check_options(buf, pos - rdlen, pos)
-            except WireError as exc:
-                raise _BadOpt(str(exc), found) from None
+            if rdlen:  # most clients send no options (glibc, Windows): no call then
+                try:
+                    _check_options(buf, pos - rdlen, pos)
+                except WireError as exc:
+                    raise _BadOpt(str(exc), found) from None
             edns = found
     return edns
 
