@@ -106,6 +106,9 @@ class Service:
         self.stale_answer_after = stale_answer_after
         self.prefetch = prefetch  # where to refresh popular answers from; None: no prefetch
         self._refreshing: set[bytes] = set()
+        # (cache key, Forward) -> what to do with the answer, for each query waiting for it.
+        self._flights: dict[tuple[bytes, Forward], list[Callable[[bytes | None], None]]] = {}
+        self.coalesced = 0  # queries answered by another query's upstream exchange
         self.prefetches = 0
         self.inflight = 0
         self.counts: dict[str, int] = dict.fromkeys((*Verdict.ALL, _DROP_VERDICT), 0)
@@ -288,9 +291,38 @@ class Service:
         deliver: Callable[[bytes], None],
         timer: asyncio.TimerHandle | None,
     ) -> None:
+        """Ask the upstream, or wait for the same question already asked of the same servers.
+
+        Identical questions in flight share one upstream exchange (one answer, one chance for
+        an off-path spoofer instead of one per client: RFC 5452 §5), and each waiter's ``done``
+        then completes its own query (its ID, case, size limit, its answer-judging stages).
+        Only the same cache key (name, type, class, DO, CD: what our upstream query carries)
+        sent to the same Forward (servers, zone, trust) is shared: the chain has already
+        judged each client before its query got here.
+        """
+        key = (pending.query.cache_key, pending.fwd)
+        flights = self._flights
+        waiting = flights.get(key)
+        if waiting is not None:
+            waiting.append(done)
+            self.coalesced += 1
+            return
+        flights[key] = waiting = [done]
+
+        def landed(response: bytes | None) -> None:
+            if flights.get(key) is waiting:
+                del flights[key]
+            for each in waiting:
+                try:
+                    each(response)
+                except Exception:  # one waiter's fault must not leave the others unanswered
+                    log.exception("answer to a coalesced query not delivered")
+
         try:
-            self.upstream.exchange_soon(pending.query, pending.fwd.servers, done)
+            self.upstream.exchange_soon(pending.query, pending.fwd.servers, landed)
         except Exception:
+            if flights.get(key) is waiting:
+                del flights[key]
             if timer is not None:
                 timer.cancel()
             self.inflight -= 1
