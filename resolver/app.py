@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import gc
 import ipaddress
@@ -11,12 +12,14 @@ import logging
 import signal
 import socket
 import time
-from typing import Final
+from typing import Final, NamedTuple
 
 from resolver.blocklist_holder import ListsHolder
 from resolver.blocklog.writer import BlockLogWriter
+from resolver.config.groups import GroupConfig
 from resolver.config.schema import Config, parse_hostport
 from resolver.core.block_answer import BlockAnswer
+from resolver.core.groups import GroupedPipeline
 from resolver.core.pipeline import Pipeline
 from resolver.core.stage import Stage
 from resolver.core.steps import Forward, Upstream
@@ -32,6 +35,7 @@ from resolver.stages.allowlist import AllowlistStage
 from resolver.stages.blocklist import BlocklistStage
 from resolver.stages.cache import CacheStage
 from resolver.stages.canaries import CanaryStage
+from resolver.stages.dga import DgaStage
 from resolver.stages.exfiltration import ExfiltrationStage
 from resolver.stages.local_zone import LocalZoneStage, parse_record
 from resolver.stages.minimal_any import MinimalAnyStage
@@ -89,6 +93,14 @@ def _socket(host: str, port: int, kind: int, workers: int = 1) -> socket.socket:
     return sock
 
 
+class _GroupStages(NamedTuple):
+    """The stages a group of clients has its own of."""
+
+    cache: CacheStage
+    blocklist: BlocklistStage
+    exfiltration: ExfiltrationStage | None
+
+
 class App:
     """One running resolver: stages, lists, block log, listeners."""
 
@@ -96,26 +108,24 @@ class App:
         self.cfg = cfg
         self.worker = worker  # index of this process among the workers sharing the ports
         self.workers = workers
-        c = cfg.cache
-        self.cache = CacheStage(c.size, c.min_ttl, c.max_ttl, c.max_bytes, c.max_entry_bytes)
         # A swapped list changes the blocklist's and the allowlist's judgement: Pipeline.changed.
-        self.lists = ListsHolder(cfg, lambda: self.pipeline.changed())
+        self.lists = ListsHolder(cfg, lambda: self.chain.changed())
         b = cfg.blocking
-        answer = BlockAnswer.build(b.mode, b.ttl, b.sinkhole_ipv4, b.sinkhole_ipv6)
+        self.answer = BlockAnswer.build(b.mode, b.ttl, b.sinkhole_ipv4, b.sinkhole_ipv6)
         self.allowlist = AllowlistStage(self.lists.allowlist)
-        self.blocklist = BlocklistStage(self.lists.blocklist, answer, self.lists.allowlist)
-        self.exfiltration = (
-            ExfiltrationStage(
-                cfg.exfiltration, answer, zones=[z.zone for z in cfg.local_zone.forward_zones]
-            )
-            if cfg.exfiltration.mode != "off"
-            else None
-        )
+        self.dga = DgaStage(cfg.dga, self.answer) if cfg.dga.mode != "off" else None
         rl = cfg.rate_limit
         self.rate_limit = RateLimitStage(rl.rate, rl.burst, rl.max_clients) if rl.enabled else None
         self.canaries = CanaryStage(cfg.canaries.firefox, cfg.canaries.icloud_private_relay)
-        self.stages = self._chain(cfg, worker)
+        # Shared by every group's chain: they judge the client or the name, never per group.
+        self._shared = self._shared_stages(cfg, worker)
+        default = self._group_stages(cfg, None)
+        self.cache, self.blocklist, self.exfiltration = default
+        self.stages = self._chain(cfg, worker, default, filtered=True)
         self.pipeline = Pipeline(self.stages, self.cache)
+        self.chain: Pipeline | GroupedPipeline = self.pipeline
+        if cfg.groups:
+            self.chain = GroupedPipeline(self.pipeline, self._groups(cfg, worker, default))
         self.blocklog = BlockLogWriter(
             cfg.blocklog_path(),
             queue_size=cfg.blocklog.queue_size,
@@ -125,8 +135,7 @@ class App:
         )
         self.upstream = UpstreamClient(cfg.upstream.timeout, cfg.upstream.total_timeout)
         self.service = Service(
-            self.pipeline,
-            self.cache,
+            self.chain,
             self.upstream,
             self.blocklog.offer,
             server_payload=cfg.server.udp_payload,
@@ -149,55 +158,114 @@ class App:
         self._detections: asyncio.Task[None] | None = None
         self.started_at = time.time()
 
-    def _chain(self, cfg: Config, worker: int) -> list[Stage]:
-        """The order of the stages: written here only, with the reason for each place."""
-        zones = cfg.local_zone.forward_zones
-        routes = [
-            (z.zone, tuple(Upstream(*parse_hostport(s, 53)) for s in z.servers)) for z in zones
-        ]
-        optional = (self.rate_limit, self.exfiltration)
+    def _group_stages(self, cfg: Config, group: GroupConfig | None) -> _GroupStages:
+        """The stages each group has its own of: cache (answers never cross groups), and the
+        blocklist and detector where the group's choices differ from the default's."""
+        c = cfg.cache
+        cache = CacheStage(c.size, c.min_ttl, c.max_ttl, c.max_bytes, c.max_entry_bytes)
+        if group is not None and not (
+            group.categories or group.sources or group.block_mode or group.exfiltration
+        ):
+            return _GroupStages(cache, self.blocklist, self.exfiltration)
+        answer = self.answer
+        if group is not None and group.block_mode:
+            b = cfg.blocking
+            answer = BlockAnswer.build(group.block_mode, b.ttl, b.sinkhole_ipv4, b.sinkhole_ipv6)
+        blocklist = BlocklistStage(
+            self.lists.blocklist,
+            answer,
+            self.lists.allowlist,
+            group.categories if group is not None else (),
+            group.sources if group is not None else (),
+        )
+        ex = cfg.exfiltration
+        if group is not None and group.exfiltration:
+            ex = dataclasses.replace(ex, mode=group.exfiltration)
+        zones = [z.zone for z in cfg.local_zone.forward_zones]
+        exfil = ExfiltrationStage(ex, answer, zones=zones) if ex.mode != "off" else None
+        return _GroupStages(cache, blocklist, exfil)
+
+    def _groups(
+        self, cfg: Config, worker: int, default: _GroupStages
+    ) -> list[tuple[list[ipaddress.IPv4Network | ipaddress.IPv6Network], Pipeline]]:
+        out = []
+        for g in cfg.groups:
+            gs = self._group_stages(cfg, g)
+            nets = [ipaddress.ip_network(n, strict=False) for n in g.networks]
+            out.append((nets, Pipeline(self._chain(cfg, worker, gs, g.filter), gs.cache, g.name)))
+        return out
+
+    def _chain(self, cfg: Config, worker: int, own: _GroupStages, filtered: bool) -> list[Stage]:
+        """The order of the stages: written here only, with the reason for each place.
+
+        ``filtered`` False (a group such as the domain controller): no list, allowlist or
+        detector judges its clients' names.
+        """
+        acl, protocol, local_zone, recursion, minimal_any, upstream = self._shared
+        optional = (self.rate_limit, own.exfiltration if filtered else None)
         rate, exfiltration = ([s] if s is not None else [] for s in optional)
+        dga = [self.dga] if self.dga is not None and filtered else []
+        policy: list[Stage] = [self.allowlist, own.blocklist] if filtered else []
         return [
             # Strangers first: nothing else runs for them, so the box is never an open resolver.
-            AclStage(ipaddress.ip_network(n, strict=False) for n in cfg.acl.allow),
+            acl,
             # Right after the ACL, before any work is spent on a client that floods us; it
             # meters cached answers too (the pipeline's fast lane calls it).
             *rate,
             # Zone transfers, meta-types and classes a forwarder does not serve: answered as
             # unbound does, before any stage below could answer or forward them.
-            ProtocolStage(),
+            protocol,
             # Bypass canaries and resolver.arpa (RFC 9462) answered here whatever their type,
             # before any stage could forward them or a list or allowlist could judge them.
             self.canaries,
             # Names the box answers itself (records, private reverse zones, localhost) never
             # leave it; a trusted forwarded zone is TRUSTED here, an untrusted one judged below.
+            local_zone,
+            # Without RD only the box's own data (above) answers: the cache is not for snooping.
+            recursion,
+            # The operator's word beats every feed: TRUSTED skips the policy stages below.
+            # Threat lists, read from the current immutable snapshot; on the way back, the
+            # answer's CNAME targets are checked against them before the cache keeps it.
+            *policy,
+            # ANY is answered minimally (RFC 8482), so it amplifies nothing. After the lists, so
+            # a listed name is answered as blocked whatever the type asked; before the detector
+            # and the cache, for it never leaves the box.
+            minimal_any,
+            # Tunnels and data smuggled out in names: what no list knows yet. After the lists,
+            # so known-bad names are reported as such; before the cache, so it sees misses.
+            *exfiltration,
+            # Machines judged to try generated domains (DGA malware): their tries are blocked
+            # here, after the lists (a listed name is reported as such); on the way back it
+            # counts NXDOMAIN answers, so it must stand before the cache, which sees misses.
+            *dga,
+            # After policy, so a newly listed name is never answered from cache; on the way
+            # back, after policy too, so it keeps only what policy let through. One per group.
+            own.cache,
+            # Always decides: conditional-forwarding zones to the mairie's servers, the rest to
+            # the default upstreams. Last, so every name above was judged first.
+            upstream,
+        ]
+
+    def _shared_stages(
+        self, cfg: Config, worker: int
+    ) -> tuple[AclStage, ProtocolStage, LocalZoneStage, RecursionStage, MinimalAnyStage, Stage]:
+        zones = cfg.local_zone.forward_zones
+        routes = [
+            (z.zone, tuple(Upstream(*parse_hostport(s, 53)) for s in z.servers)) for z in zones
+        ]
+        return (
+            AclStage(ipaddress.ip_network(n, strict=False) for n in cfg.acl.allow),
+            ProtocolStage(),
             LocalZoneStage(
                 [parse_record(r) for r in cfg.local_zone.records],
                 [(z.zone, z.trusted) for z in zones],
                 cfg.local_zone.private_reverse,
                 f"parafoudre-{socket.gethostname()[:40]}-w{worker}",
             ),
-            # Without RD only the box's own data (above) answers: the cache is not for snooping.
             RecursionStage(),
-            # The operator's word beats every feed: TRUSTED skips the policy stages below.
-            self.allowlist,
-            # Threat lists, read from the current immutable snapshot; on the way back, the
-            # answer's CNAME targets are checked against them before the cache keeps it.
-            self.blocklist,
-            # ANY is answered minimally (RFC 8482), so it amplifies nothing. After the lists, so
-            # a listed name is answered as blocked whatever the type asked; before the detector
-            # and the cache, for it never leaves the box.
             MinimalAnyStage(),
-            # Tunnels and data smuggled out in names: what no list knows yet. After the lists,
-            # so known-bad names are reported as such; before the cache, so it sees misses.
-            *exfiltration,
-            # After policy, so a newly listed name is never answered from cache; on the way
-            # back, after policy too, so it keeps only what policy let through.
-            self.cache,
-            # Always decides: conditional-forwarding zones to the mairie's servers, the rest to
-            # the default upstreams. Last, so every name above was judged first.
             UpstreamStage(upstream_addresses(cfg.upstream), routes),
-        ]
+        )
 
     def stats(self) -> StatsSnapshot:
         """The counters now; called by the dashboard and /metrics, never per query."""
@@ -207,9 +275,9 @@ class App:
             queries_by_verdict=dict(svc.counts),
             malformed=svc.malformed,
             dropped=svc.dropped,
-            cache_hits=self.cache.hits,
-            cache_misses=self.cache.misses,
-            cache_entries=len(self.cache.entries),
+            cache_hits=sum(c.hits for c in self._caches()),
+            cache_misses=sum(c.misses for c in self._caches()),
+            cache_entries=sum(len(c.entries) for c in self._caches()),
             upstream_failures=self.upstream.failures,
             upstream_latency_counts=tuple(self.upstream.latency_counts),
             upstream_latency_sum=self.upstream.latency_sum,
@@ -227,8 +295,19 @@ class App:
             blocklog_failing=self.blocklog.failing,
         )
 
+    def _caches(self) -> list[CacheStage]:
+        chain = self.chain
+        pipelines = chain.pipelines if isinstance(chain, GroupedPipeline) else (chain,)
+        return [p.cache for p in pipelines if isinstance(p.cache, CacheStage)]
+
     def describe(self) -> list[str]:
-        return [f"-> {s.name}: {s.describe()}" for s in self.stages]
+        lines = [f"-> {s.name}: {s.describe()}" for s in self.stages]
+        for g in self.cfg.groups:
+            what = "not filtered" if not g.filter else "its own cache"
+            if g.filter and (g.categories or g.sources):
+                what += ", blocks only " + ", ".join((*g.categories, *g.sources))
+            lines.append(f"-> group {g.name} ({', '.join(g.networks)}): {what}")
+        return lines
 
     async def start(self) -> None:
         """Load lists, open the block log, bind every listen address (UDP and TCP)."""
@@ -262,13 +341,16 @@ class App:
             log.info("encrypted DNS: %s", enc.describe())
 
     async def _report_detections(self, interval: float = 1.0) -> None:
-        """One warning per exfiltration detection, off the query path."""
+        """One warning per exfiltration detection and per machine judged infected (DGA), off
+        the query path."""
         stage = self.exfiltration
-        if stage is None:
+        if stage is None and self.dga is None:
             return
         while True:
             await asyncio.sleep(interval)
-            for d in stage.drain():
+            if self.dga is not None:
+                self._report_dga(self.dga)
+            for d in stage.drain() if stage is not None else ():
                 log.warning(
                     "exfiltration %s: client %s, domain %r, signals %s, query %r",
                     "blocked" if d.blocked else "detected (detect mode, not blocked)",
@@ -277,6 +359,19 @@ class App:
                     ",".join(d.signals),
                     d.qname[:255],
                 )
+
+    @staticmethod
+    def _report_dga(stage: DgaStage) -> None:
+        for j in stage.drain():
+            log.warning(
+                "generated domains: client %s looks up many invented names (%d never-resolved "
+                "domains, last %r, TLDs %s): probably infected%s",
+                j.client,
+                j.domains,
+                j.qname[:255],
+                ",".join(j.tlds),
+                "; its lookups of that shape are blocked" if j.blocked else " (detect mode)",
+            )
 
     async def _bind(self, loop: asyncio.AbstractEventLoop, host: str, port: int) -> int:
         # With port 0, take the UDP port the kernel picks and ask for the same one over TCP.

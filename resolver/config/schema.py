@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from resolver.checks import check
 from resolver.config.acl import DEFAULT_ALLOWED, AclConfig
 from resolver.config.allowlist import AllowlistConfig
 from resolver.config.blocking import BlockingConfig, ListFile
@@ -21,8 +22,10 @@ from resolver.config.blocklog import BlockLogConfig
 from resolver.config.cache import CacheConfig
 from resolver.config.canaries import CanariesConfig
 from resolver.config.dashboard import DashboardConfig, ThresholdsConfig
+from resolver.config.dga import DgaConfig
 from resolver.config.exfiltration import ExfilThresholds, ExfiltrationConfig
 from resolver.config.feeds import FeedsConfig, FeedSource
+from resolver.config.groups import GroupConfig, disjoint
 from resolver.config.local_zone import ForwardZone, LocalZoneConfig
 from resolver.config.logs import LoggingConfig
 from resolver.config.observatory import ObservatoryPushConfig
@@ -41,11 +44,13 @@ __all__ = [
     "CanariesConfig",
     "Config",
     "DashboardConfig",
+    "DgaConfig",
     "ExfilThresholds",
     "ExfiltrationConfig",
     "FeedSource",
     "FeedsConfig",
     "ForwardZone",
+    "GroupConfig",
     "ListFile",
     "LocalZoneConfig",
     "LoggingConfig",
@@ -80,6 +85,10 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     # DNS exfiltration and tunnel detection (see resolver/stages/exfiltration.py).
     exfiltration: ExfiltrationConfig = field(default_factory=ExfiltrationConfig)
+    # Machines that look up generated domains (DGA malware; see resolver/stages/dga.py).
+    dga: DgaConfig = field(default_factory=DgaConfig)
+    # Networks of the commune with their own protection (see resolver/config/groups.py).
+    groups: tuple[GroupConfig, ...] = field(default=(), metadata=check(disjoint))
     # Threat feeds fetched by `parafoudre feeds update` (see feeds/README.md).
     feeds: FeedsConfig = field(default_factory=FeedsConfig)
     # Reporting blocks to the département's observatory (see observatory/README.md). Off by default.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Final
+from typing import Final, Protocol
 
 from resolver.core import cached_answer, responses, wire
 from resolver.core.cached_answer import CachedAnswer
@@ -42,9 +42,10 @@ class ChainFellOff(RuntimeError):
 class Pipeline:
     """Runs the stages in order; owns the fast lane's right to skip them."""
 
-    def __init__(self, stages: Sequence[Stage], cache: AnswerCache) -> None:
+    def __init__(self, stages: Sequence[Stage], cache: AnswerCache, name: str = "default") -> None:
         self.stages = tuple(stages)
         self.cache = cache
+        self.name = name  # the group of clients this chain serves
         # client -> may its queries be answered from the cache without the chain. Only True
         # admits; a client absent or False takes the full path, which decides again.
         self.admitted: dict[str, bool] = {}
@@ -91,6 +92,31 @@ class Pipeline:
             if drop is not None:
                 return drop
         return hit
+
+    def tick(self, now: float) -> None:
+        """A new batch of datagrams at ``now`` (the memo of renderings ages by the second)."""
+        self.cache.tick(now)
+
+    def remember(
+        self,
+        client: str,
+        tail: bytes,
+        out: bytes,
+        entry: CachedAnswer,
+        question: bytes,
+        now: float,
+        prefetch_at: float | None,
+    ) -> None:
+        """Keep ``out`` for repeats of the message ``tail`` within this second (the asker's
+        chain: a rendering never crosses from one group of clients to another)."""
+        self.cache.remember(tail, out, entry, question, now, prefetch_at)
+
+    def stale(self, client: str, key: bytes) -> CachedAnswer | None:
+        """The cached answer for ``key`` whatever its age (serve-stale, RFC 8767)."""
+        return self.cache.stale(key)
+
+    def group_of(self, client: str) -> str:
+        return self.name
 
     def meter(self, client: str, now: float) -> Drop | None:
         """Let every metered stage count this query; a Drop if one refuses it."""
@@ -186,3 +212,38 @@ class Pipeline:
             if out is not None:
                 return out
         return None
+
+
+class Chain(Protocol):
+    """What the shell asks of the policy: one Pipeline, or one per group of clients."""
+
+    def cached(self, key: bytes, client: str, now: float) -> CachedAnswer | Drop | None: ...
+
+    def recall(self, tail: bytes, client: str, now: float) -> Rendered | Drop | None: ...
+
+    def meter(self, client: str, now: float) -> Drop | None: ...
+
+    def handle(self, query: Query, now: float) -> Reply | Forward | Drop: ...
+
+    def complete(
+        self, query: Query, fwd: Forward, response: bytes | None, now: float
+    ) -> Reply: ...
+
+    def changed(self) -> None: ...
+
+    def tick(self, now: float) -> None: ...
+
+    def remember(
+        self,
+        client: str,
+        tail: bytes,
+        out: bytes,
+        entry: CachedAnswer,
+        question: bytes,
+        now: float,
+        prefetch_at: float | None,
+    ) -> None: ...
+
+    def stale(self, client: str, key: bytes) -> CachedAnswer | None: ...
+
+    def group_of(self, client: str) -> str: ...

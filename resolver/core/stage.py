@@ -81,6 +81,20 @@ class AnswerCache(Protocol):
 
     def recall(self, tail: bytes) -> Rendered | None: ...
 
+    def tick(self, now: float) -> None: ...
+
+    def remember(
+        self,
+        tail: bytes,
+        out: bytes,
+        entry: CachedAnswer,
+        question: bytes,
+        now: float,
+        prefetch_at: float | None,
+    ) -> None: ...
+
+    def stale(self, key: bytes) -> CachedAnswer | None: ...
+
     def store(self, key: bytes, entry: CachedAnswer) -> None: ...
 
     def invalidate(self) -> None: ...

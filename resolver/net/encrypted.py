@@ -38,7 +38,8 @@ class EncryptedListeners:
         self.limits = TcpLimits(
             cfg.encrypted_idle_timeout, cfg.encrypted_max_connections, cfg.tcp_max_pipelined
         )
-        self.doh = DohServer(service, cfg.encrypted_idle_timeout, cfg.encrypted_max_connections)
+        # Made in start(): aiohttp's server wants the running loop, and App() is built without.
+        self.doh: DohServer | None = None
         self.service = service
         self.servers: list[asyncio.Server] = []
         self.bound: list[tuple[str, str, int]] = []  # (kind "dot"/"doh", host, port)
@@ -76,6 +77,11 @@ class EncryptedListeners:
                 if kind == "dot":
                     server = await dot_server.start_dot(loop, self.service, sock, ctx, self.limits)
                 else:
+                    if self.doh is None:
+                        cfg = self.cfg
+                        self.doh = DohServer(
+                            self.service, cfg.encrypted_idle_timeout, cfg.encrypted_max_connections
+                        )
                     server = await doh_server.start_doh(loop, self.doh, sock, ctx)
                 self.servers.append(server)
                 self.bound.append((kind, host, int(sock.getsockname()[1])))
@@ -103,4 +109,5 @@ class EncryptedListeners:
             server.close()
         for conn in list(self.limits.connections):
             conn.close()
-        self.doh.stop()
+        if self.doh is not None:
+            self.doh.stop()

@@ -19,11 +19,10 @@ from resolver.core import cached_answer, responses, wire
 from resolver.core import query as query_mod
 from resolver.core.cached_answer import CachedAnswer, render_parts, stale_copy
 from resolver.core.fastpath import FastQuery, parse_fast
-from resolver.core.pipeline import Pipeline
+from resolver.core.pipeline import Chain
 from resolver.core.query import MIN_UDP, MalformedQuery, Query, Transport
 from resolver.core.steps import LOGGED, Drop, Forward, Reply, Verdict
 from resolver.net.upstream_client import UpstreamClient
-from resolver.stages.cache import CacheStage
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +79,7 @@ class Service:
 
     def __init__(
         self,
-        pipeline: Pipeline,
-        cache: CacheStage,
+        pipeline: Chain,
         upstream: UpstreamClient,
         offer: Callable[[BlockEvent], bool] | None,
         *,
@@ -94,7 +92,6 @@ class Service:
         prefetch: Forward | None = None,
     ) -> None:
         self.pipeline = pipeline
-        self.cache = cache  # read for serve-stale and the memo of renderings
         self.upstream = upstream
         self.offer = offer
         self.server_payload = server_payload
@@ -146,7 +143,7 @@ class Service:
                         return self.drop(dropped(entry))
                     out = self._fast_answer(data, fq, entry, client, transport, now)
                     if transport is _UDP:
-                        self._remember(tail, out, entry, fq[2], now)
+                        self._remember(client, tail, out, entry, fq[2], now)
                     return out
         return self._full(data, client, transport)
 
@@ -196,7 +193,7 @@ class Service:
     def tick(self) -> float:
         """The time for a batch of datagrams; renderings of an earlier second are forgotten."""
         now = self.clock()
-        self.cache.tick(now)
+        self.pipeline.tick(now)
         return now
 
     def _fast_answer(
@@ -235,7 +232,13 @@ class Service:
         return out
 
     def _remember(
-        self, tail: bytes, out: bytes, entry: CachedAnswer, question: bytes, now: float
+        self,
+        client: str,
+        tail: bytes,
+        out: bytes,
+        entry: CachedAnswer,
+        question: bytes,
+        now: float,
     ) -> None:
         """Keep a UDP answer for repeats within this second (CacheStage.remember)."""
         # A repeat must reach begin() to start the prefetch in the last tenth of the TTL.
@@ -244,7 +247,7 @@ class Service:
             if self.prefetch is not None and entry.ttl >= _PREFETCH_MIN_TTL and not entry.blocked
             else None
         )
-        self.cache.remember(tail, out, entry, question, now, prefetch_at)
+        self.pipeline.remember(client, tail, out, entry, question, now, prefetch_at)
 
     # --- waiting for the upstream --------------------------------------------------------------
 
@@ -373,7 +376,7 @@ class Service:
         """An expired answer we may serve if the upstream fails (not for conditional zones)."""
         if not self.stale_max_age or fwd.zone is not None:
             return None
-        entry = self.cache.stale(q.cache_key)
+        entry = self.pipeline.stale(q.client, q.cache_key)
         if entry is None or entry.blocked or entry.ttl <= 0:
             return None
         if now - (entry.stored_at + entry.ttl) > self.stale_max_age:

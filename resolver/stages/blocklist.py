@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, ClassVar
 
 from resolver.core import cached_answer, responses
 from resolver.core.block_answer import BlockAnswer
-from resolver.core.blocklist import ListHolder
+from resolver.core.blocklist import ListHolder, Match
 from resolver.core.query import Query
 from resolver.core.steps import CONTINUE, Forward, Reply, Step, Verdict
 
@@ -19,19 +20,36 @@ class BlocklistStage:
     policy: ClassVar[bool] = True
 
     def __init__(
-        self, lists: ListHolder, answer: BlockAnswer, allow: ListHolder | None = None
+        self,
+        lists: ListHolder,
+        answer: BlockAnswer,
+        allow: ListHolder | None = None,
+        categories: Collection[str] = (),
+        sources: Collection[str] = (),
     ) -> None:
         self.lists = lists  # swapped whole by the shell on reload; read once per query
         self.answer = answer
         # The operator's allowlist: an allowed name stays allowed when reached through an alias.
         self.allow = allow
+        # A group's choice (config groups[]): only these categories / lists block; none: all.
+        self.categories = frozenset(categories)
+        self.sources = frozenset(sources)
+        self._filtered = bool(self.categories or self.sources)
 
     def describe(self) -> str:
-        return f"{len(self.lists.current)} entries, answer {self.answer.mode}"
+        only = ""
+        if self._filtered:
+            only = ", only " + ", ".join(sorted(self.categories | self.sources))
+        return f"{len(self.lists.current)} entries, answer {self.answer.mode}{only}"
+
+    def _applies(self, m: Match) -> bool:
+        return (not self.categories or m.category in self.categories) and (
+            not self.sources or m.source in self.sources
+        )
 
     def decide(self, query: Query, now: float) -> Step:
         m = self.lists.current.match(query.qname)
-        if m is None:
+        if m is None or (self._filtered and not self._applies(m)):
             return CONTINUE
         entry = cached_answer.blocked_entry(
             query.qname, query.qtype, query.qclass, self.answer, m.source, m.category, now
@@ -57,7 +75,7 @@ class BlocklistStage:
         current = self.lists.current
         for target in targets:
             m = current.match(target)
-            if m is not None:
+            if m is not None and (not self._filtered or self._applies(m)):
                 reason = f"{m.source} cname:{target[:100]}"
                 return Reply(
                     responses.make_blocked(query, self.answer, reason),

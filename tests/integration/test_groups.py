@@ -1,0 +1,114 @@
+"""Policy groups (issue 21.3): each network of the commune gets its own protection, and a
+cached answer never crosses from one group to another. Real sockets, dnspython as the client,
+the clients told apart by their 127.0.0.x source address."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import dns.asyncquery
+import dns.message
+import dns.rcode
+import pytest
+
+from resolver.app import App
+from tests.conftest import FakeUpstream, make_config, running
+
+ADMIN = "127.0.0.4"  # group "admin": threats only (malware)
+WIFI = "127.0.0.2"  # the default group: every category, adult content included
+DC = "127.0.0.5"  # group "dc": never filtered
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    up = FakeUpstream()
+    up.add("adult-exemple.fr. 300 IN A 192.0.2.50")
+    up.add("malware-exemple.fr. 300 IN A 192.0.2.66")
+    up.add("www.mairie-exemple.fr. 300 IN A 192.0.2.20")
+    await up.start()
+    yield up
+    await up.stop()
+
+
+def groups_config(tmp_path: Path, port: int) -> str:
+    adult = tmp_path / "adult.txt"
+    adult.write_text("adult-exemple.fr\n")
+    malware = tmp_path / "malware.txt"
+    malware.write_text("malware-exemple.fr\n")
+    return (
+        "blocking:\n  lists:\n"
+        f"    - path: {adult}\n      category: adult\n"
+        f"    - path: {malware}\n      category: malware\n"
+        "groups:\n"
+        f"  - name: admin\n    networks: [{ADMIN}/32]\n    categories: [malware]\n"
+        f"  - name: dc\n    networks: [{DC}/32]\n    filter: false\n"
+    )
+
+
+async def ask(app: App, name: str, source: str) -> str:
+    q = dns.message.make_query(name, "A")
+    host, port = app.bound[0]
+    r = await dns.asyncquery.udp(q, host, port=port, timeout=2, source=source)
+    return dns.rcode.to_text(r.rcode())
+
+
+async def test_two_groups_get_their_own_verdicts_and_never_each_others_cache(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    cfg = make_config(tmp_path, upstream.port, groups_config(tmp_path, upstream.port))
+    async with running(cfg) as app:
+        for _ in range(3):  # resolved and cached for the administration ...
+            assert await ask(app, "adult-exemple.fr", ADMIN) == "NOERROR"
+        for _ in range(3):  # ... yet blocked for the public Wi-Fi, from the cache too
+            assert await ask(app, "adult-exemple.fr", WIFI) == "NXDOMAIN"
+        assert await ask(app, "adult-exemple.fr", ADMIN) == "NOERROR"
+        # Threats are blocked in both groups.
+        assert await ask(app, "malware-exemple.fr", ADMIN) == "NXDOMAIN"
+        assert await ask(app, "malware-exemple.fr", WIFI) == "NXDOMAIN"
+        assert await ask(app, "www.mairie-exemple.fr", WIFI) == "NOERROR"
+    asked = [q for q in upstream.queries if str(q.q.qname).lower() == "adult-exemple.fr."]
+    assert len(asked) == 1  # only the administration's lookup: the Wi-Fi's were blocked
+
+
+async def test_a_group_that_is_not_filtered_lets_a_listed_name_through_for_it_only(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    cfg = make_config(tmp_path, upstream.port, groups_config(tmp_path, upstream.port))
+    async with running(cfg) as app:
+        for _ in range(2):
+            assert await ask(app, "malware-exemple.fr", DC) == "NOERROR"
+            assert await ask(app, "malware-exemple.fr", WIFI) == "NXDOMAIN"
+        assert any("group dc" in line for line in app.describe())
+
+
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [
+        (
+            "  - name: a\n    networks: [192.168.1.0/24]\n"
+            "  - name: b\n    networks: [192.168.1.2/32]\n",
+            "overlaps 192.168.1.0/24 of group 'a'",
+        ),
+        ("  - name: Wi Fi\n    networks: [10.0.0.0/8]\n", "is not a group name"),
+        ("  - name: a\n    networks: [10.0.0.300/8]\n", "is not a network"),
+    ],
+)
+def test_a_bad_group_config_is_refused_in_one_line(
+    tmp_path: Path, groups: str, message: str
+) -> None:
+    conf = tmp_path / "p.yaml"
+    conf.write_text(f"state_dir: {tmp_path}\ngroups:\n{groups}")
+    r = subprocess.run(
+        [sys.executable, "-m", "resolver.cli", "check-config", "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert message in lines[0] and "p.yaml:" in lines[0] and "groups" in lines[0]
+    assert "Traceback" not in r.stderr
