@@ -125,6 +125,13 @@ def _resolver_metrics(s: StatsSnapshot) -> Iterator[Metric]:
     for verdict, n in sorted(s.queries_by_verdict.items()):
         queries_.add_metric([verdict], n)
     yield queries_
+    if s.blocks_by_group:
+        groups = CounterMetricFamily(
+            "parafoudre_group_blocks", "Blocked queries, by policy group.", labels=["group"]
+        )
+        for group, n in sorted(s.blocks_by_group.items()):
+            groups.add_metric([group], n)
+        yield groups
     yield CounterMetricFamily(
         "parafoudre_malformed_queries", "Malformed queries (FORMERR, NOTIMP, ...).", s.malformed
     )

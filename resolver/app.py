@@ -285,6 +285,7 @@ class App:
             list_reloads=self.lists.reloads,
             list_reload_failures=self.lists.failures,
             stale_lists=self.lists.stale(),
+            blocks_by_group=dict(svc.blocks_by_group or {}),
             blocklog_dropped=self.blocklog.dropped,
             blocklog_written=self.blocklog.written,
             blocklog_write_failed=self.blocklog.write_failed,
@@ -481,6 +482,7 @@ async def serve(
         from dashboard.app import start_dashboard
         from resolver import __version__
         from resolver.feeds_status import feeds_status
+        from resolver.operator_allowlist import OperatorAllowlist
 
         fcfg = cfg.feeds_config()
         try:
@@ -490,6 +492,8 @@ async def serve(
                 stats=app.stats,
                 feeds_status=lambda: feeds_status(fcfg),
                 version=__version__,
+                # Allowing from the page writes the file every worker watches (lists.watch).
+                allowing=OperatorAllowlist(app.lists.operator_path, cfg.blocklog_path()),
             )
         except ParafoudreError as exc:
             # The page is a convenience; the commune's DNS must not stop for it.

@@ -53,6 +53,9 @@ class StatsSnapshot:
     # Operator list files that could not be read at the last reload: the resolver keeps their
     # last good copy (resolver/blocklist_holder.py), which is stale until the file is back.
     stale_lists: tuple[StaleList, ...] = ()
+    # Blocked queries per policy group (config groups:), the default group included; empty
+    # when the config has no groups.
+    blocks_by_group: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

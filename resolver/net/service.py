@@ -19,7 +19,7 @@ from resolver.core import cached_answer, responses, wire
 from resolver.core import query as query_mod
 from resolver.core.cached_answer import CachedAnswer, render_parts, stale_copy
 from resolver.core.fastpath import FastQuery, parse_fast
-from resolver.core.pipeline import Chain
+from resolver.core.pipeline import Chain, Pipeline
 from resolver.core.query import MIN_UDP, MalformedQuery, Query, Transport
 from resolver.core.steps import LOGGED, Drop, Forward, Reply, Verdict
 from resolver.net.upstream_client import UpstreamClient
@@ -110,6 +110,8 @@ class Service:
         self.inflight = 0
         self.counts: dict[str, int] = dict.fromkeys((*Verdict.ALL, _DROP_VERDICT), 0)
         self.malformed = 0
+        # Blocks per policy group, counted only when there are groups (config groups:).
+        self.blocks_by_group: dict[str, int] | None = None if isinstance(pipeline, Pipeline) else {}
         self._last_bug_log = -_BUG_LOG_INTERVAL
 
     @property
@@ -119,8 +121,13 @@ class Service:
     def account(self, verdict: str, event: BlockEvent | None = None) -> None:
         """Count one answer (or drop, verdict "dropped"); a block goes to the block log."""
         self.counts[verdict] += 1
-        if event is not None and self.offer is not None:
-            self.offer(event)
+        if event is not None:
+            if self.offer is not None:
+                self.offer(event)
+            by_group = self.blocks_by_group
+            if by_group is not None:
+                group = self.pipeline.group_of(event.client)
+                by_group[group] = by_group.get(group, 0) + 1
 
     def drop(self, reason: Dropped) -> Dropped:
         self.account(_DROP_VERDICT)

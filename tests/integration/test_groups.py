@@ -14,6 +14,7 @@ import dns.message
 import dns.rcode
 import pytest
 
+from dashboard.metrics import _resolver_metrics
 from resolver.app import App
 from tests.conftest import FakeUpstream, make_config, running
 
@@ -112,3 +113,17 @@ def test_a_bad_group_config_is_refused_in_one_line(
     assert len(lines) == 1, r.stderr
     assert message in lines[0] and "p.yaml:" in lines[0] and "groups" in lines[0]
     assert "Traceback" not in r.stderr
+
+
+async def test_blocks_are_counted_per_group(tmp_path: Path, upstream: FakeUpstream) -> None:
+    cfg = make_config(tmp_path, upstream.port, groups_config(tmp_path, upstream.port))
+    async with running(cfg) as app:
+        for _ in range(3):
+            await ask(app, "adult-exemple.fr", WIFI)  # blocked: the default group
+        await ask(app, "malware-exemple.fr", ADMIN)  # blocked: admin
+        await ask(app, "malware-exemple.fr", DC)  # not filtered
+        stats = app.stats()
+    assert stats.blocks_by_group == {"default": 3, "admin": 1}
+    families = {m.name: m for m in _resolver_metrics(stats)}
+    samples = {s.labels["group"]: s.value for s in families["parafoudre_group_blocks"].samples}
+    assert samples == {"default": 3, "admin": 1}
