@@ -1,0 +1,1 @@
+"""Generated-domain (DGA) detection: the character model and the per-client evidence."""

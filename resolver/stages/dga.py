@@ -1,0 +1,226 @@
+"""Name the machine that looks up generated domains (DGA malware), then block its tries.
+
+Malware that generates its rendezvous names (Conficker, Necurs, Ramnit, Suppobox, ...) tries
+hundreds a day until one answers; no feed can list them in advance. The signals, and where
+each comes from:
+
+* NXDOMAIN answers for registered domains (the name itself or ``www.`` under it) that none of
+  the commune's machines resolved: most generated names are unregistered (Antonakakis et al.,
+  "From Throw-Away Traffic to Bots: Detecting the Rise of DGA-Based Malware", USENIX Security
+  2012; Schüppen et al., "FANCI: Feature-based Automated NXDomain Classification and
+  Intelligence", USENIX Security 2018). A missing host under an existing domain (a dead CDN
+  node, an antivirus or DKIM lookup, a search suffix) says nothing and is not counted;
+* how unlike real names the label is: resolver/dga/charmodel.py, a likelihood ratio against a
+  character model of real names (the lexical evidence of both papers);
+* the time pattern: evidence fades with a half-life, so a burst counts and a typo a day does
+  not (resolver/dga/suspect.py, after the per-day volumes of Plohmann et al., "A Comprehensive
+  Measurement Study of Domain Generating Malware", USENIX Security 2016, DGArchive);
+* what the rest of the commune does: a registered domain another machine resolved is no
+  generated name, neither as evidence nor once the machine is judged;
+* the family's shape (TLD set, label lengths, alphabet; DGArchive): once a machine is judged,
+  its lookups of registered domains of that shape are answered as blocked, the one name of the
+  list the operator registered (the live command server) included.
+
+The judgement ends ``hold`` seconds after the machine's last lookup of that shape. Chromium's
+random probes are single labels and never reach a registered domain, except where a search
+suffix is itself a top-level domain: three probes per start stay below ``domains``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import ClassVar, Final
+
+from resolver.config.dga import DgaConfig
+from resolver.core import responses
+from resolver.core.block_answer import BlockAnswer
+from resolver.core.cached_answer import CachedAnswer
+from resolver.core.query import Query
+from resolver.core.steps import CONTINUE, Forward, Reply, Step, Verdict
+from resolver.dga.charmodel import CharModel
+from resolver.dga.suspect import Suspect
+from resolver.exfil.psl import RegisteredDomains
+from resolver.exfil.state import LruMap
+
+CATEGORY: Final = "dga"
+REASON: Final = "dga"
+_ADDRESS_TYPES: Final = frozenset({1, 28})  # A, AAAA: what a bot asks of its rendezvous names
+_NXDOMAIN: Final = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A machine judged infected, for the shell to log once."""
+
+    at: float
+    client: str
+    qname: str  # the lookup that tipped the judgement
+    domains: int  # distinct never-resolved registered domains counted
+    score: float
+    tlds: tuple[str, ...]
+    blocked: bool  # False in detect mode
+
+
+class DgaStage:
+    name: ClassVar[str] = "dga"
+    policy: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        cfg: DgaConfig,
+        answer: BlockAnswer,
+        model: CharModel | None = None,
+        domains: RegisteredDomains | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.answer = answer
+        self.block = cfg.mode == "block"
+        self.off = cfg.mode == "off"
+        self.model = model if model is not None else CharModel.shipped()  # read once, at start
+        self.domains = domains if domains is not None else RegisteredDomains()
+        self.suspects: LruMap[str, Suspect] = LruMap(cfg.max_clients)
+        # Machines judged infected, until their judgement ends (bounded by max_clients: a
+        # machine enters only from ``suspects``).
+        self.infected: dict[str, Suspect] = {}
+        # Registered domain (without "www.") -> the machine that last resolved it.
+        self.resolved: LruMap[str, str] = LruMap(cfg.max_domains)
+        self.judgements: deque[Judgement] = deque(maxlen=cfg.max_detections)
+        self.named = 0  # machines judged since start, for /metrics
+        # Bumped when a machine is judged: its answers memoised as admitted must take the chain.
+        self.generation = 0
+
+    def describe(self) -> str:
+        if self.off:
+            return "disabled"
+        c = self.cfg
+        return (
+            f"{c.mode}: a machine is named after {c.domains} never-resolved registered domains "
+            f"(evidence {c.score:g}, half-life {c.half_life:g} s), held {c.hold:g} s"
+        )
+
+    # --- the query's way in: only judged machines are looked at -------------------------------
+
+    def decide(self, query: Query, now: float) -> Step:
+        if not self.infected:
+            return CONTINUE
+        suspect = self.infected.get(query.client)
+        if suspect is None:
+            return CONTINUE
+        if now >= suspect.until:
+            del self.infected[query.client]  # the bursts stopped: the judgement ends
+            suspect.named_at = 0.0
+            return CONTINUE
+        if not self._same_shape(suspect, query):
+            return CONTINUE
+        suspect.until = now + self.cfg.hold
+        return self._reply(query) if self.block else CONTINUE
+
+    def _same_shape(self, suspect: Suspect, query: Query) -> bool:
+        place = self._registered(query.qname)
+        if place is None:
+            return False
+        base, label, tld = place
+        resolver = self.resolved.peek(base)
+        if resolver is not None and resolver != query.client:
+            return False  # another machine resolves it: no generated name
+        return suspect.matches(label, tld, self._random(label))
+
+    def admits(self, client: str, now: float) -> bool:
+        """A judged machine's cached answers take the chain, where its tries are blocked."""
+        suspect = self.infected.get(client)
+        return suspect is None or now >= suspect.until
+
+    # --- the answer's way back: the evidence -----------------------------------------------------
+
+    def on_answer(
+        self, query: Query, fwd: Forward, entry: CachedAnswer, now: float
+    ) -> Reply | None:
+        """Count an NXDOMAIN for a registered domain; remember who resolves what."""
+        if self.off or fwd.zone is not None or query.qtype not in _ADDRESS_TYPES:
+            return None  # conditional forwarding: the mairie's own zones
+        qname = query.qname
+        rcode = entry.flags & 0xF
+        if rcode != _NXDOMAIN:
+            if rcode == 0 and entry.an and qname.count(".") <= 3:
+                self.resolved.put(qname[4:] if qname.startswith("www.") else qname, query.client)
+            return None
+        place = self._registered(qname)
+        if place is None:
+            return None
+        base, label, tld = place
+        if self.resolved.peek(base) is not None:
+            return None  # the domain exists (it resolved lately): a host is missing, no more
+        client = query.client
+        suspect = self.suspects.get(client)
+        if suspect is None:
+            suspect = Suspect()
+            self.suspects.put(client, suspect)
+        random = self._random(label)
+        weight = self.cfg.random_weight if random else 1.0
+        if not suspect.add(now, hash(base), label, tld, weight, self.cfg.half_life):
+            return None
+        if suspect.named_at:
+            suspect.until = now + self.cfg.hold
+            return None
+        if suspect.score < self.cfg.score:
+            return None
+        distinct = suspect.distinct(now, self.cfg.window)
+        if distinct < self.cfg.domains:
+            return None
+        return self._judge(query, suspect, distinct, now)
+
+    def _judge(self, query: Query, suspect: Suspect, distinct: int, now: float) -> Reply | None:
+        client = query.client
+        suspect.named_at = now
+        suspect.until = now + self.cfg.hold
+        infected = self.infected
+        infected[client] = suspect
+        if len(infected) > self.cfg.max_clients:
+            for c in [c for c, s in infected.items() if now >= s.until]:
+                del infected[c]  # judgements that ended while their machine kept quiet
+        self.named += 1
+        self.generation += 1
+        self.judgements.append(
+            Judgement(
+                now,
+                client,
+                query.qname,
+                distinct,
+                round(suspect.score, 1),
+                tuple(sorted(suspect.tlds)),
+                self.block,
+            )
+        )
+        return self._reply(query) if self.block else None
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _registered(self, qname: str) -> tuple[str, str, str] | None:
+        """(registered domain, its label, its suffix) when ``qname`` is that domain or www.
+        under it, under a TLD that exists; else None."""
+        if "." not in qname:
+            return None  # a single label (Chromium's probes): no registered domain
+        parts = self.domains.split(qname)
+        if parts is None:
+            return None
+        prefix, base = parts
+        if prefix and prefix != "www":
+            return None
+        if not self.domains.tld_exists(base):
+            return None  # a search suffix such as mairie.local: never on the Internet
+        dot = base.find(".")
+        return base, base[:dot], base[dot + 1 :]
+
+    def _random(self, label: str) -> bool:
+        return len(label) >= self.cfg.min_random_chars and self.model.randomness(label) > 0
+
+    def _reply(self, query: Query) -> Reply:
+        wire = responses.make_blocked(query, self.answer, REASON, CATEGORY)
+        return Reply(wire, Verdict.BLOCKED, reason=REASON, category=CATEGORY)
+
+    def drain(self) -> list[Judgement]:
+        """Take the judgements not yet logged."""
+        out = list(self.judgements)
+        self.judgements.clear()
+        return out
