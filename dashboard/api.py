@@ -18,7 +18,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from dashboard import i18n, queries
-from dashboard.context import CONTEXT, Context, FeedStatusRow, read_db
+from dashboard.context import CONTEXT, Context, FeedStatusRow, add_domains, read_db
 from dashboard.coverage import FULL
 from dashboard.i18n import Lang
 from dashboard.protection import Protection, ProtectionInput, protection
@@ -505,7 +505,10 @@ async def blocks(request: web.Request) -> web.Response:
         )
     except BlockLogError as exc:
         return _unavailable(exc)
-    return _json(blocks_json(p, cfg, lang))
+    body = blocks_json(p, cfg, lang)
+    if ctx.allowing is not None:  # the "allow the domain" buttons of a logged-in page
+        await add_domains(request.app, body["items"])
+    return _json(body)
 
 
 async def history(request: web.Request) -> web.Response:

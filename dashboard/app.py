@@ -18,11 +18,13 @@ from typing import Final
 
 from aiohttp import web
 
-from dashboard import api, metrics, views
+from dashboard import actions, api, metrics, views
+from dashboard.auth import Sessions
 from dashboard.context import (
     CONTEXT,
     DB_WORKERS,
     EXECUTOR,
+    Allowing,
     Context,
     FeedStatusRow,
     parse_networks,
@@ -39,10 +41,11 @@ log = logging.getLogger(__name__)
 STATIC_DIR: Final = Path(__file__).parent / "static"
 
 # Only our own files; no inline script or style anywhere on the page. The last three directives
-# forbid framing (clickjacking), <base> tricks and form posts: the page is read-only.
+# forbid framing (clickjacking), <base> tricks and form posts anywhere but to the page itself
+# (its login and allow forms; dashboard/actions.py).
 CSP: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 SECURITY_HEADERS: Final = (
     ("Content-Security-Policy", CSP),
@@ -75,9 +78,12 @@ async def allow_networks(request: web.Request, handler: Handler) -> web.StreamRe
 
 @web.middleware
 async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """401 without the configured token; static files (icons, CSS, JS) hold no data."""
+    """401 without the configured token; static files (icons, CSS, JS) hold no data. A browser
+    logged in (with the token or an operator's password: /login checks them itself) has its
+    session cookie instead."""
     token = request.app[CONTEXT].cfg.token
-    if token is not None and not request.path.startswith("/static/"):
+    free = request.path.startswith("/static/") or request.path == "/login"
+    if token is not None and not free and actions.current_session(request) is None:
         auth = request.headers.get("Authorization", "")
         given = auth[7:] if auth[:7].lower() == "bearer " else request.query.get("token", "")
         # Constant time: the comparison must not tell how much of a guess was right.
@@ -115,8 +121,10 @@ def create_app(
     feeds_status: Callable[[], Sequence[FeedStatusRow]] | None = None,
     version: str = "",
     clock: Callable[[], float] = time.time,
+    allowing: Allowing | None = None,
 ) -> web.Application:
-    """The dashboard application; ``stats`` and ``feeds_status`` are called at request time."""
+    """The dashboard application; ``stats`` and ``feeds_status`` are called at request time;
+    ``allowing`` (the operator's allowlist) lets logged-in operators allow names."""
     app = web.Application(middlewares=[allow_networks, require_token])
     app[CONTEXT] = Context(
         cfg=cfg,
@@ -127,12 +135,15 @@ def create_app(
         clock=clock,
         started_at=clock(),
         networks=parse_networks(cfg.allow),
+        allowing=allowing,
+        sessions=Sessions(cfg.session_hours * 3600.0),
     )
     views.setup_templates(app)
     app.cleanup_ctx.append(_executor_ctx)
     app.on_response_prepare.append(_security_headers)
     app.router.add_get("/", views.page)
     app.router.add_routes(api.ROUTES)
+    app.router.add_routes(actions.ROUTES)
     app.router.add_get("/metrics", metrics.metrics)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app
@@ -146,13 +157,20 @@ async def start_dashboard(
     feeds_status: Callable[[], Sequence[FeedStatusRow]] | None = None,
     version: str = "",
     clock: Callable[[], float] = time.time,
+    allowing: Allowing | None = None,
 ) -> web.AppRunner:
     """Serve the dashboard on ``cfg.listen`` on the running loop; ``await runner.cleanup()`` stops.
 
     Raises DashboardError, naming the address, if it cannot be bound.
     """
     app = create_app(
-        cfg, db_path=db_path, stats=stats, feeds_status=feeds_status, version=version, clock=clock
+        cfg,
+        db_path=db_path,
+        stats=stats,
+        feeds_status=feeds_status,
+        version=version,
+        clock=clock,
+        allowing=allowing,
     )
     host, port = parse_listen(cfg.listen)
     # No access log: an open page polls the API every few seconds.

@@ -7,12 +7,13 @@ import ipaddress
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from aiohttp import web
 
+from dashboard.auth import Sessions
 from resolver.blocklog.schema import open_db
 from resolver.config.dashboard import DashboardConfig
 from resolver.stats import FeedStatusRow as FeedStatusRow  # re-exported for the handlers
@@ -21,6 +22,50 @@ from resolver.stats import StatsSnapshot
 T = TypeVar("T")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class AllowedName(Protocol):
+    """One name on the operator's allowlist (resolver/operator_allowlist.py AllowEntry)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def at(self) -> float: ...
+    @property
+    def who(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+
+
+class Action(Protocol):
+    """One change the operator made (the block log's ``operator_actions``)."""
+
+    @property
+    def ts(self) -> float: ...
+    @property
+    def who(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+
+
+class Allowing(Protocol):
+    """The operator's allowlist, handed over by the server (resolver/operator_allowlist.py):
+    the page changes the file through it and never touches the resolver's memory. Blocking
+    calls (file, SQLite, PSL): the handlers run them on the dashboard's executor."""
+
+    def entries(self) -> Sequence[AllowedName]: ...
+
+    def actions(self, limit: int = 20) -> Sequence[Action]: ...
+
+    def domain_of(self, name: str) -> str | None: ...
+
+    def allow(
+        self, raw: str, *, who: str, scope: Literal["name", "domain"] = "name", detail: str = ""
+    ) -> AllowedName: ...
+
+    def remove(self, raw: str, *, who: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +80,9 @@ class Context:
     clock: Callable[[], float]
     started_at: float  # when the app was built; uptime when the resolver gives no snapshot
     networks: tuple[IPNetwork, ...]
+    # The operator's allowlist; None: the page cannot change anything (read-only).
+    allowing: Allowing | None = None
+    sessions: Sessions = field(default_factory=lambda: Sessions(8 * 3600.0))
 
     def uptime(self) -> float:
         started = self.stats().started_at if self.stats is not None else self.started_at
@@ -85,3 +133,17 @@ def remote_allowed(remote: str | None, networks: Sequence[IPNetwork]) -> bool:
 
 def parse_networks(values: Sequence[str]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(v, strict=False) for v in values)
+
+
+async def add_domains(app: web.Application, items: list[dict[str, Any]]) -> None:
+    """Each block row's registered domain (for its "allow the domain" button), off the loop."""
+    allowing = app[CONTEXT].allowing
+    if allowing is None or not items:
+        return
+
+    def run() -> list[str | None]:
+        return [allowing.domain_of(str(item["qname"])) for item in items]
+
+    loop = asyncio.get_running_loop()
+    for item, domain in zip(items, await loop.run_in_executor(app[EXECUTOR], run), strict=True):
+        item["domain"] = domain or ""

@@ -99,6 +99,60 @@ _TEXTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "version": "Parafoudre {version}, en service depuis {uptime}",
                 "updated": "Mis à jour à {time}",
                 "language": "English",
+                "col.action": "Action",
+                "login": "Se connecter",
+                "logout": "Se déconnecter",
+                "logged_in": "Connecté : {who}",
+                "login.title": "Connexion au tableau de bord Parafoudre",
+                "login.intro": (
+                    "La page se lit sans connexion ; il faut se connecter pour autoriser un "
+                    "nom bloqué à tort."
+                ),
+                "login.user": "Identifiant",
+                "login.password": "Mot de passe",
+                "login.token": "Jeton du tableau de bord",
+                "login.submit": "Se connecter",
+                "login.back": "Retour à la page",
+                "login.wrong": "Identifiant ou mot de passe incorrect.",
+                "login.wait": "Trop d'essais : attendez 30 secondes avant de réessayer.",
+                "login.none": (
+                    "Aucune connexion n'est configurée : ajoutez un opérateur "
+                    "(`dashboard.operators`, mot de passe haché par `parafoudre hash-password`) "
+                    "ou autorisez un nom en ligne de commande : `parafoudre allow NOM`."
+                ),
+                "allow.name": "Autoriser ce nom",
+                "allow.domain": "Autoriser {domain}",
+                "allow.title": (
+                    "Ne plus bloquer ce nom ni ce qui est en dessous (en vigueur en une seconde, "
+                    "annulable plus bas)"
+                ),
+                "operator.title": "Noms autorisés par l'opérateur",
+                "operator.note": (
+                    "Chaque nom autorisé l'est avec tout ce qui est en dessous, pour tous les "
+                    "postes, quelles que soient les listes. En ligne de commande : "
+                    "`parafoudre allow NOM`, `parafoudre allow --remove NOM`."
+                ),
+                "operator.none": "Aucun nom autorisé depuis cette page ou la ligne de commande.",
+                "operator.by": "le {when} par {who}",
+                "operator.undo": "Annuler",
+                "operator.login_hint": (
+                    "Un nom est bloqué à tort ? Connectez-vous pour l'autoriser d'un clic."
+                ),
+                "operator.actions": "Dernières actions",
+                "action.allow": "{when} : {who} a autorisé {name}",
+                "action.remove": "{when} : {who} a retiré {name}",
+                "notice.allowed": (
+                    "{name} est autorisé, avec tout ce qui est en dessous : c'est en vigueur "
+                    "dans la seconde, sans redémarrage."
+                ),
+                "notice.removed": (
+                    "{name} n'est plus autorisé : les listes s'appliquent de nouveau."
+                ),
+                "notice.refused": (
+                    "{name} ne peut pas être autorisé (ce n'est pas un nom de domaine, ou c'est "
+                    "un suffixe public comme .fr)."
+                ),
+                "notice.not_found": "{name} n'était pas dans les noms autorisés.",
                 "highlight_none": "Aucun poste ne se distingue aujourd'hui.",
                 "col.type": "Type",
                 "hours_title": "Aujourd'hui, heure par heure",
@@ -275,6 +329,57 @@ _TEXTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "version": "Parafoudre {version}, running for {uptime}",
                 "updated": "Updated at {time}",
                 "language": "Français",
+                "col.action": "Action",
+                "login": "Log in",
+                "logout": "Log out",
+                "logged_in": "Logged in: {who}",
+                "login.title": "Log in to the Parafoudre dashboard",
+                "login.intro": (
+                    "The page can be read without logging in; logging in is needed to allow a "
+                    "name blocked by mistake."
+                ),
+                "login.user": "Login",
+                "login.password": "Password",
+                "login.token": "Dashboard token",
+                "login.submit": "Log in",
+                "login.back": "Back to the page",
+                "login.wrong": "Wrong login or password.",
+                "login.wait": "Too many tries: wait 30 seconds before trying again.",
+                "login.none": (
+                    "No login is configured: add an operator (`dashboard.operators`, password "
+                    "hashed by `parafoudre hash-password`) or allow a name from the command "
+                    "line: `parafoudre allow NAME`."
+                ),
+                "allow.name": "Allow this name",
+                "allow.domain": "Allow {domain}",
+                "allow.title": (
+                    "Stop blocking this name and everything under it (in force within a second, "
+                    "undo below)"
+                ),
+                "operator.title": "Names allowed by the operator",
+                "operator.note": (
+                    "Each name is allowed with everything under it, for every machine, whatever "
+                    "the lists say. From the command line: `parafoudre allow NAME`, "
+                    "`parafoudre allow --remove NAME`."
+                ),
+                "operator.none": "No name allowed from this page or the command line.",
+                "operator.by": "on {when} by {who}",
+                "operator.undo": "Undo",
+                "operator.login_hint": (
+                    "A name blocked by mistake? Log in to allow it in one click."
+                ),
+                "operator.actions": "Latest actions",
+                "action.allow": "{when}: {who} allowed {name}",
+                "action.remove": "{when}: {who} removed {name}",
+                "notice.allowed": (
+                    "{name} is allowed, with everything under it: in force within a second, "
+                    "no restart."
+                ),
+                "notice.removed": "{name} is no longer allowed: the lists apply again.",
+                "notice.refused": (
+                    "{name} cannot be allowed (not a domain name, or a public suffix such as .com)."
+                ),
+                "notice.not_found": "{name} was not among the allowed names.",
                 "highlight_none": "No machine stands out today.",
                 "col.type": "Type",
                 "hours_title": "Today, hour by hour",

@@ -24,6 +24,7 @@ from resolver import blocklist_file
 from resolver.config.schema import Config
 from resolver.core.blocklist import EMPTY, SUBTREE, Blocklist, ListHolder, Match, MemoryBlocklist
 from resolver.list_files import ListFileError, load_list
+from resolver.operator_allowlist import SOURCE, operator_path
 from resolver.stats import StaleList
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,9 @@ class ListFile:
     source: str  # the Match.source of its entries
     category: str
     match: str  # "subtree" or "exact"
+    # The box's own file (the operator's allowlist): absent until a first name is allowed, and
+    # absent means empty, never a stale copy.
+    optional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,8 @@ def operator_files(cfg: Config) -> tuple[list[ListFile], list[ListFile]]:
         ListFile("allowlist", f, Path(f).expanduser(), f"allowlist:{f}", "", "subtree")
         for f in cfg.allowlist.files
     ]
+    path = operator_path(cfg)
+    allow.append(ListFile("allowlist", "operator", path, SOURCE, "", "subtree", optional=True))
     return block, allow
 
 
@@ -116,6 +122,9 @@ def read_files(
     """Read each file; one that cannot be read keeps its previous copy (empty if none)."""
     out: dict[ListFile, FileCopy[T]] = {}
     for f in files:
+        if f.optional and not f.path.exists():
+            out[f] = FileCopy(build(()), 0, now)
+            continue
         try:
             entries = _entries(f)
         except ListFileError as exc:
@@ -185,6 +194,8 @@ class ListsHolder:
         self.on_swap = on_swap  # invalidates the answer cache
         self.compiled_path = cfg.compiled_path()
         self._stamp: tuple[int, int, int] | None = None
+        self.operator_path = operator_path(cfg)
+        self._operator_stamp: tuple[int, int, int] | None = None
         self._compiled: Blocklist | None = None
         self._block_files, self._allow_files = operator_files(cfg)
         # The copy in use of each operator file (swapped whole, on the loop thread).
@@ -204,6 +215,7 @@ class ListsHolder:
             log.error("compiled blocklist %s refused: %s", self.compiled_path, exc)
             self._compiled = None
         self._stamp = stamp
+        self._operator_stamp = _file_stamp(self.operator_path)
         now = time.time()
         blocks = read_files(self._block_files, {}, MemoryBlocklist, now)
         allows = read_files(self._allow_files, {}, _same, now)
@@ -264,6 +276,8 @@ class ListsHolder:
         started = time.perf_counter()  # the log line says how long until the swap
         async with self._lock:
             stamp = _file_stamp(self.compiled_path)
+            if everything:
+                self._operator_stamp = _file_stamp(self.operator_path)
             try:
                 compiled, blocks, allows = await asyncio.to_thread(
                     self._read, self._compiled, stamp != self._stamp, everything
@@ -282,9 +296,16 @@ class ListsHolder:
             log.info("lists reloaded in %.1f ms: %d blocklist entries", took_ms, len(blocklist))
             return True
 
-    async def watch(self, interval: float = 2.0) -> None:
-        """Poll the compiled artifact; the updater replaces it with os.replace (new inode)."""
+    async def watch(self, interval: float = 2.0, operator_interval: float = 0.25) -> None:
+        """Poll the compiled artifact and the operator's allowlist; both are replaced with
+        os.replace (a new inode). The operator's file is polled often, so a name allowed from
+        the page is in force in every worker within a second (a stat() each time, no read)."""
+        ticks = max(1, round(interval / operator_interval))
+        tick = 0
         while True:
-            await asyncio.sleep(interval)
-            if _file_stamp(self.compiled_path) != self._stamp:
+            await asyncio.sleep(operator_interval)
+            tick += 1
+            if _file_stamp(self.operator_path) != self._operator_stamp:
+                await self.reload(everything=True)
+            elif tick % ticks == 0 and _file_stamp(self.compiled_path) != self._stamp:
                 await self.reload(everything=False)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from resolver import __version__, config
 from resolver.config.errors import ConfigError
@@ -50,6 +51,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-c", "--config", type=Path, help=conf_help)
     r.add_argument("--year", type=int, help="the year to report (default: the current year)")
     r.add_argument("--format", choices=("csv", "markdown"), default="markdown")
+    a = sub.add_parser(
+        "allow",
+        help="allow a blocked name (and everything under it) within a second, or undo it",
+    )
+    a.add_argument("name", nargs="?", help="the name, e.g. www.example.com")
+    a.add_argument("-c", "--config", type=Path, help=conf_help)
+    a.add_argument("--domain", action="store_true", help="allow the name's registered domain")
+    a.add_argument("--remove", action="store_true", help="undo: take the name off the list")
+    a.add_argument("--list", action="store_true", help="show the names allowed so far")
+    sub.add_parser(
+        "hash-password",
+        help="read a password and print its hash for dashboard.operators[].password_hash",
+    )
     f = sub.add_parser("feeds", help="threat feeds: update, status, catalogue")
     fsub = f.add_subparsers(dest="feeds_command", required=True)
     for name, text in (
@@ -78,6 +92,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "print-default-config":
         sys.stdout.write(config.default_text())
         return EXIT_OK
+    if args.command == "hash-password":
+        return _hash_password()
     if args.command == "observatory":
         from observatory.server import run_observatory
 
@@ -97,10 +113,72 @@ def _main(argv: Sequence[str] | None) -> int:
         return run_report(cfg.blocklog_path(), args.year, args.format, sys.stdout, cfg.dashboard)
     if args.command == "feeds":
         return _feeds(cfg, args.feeds_command)
+    if args.command == "allow":
+        return _allow(cfg, args)
     if args.command == "check-config":
         print(f"{args.config or 'embedded default config'}: OK")
         return EXIT_OK
     return _serve(cfg, args)
+
+
+def _hash_password() -> int:
+    import getpass
+
+    from dashboard.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            _err("the two passwords differ")
+            return EXIT_FAILED
+    else:  # piped: the first line
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        _err("use a password of 8 characters or more")
+        return EXIT_FAILED
+    print(hash_password(password))
+    return EXIT_OK
+
+
+def _who() -> str:
+    """Who runs the command, for the block log: the sudo caller if any, else the user."""
+    import getpass
+    import os
+
+    user = os.environ.get("SUDO_USER") or getpass.getuser()
+    return f"cli:{user}"
+
+
+def _allow(cfg: config.Config, args: argparse.Namespace) -> int:
+    from resolver.operator_allowlist import OperatorAllowlist, operator_path
+
+    allowing = OperatorAllowlist(operator_path(cfg), cfg.blocklog_path())
+    try:
+        if args.list or not args.name:
+            entries = allowing.entries()
+            for e in entries:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.at)) if e.at else "?"
+                print(
+                    f"{e.name}\tallowed {when} by {e.who or '?'}"
+                    + (f": {e.detail}" if e.detail else "")
+                )
+            if not entries:
+                print(f"no name allowed by the operator ({allowing.path})")
+            return EXIT_OK
+        if args.remove:
+            if not allowing.remove(args.name, who=_who()):
+                _err(f"{args.name[:255]} is not on the operator's allowlist ({allowing.path})")
+                return EXIT_FAILED
+            print(f"{args.name[:255]}: no longer allowed; the lists apply again within a second")
+            return EXIT_OK
+        scope: Literal["name", "domain"] = "domain" if args.domain else "name"
+        entry = allowing.allow(args.name, who=_who(), scope=scope, detail="parafoudre allow")
+    except (ParafoudreError, OSError) as exc:
+        _err(f"allow: {exc}")
+        return EXIT_FAILED
+    print(f"{entry.name}: allowed with every name under it, in force within a second")
+    print(f"(undo: parafoudre allow --remove {entry.name})")
+    return EXIT_OK
 
 
 def _feeds(cfg: config.Config, command: str) -> int:

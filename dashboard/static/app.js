@@ -220,6 +220,43 @@
     return "?" + params.toString();
   }
 
+  // The operator's buttons (logged in only: the page then carries the session's CSRF token).
+  function hidden(form, name, value) {
+    const input = document.createElement("input");
+    input.type = "hidden";
+    input.name = name;
+    input.value = value;
+    form.appendChild(input);
+  }
+
+  function allowForm(item, scope, label) {
+    const form = document.createElement("form");
+    form.method = "post";
+    form.action = "/allow?lang=" + lang;
+    form.className = "allow";
+    hidden(form, "csrf", body.dataset.csrf);
+    hidden(form, "name", item.qname);
+    hidden(form, "scope", scope);
+    hidden(form, "detail", display(item.reason, 120) + " (" + display(item.category) + "), " +
+           display(item.client));
+    const button = el("button", "", label);
+    button.type = "submit";
+    button.dataset.scope = scope;
+    button.title = body.dataset.allowTitle || "";
+    form.appendChild(button);
+    return form;
+  }
+
+  function allowCell(item) {
+    const cell = document.createDocumentFragment();
+    cell.appendChild(allowForm(item, "name", body.dataset.allowName || ""));
+    if (item.domain) {
+      const label = (body.dataset.allowDomain || "").replace("{domain}", item.domain);
+      cell.appendChild(allowForm(item, "domain", label));
+    }
+    return cell;
+  }
+
   function renderBlocks(b) {
     page = b.page;
     body.dataset.page = String(page);
@@ -228,8 +265,11 @@
       const reason = el("span", "reason", "");
       reason.textContent = display(item.reason_text, 120);
       reason.title = display(item.reason, 200);
-      return [item.time, item.client, nameCell(item.qname, item.count_text, item.count_title),
-              item.qtype_name, item.category_label, reason];
+      const cells = [item.time, item.client,
+                     nameCell(item.qname, item.count_text, item.count_title),
+                     item.qtype_name, item.category_label, reason];
+      if (body.dataset.csrf) cells.push(allowCell(item));
+      return cells;
     }));
     setText("page-text", b.page_text, 120);
     const prev = document.getElementById("prev");

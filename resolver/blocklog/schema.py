@@ -15,7 +15,7 @@ from resolver.errors import ParafoudreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 # Names of the rows of the ``counters`` table: cumulative totals across restarts, so the dashboard
 # can show how many block events were lost.
@@ -80,6 +80,19 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             seen REAL NOT NULL          -- unix seconds of its last heartbeat, or of its stop
         )""",
         "CREATE INDEX runs_seen ON runs (seen)",
+    ),
+    # 4 -> 5: what the operator did from the page or the command line (allow a name, undo it),
+    # who and when. Kept forever (retention only prunes ``blocks``); never counted as a block.
+    (
+        """CREATE TABLE operator_actions (
+            id INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,           -- unix seconds, UTC
+            who TEXT NOT NULL,          -- "marie" (page login), "token" (page), "cli:root"
+            action TEXT NOT NULL,       -- "allow", "remove"
+            name TEXT NOT NULL,         -- the name allowed or removed (its subtree with it)
+            detail TEXT NOT NULL        -- why: the block it answered ("feed:urlhaus ..."), or ""
+        )""",
+        "CREATE INDEX operator_actions_ts ON operator_actions (ts)",
     ),
 )
 

@@ -14,3 +14,6 @@ class AllowlistConfig:
     names: tuple[str, ...] = field(default=(), metadata=check(zone_names))
     # Files of such names, one per line.
     files: tuple[str, ...] = ()
+    # The file the box writes when the operator allows a name from the page or with
+    # `parafoudre allow`; read like the files above. "" = <state_dir>/allowlist.operator.txt.
+    operator_file: str = ""

@@ -6,6 +6,7 @@ it from here. The observatory reuses ``ThresholdsConfig`` so both pages share on
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -16,7 +17,13 @@ from resolver.config.acl import DEFAULT_ALLOWED
 from resolver.config.values import listen_address, page_token, parse_listen
 from resolver.config.values import timezone as _timezone
 
-__all__ = ["DEFAULT_ALLOWED", "DashboardConfig", "ThresholdsConfig", "parse_listen"]
+__all__ = [
+    "DEFAULT_ALLOWED",
+    "DashboardConfig",
+    "OperatorLogin",
+    "ThresholdsConfig",
+    "parse_listen",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +51,37 @@ class ThresholdsConfig:
             raise ValueError("thresholds are not in order|make cloudy <= rain <= storm <= tornado")
 
 
+_HASH = re.compile(r"^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$")
+_LOGIN = re.compile(r"^[A-Za-z0-9._@-]{1,32}$")
+
+
+def _password_hash(value: str) -> str:
+    if not _HASH.match(value):
+        raise ValueError(
+            "not a password hash made by Parafoudre"
+            "|run `parafoudre hash-password` and paste the line it prints (never the password)"
+        )
+    return value
+
+
+def _login(value: str) -> str:
+    if not _LOGIN.match(value):
+        raise ValueError(
+            f"{value[:40]!r} is not a login name|use 1 to 32 letters, digits, '.', '_', '@', '-'"
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorLogin:
+    """Someone who may change things from the page (allow a name, undo it)."""
+
+    # The login, shown in the block log beside each change (e.g. "marie").
+    name: str = field(metadata=_check(_login))
+    # The password's scrypt hash from `parafoudre hash-password`; never the password itself.
+    password_hash: str = field(metadata=_check(_password_hash))
+
+
 @dataclass(frozen=True, slots=True)
 class DashboardConfig:
     """The weather page, its JSON API and /metrics."""
@@ -58,6 +96,12 @@ class DashboardConfig:
     # Optional access token (16+ characters) for the page, /api/* and /metrics: send it as
     # "Authorization: Bearer <token>" or ?token=<token>. None: the allowed networks suffice.
     token: str | None = field(default=None, metadata=_check(page_token))
+    # Who may allow a name from the page (the page stays readable by all without a login).
+    # Logging in with the token above also works, recorded as "token". Neither: the page is
+    # read-only and names are allowed with `parafoudre allow NAME`.
+    operators: tuple[OperatorLogin, ...] = ()
+    # Hours a login stays valid.
+    session_hours: int = field(default=8, metadata=_check(_at_least(1)))
     # Time zone of "today" (the weather counts blocks since local midnight).
     timezone: str = field(default="Europe/Paris", metadata=_check(_timezone))
     # Language of the page: fr or en (?lang=en overrides it per request).

@@ -88,7 +88,7 @@ def test_a_v3_block_log_migrates_keeping_its_rows_and_records_runs(tmp_path: Pat
     w = BlockLogWriter(db, clock=FakeClock())
     w.start()
     w.close(timeout=WAIT)
-    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(4,)]
+    assert rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert rows(db, "SELECT qname, count FROM blocks") == [("bad.example", 3)]
     assert rows(db, "SELECT started, seen FROM runs") == [(T0, T0)]
 
