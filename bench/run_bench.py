@@ -576,6 +576,12 @@ def launch_parafoudre(
         exfil = "exfiltration:\n  thresholds:\n" + "".join(
             f"    {k}: 1000000000\n" for k in present
         )
+    # And for the generated-domain detector: the one client stands for a whole commune, so its
+    # NXDOMAIN answers would pile up as one machine's. The detector stays on (it meets every
+    # answer on the way back); only how many never-resolved domains name a machine is out of
+    # reach.
+    if re.search(r"^dga:", default, re.MULTILINE):
+        exfil += "dga:\n  domains: 1000000000\n  score: 1000000000.0\n"
     # The weather page stays on, as deployed, on a free port instead of the fixed 8053.
     dashboard = ""
     if re.search(r"^dashboard:\n(  .*\n|\s*\n)*  listen:", default, re.MULTILINE):

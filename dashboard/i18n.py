@@ -493,6 +493,8 @@ _CATEGORIES: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "ads": "publicité",
                 "tracking": "pistage",
                 "bypass": "contournement du filtre",
+                "dga": "domaines inventés (logiciel malveillant)",
+                "answer-ip": "adresses malveillantes",
             }
         ),
         "en": MappingProxyType(
@@ -505,6 +507,8 @@ _CATEGORIES: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "ads": "advertising",
                 "tracking": "tracking",
                 "bypass": "getting around the filter",
+                "dga": "invented domains (malware)",
+                "answer-ip": "malicious addresses",
             }
         ),
     }
@@ -586,6 +590,11 @@ def highlight_sentence(lang: Lang, count: int, category: str, kind: str, client:
     d'hameçonnage depuis le poste 192.168.1.23."."""
     if lang == "fr":
         attempts = "1 tentative" if count == 1 else f"{count} tentatives"
+        if category == "dga":  # resolver/stages/dga.py: the machine itself is the finding
+            return (
+                f"Le poste {client} cherche des centaines de domaines inventés ({attempts} "
+                "bloquées) : il est probablement infecté, faites-le vérifier."
+            )
         if kind == "exfiltration":
             target = "de fuite de données par le DNS"
         else:
@@ -594,6 +603,11 @@ def highlight_sentence(lang: Lang, count: int, category: str, kind: str, client:
             )
         return f"{attempts} {target} depuis le poste {client} : faites-le vérifier."
     attempts = "1 attempt" if count == 1 else f"{count} attempts"
+    if category == "dga":
+        return (
+            f"Machine {client} looks up hundreds of invented domains ({attempts} blocked): "
+            "it is probably infected, have it checked."
+        )
     if kind == "exfiltration":
         target = "to leak data through DNS"
     else:

@@ -41,6 +41,7 @@ from resolver.stages.local_zone import LocalZoneStage, parse_record
 from resolver.stages.minimal_any import MinimalAnyStage
 from resolver.stages.protocol import ProtocolStage
 from resolver.stages.rate_limit import RateLimitStage
+from resolver.stages.rebinding import RebindingStage
 from resolver.stages.recursion import RecursionStage
 from resolver.stages.upstream import UpstreamStage
 from resolver.stats import StatsSnapshot, upstream_answering
@@ -117,6 +118,7 @@ class App:
         rl = cfg.rate_limit
         self.rate_limit = RateLimitStage(rl.rate, rl.burst, rl.max_clients) if rl.enabled else None
         self.canaries = CanaryStage(cfg.canaries.firefox, cfg.canaries.icloud_private_relay)
+        self.rebinding = self._rebinding(cfg)
         # Shared by every group's chain: they judge the client or the name, never per group.
         self._shared = self._shared_stages(cfg, worker)
         default = self._group_stages(cfg, None)
@@ -205,6 +207,7 @@ class App:
         optional = (self.rate_limit, own.exfiltration if filtered else None)
         rate, exfiltration = ([s] if s is not None else [] for s in optional)
         dga = [self.dga] if self.dga is not None and filtered else []
+        rebinding = [self.rebinding] if self.rebinding is not None and filtered else []
         policy: list[Stage] = [self.allowlist, own.blocklist] if filtered else []
         return [
             # Strangers first: nothing else runs for them, so the box is never an open resolver.
@@ -238,6 +241,10 @@ class App:
             # here, after the lists (a listed name is reported as such); on the way back it
             # counts NXDOMAIN answers, so it must stand before the cache, which sees misses.
             *dga,
+            # Private addresses behind public names (DNS rebinding) judged on the way back:
+            # after the lists (a listed name is reported as such), before the cache, so it
+            # never keeps such an answer.
+            *rebinding,
             # After policy, so a newly listed name is never answered from cache; on the way
             # back, after policy too, so it keeps only what policy let through. One per group.
             own.cache,
@@ -245,6 +252,17 @@ class App:
             # the default upstreams. Last, so every name above was judged first.
             upstream,
         ]
+
+    @staticmethod
+    def _rebinding(cfg: Config) -> RebindingStage | None:
+        """The rebinding guard, with the names local by configuration: the forwarded zones,
+        the box's own records, and ``rebinding.allow``."""
+        rb = cfg.rebinding
+        if not rb.enabled:
+            return None
+        lz = cfg.local_zone
+        local = [z.zone for z in lz.forward_zones] + [parse_record(r).name for r in lz.records]
+        return RebindingStage([*local, *rb.allow], rb.networks)
 
     def _shared_stages(
         self, cfg: Config, worker: int

@@ -30,6 +30,7 @@ from resolver.config.local_zone import ForwardZone, LocalZoneConfig
 from resolver.config.logs import LoggingConfig
 from resolver.config.observatory import ObservatoryPushConfig
 from resolver.config.rate_limit import RateLimitConfig
+from resolver.config.rebinding import RebindingConfig
 from resolver.config.server import ServerConfig
 from resolver.config.upstream import UpstreamConfig
 from resolver.config.values import parse_hostport
@@ -56,6 +57,7 @@ __all__ = [
     "LoggingConfig",
     "ObservatoryPushConfig",
     "RateLimitConfig",
+    "RebindingConfig",
     "ServerConfig",
     "ThresholdsConfig",
     "UpstreamConfig",
@@ -85,6 +87,8 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     # DNS exfiltration and tunnel detection (see resolver/stages/exfiltration.py).
     exfiltration: ExfiltrationConfig = field(default_factory=ExfiltrationConfig)
+    # Private addresses behind public names dropped (DNS rebinding; resolver/stages/rebinding.py).
+    rebinding: RebindingConfig = field(default_factory=RebindingConfig)
     # Machines that look up generated domains (DGA malware; see resolver/stages/dga.py).
     dga: DgaConfig = field(default_factory=DgaConfig)
     # Networks of the commune with their own protection (see resolver/config/groups.py).
