@@ -86,7 +86,7 @@ class RebindingStage:
         for off in entry.ttl_at:
             # A record's TTL is preceded by its type and class, followed by RDLENGTH, RDATA.
             rtype = (body[off - 4] << 8) | body[off - 3]
-            if rtype == _T_A or rtype == _T_AAAA:
+            if rtype in (_T_A, _T_AAAA):
                 rdata = body[off + 6 : off + 6 + ((body[off + 4] << 8) | body[off + 5])]
                 if len(rdata) in (4, 16) and self.private(rdata):
                     if self.is_local(query.qname):

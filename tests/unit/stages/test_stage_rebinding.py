@@ -51,7 +51,10 @@ def test_private_address_for_a_public_name_is_dropped(rdata: str, qtype: str) ->
 def test_a_private_target_behind_a_cname_is_dropped() -> None:
     out = judge(
         "www.example.com",
-        ["www.example.com. 60 IN CNAME x.attacker.example.", "x.attacker.example. 60 IN A 10.0.0.1"],
+        [
+            "www.example.com. 60 IN CNAME x.attacker.example.",
+            "x.attacker.example. 60 IN A 10.0.0.1",
+        ],
     )
     assert out is not None
 
