@@ -217,7 +217,10 @@ async def test_server_answers_after_malformed_messages_over_tcp(
                     msg = await asyncio.wait_for(reader.readexactly(size[0]), 3)
                     if msg[:2] == wire_q[:2] and msg[12 : len(wire_q)] == wire_q[12:]:
                         break
-                assert dns.message.from_wire(msg).rcode() == dns.rcode.NOERROR
+                # Answered: resolved, or blocked for this source only, whose random names under
+                # .test (no real TLD) put it in the exfiltration detector's cool-down.
+                answer = dns.message.from_wire(msg)
+                assert answer.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN), answer
                 r = await _probe(host, port, tcp=True)
                 assert r.rcode() == dns.rcode.NOERROR
         finally:
@@ -268,9 +271,8 @@ def _state_sizes(app: App) -> dict[str, int]:
         "cache": len(app.cache.entries),
         "acl_memo": len(acl.memo),
         "rate_buckets": len(app.rate_limit.buckets),
-        "background": len(app.service._background),
         "refreshing": len(app.service._refreshing),
-        "upstream_health": len(app.upstream.health),
+        "upstream_health": len(app.upstream.health.servers),
         "tcp_connections": len(app.tcp_limits.connections),
         "blocklog_queue": len(app.blocklog._queue),
     }
@@ -326,7 +328,7 @@ async def test_memory_stays_bounded_under_a_flood_of_random_names_and_clients(
         assert sizes["acl_memo"] <= 4096
         assert sizes["parsed"] <= 8192
         assert sizes["blocklog_queue"] <= 500
-        assert sizes["background"] == sizes["refreshing"] == 0
+        assert sizes["refreshing"] == 0
         # The second flood, as big as the first, adds next to nothing: a leak of even 400
         # bytes a query would show here.
         assert after - before < 1_600_000, (before, after, sizes)
