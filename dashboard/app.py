@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +63,60 @@ class DashboardError(ParafoudreError):
     """The dashboard cannot start (its listen address cannot be bound)."""
 
 
+# The names the page answers to (see ``check_host``), built once by create_app.
+HOSTS: Final = web.AppKey("hosts", frozenset[str])
+
+
+def host_name(header: str) -> str:
+    """The name or address of a Host header, without port, brackets or final dot, lower case."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        return h[1 : h.find("]")] if "]" in h else h
+    if h.count(":") == 1:
+        h = h.split(":", 1)[0]
+    return h.rstrip(".")
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def own_names(cfg: DashboardConfig) -> frozenset[str]:
+    """Names the page may be reached by: its listen address, localhost, this machine's name
+    (no DNS lookup: gethostname only) and ``dashboard.hosts``."""
+    machine = socket.gethostname().lower()
+    host, _ = parse_listen(cfg.listen)
+    names = {host.lower(), "localhost", machine, machine.split(".", 1)[0], *cfg.hosts}
+    return frozenset(names)
+
+
+@web.middleware
+async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """403 for a Host header naming something else than the box (DNS rebinding).
+
+    A page from the Internet can make its own name resolve to the box's address; the browser
+    then sends the page's name as Host. An address as Host is always fine: an attacker's page
+    cannot have an address for its origin that is the box's. A request without Host (HTTP/1.0,
+    scripts) is no browser's.
+    """
+    header = request.headers.get("Host")
+    if header is not None:
+        name = host_name(header)
+        if name not in request.app[HOSTS] and not _is_address(name):
+            raise web.HTTPForbidden(
+                text=(
+                    "403 : ce nom n'est pas celui du tableau de bord Parafoudre "
+                    "(réglage dashboard.hosts).\n"
+                    "403: this name is not the Parafoudre dashboard's (dashboard.hosts).\n"
+                )
+            )
+    return await handler(request)
+
+
 @web.middleware
 async def allow_networks(request: web.Request, handler: Handler) -> web.StreamResponse:
     """403 for any peer outside cfg.allow, judged on the socket's address (request.remote)."""
@@ -87,7 +143,9 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
         auth = request.headers.get("Authorization", "")
         given = auth[7:] if auth[:7].lower() == "bearer " else request.query.get("token", "")
         # Constant time: the comparison must not tell how much of a guess was right.
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        # surrogateescape: a header's bytes that are not UTF-8 come as surrogates, which a
+        # plain encode() refused with a 500 and a traceback before anyone was authenticated.
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode()):
             raise web.HTTPUnauthorized(
                 text=(
                     "401 : un jeton valide est nécessaire (Authorization: Bearer ou ?token=).\n"
@@ -125,7 +183,8 @@ def create_app(
 ) -> web.Application:
     """The dashboard application; ``stats`` and ``feeds_status`` are called at request time;
     ``allowing`` (the operator's allowlist) lets logged-in operators allow names."""
-    app = web.Application(middlewares=[allow_networks, require_token])
+    app = web.Application(middlewares=[check_host, allow_networks, require_token])
+    app[HOSTS] = own_names(cfg)
     app[CONTEXT] = Context(
         cfg=cfg,
         db_path=db_path,

@@ -16,6 +16,7 @@ from resolver.checks import networks as _networks
 from resolver.config.acl import DEFAULT_ALLOWED
 from resolver.config.values import listen_address, page_token, parse_listen
 from resolver.config.values import timezone as _timezone
+from resolver.config.values import zone_names as _zone_names
 
 __all__ = [
     "DEFAULT_ALLOWED",
@@ -119,6 +120,10 @@ class DashboardConfig:
     highlight_min: int = field(default=3, metadata=_check(_at_least(1)))
     # A feed not refreshed for this many hours is shown as stale.
     feed_stale_hours: int = field(default=48, metadata=_check(_at_least(1)))
+    # Names the page is reached by (the Host header), besides its addresses, localhost and the
+    # machine's name; other names get 403, so a site cannot point its name at the box and read
+    # the page through the visitor's browser (DNS rebinding).
+    hosts: tuple[str, ...] = field(default=(), metadata=_check(_zone_names))
 
     def __post_init__(self) -> None:
         if self.page_size > self.max_page_size:
