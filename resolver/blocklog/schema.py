@@ -15,7 +15,18 @@ from resolver.errors import ParafoudreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
+
+# Blocks of these categories are not threats: the box stopped a machine getting around the filter
+# (Firefox's canary, iCloud Private Relay's, a public DNS-over-HTTPS resolver listed by a
+# ``bypass`` feed), nothing attacked it. Every Firefox start asks the canary, so counting them as
+# threats would cloud every day. Readers count them apart: never in the weather, the threat
+# totals or what the observatory receives; the page still shows them and names a machine that
+# keeps trying.
+BYPASS: Final = "bypass"
+NON_THREAT_CATEGORIES: Final[frozenset[str]] = frozenset({BYPASS})
+# The same as an SQL list of literals, "('bypass')": our own constant words, never input.
+NON_THREAT_SQL: Final = "(" + ", ".join(f"'{c}'" for c in sorted(NON_THREAT_CATEGORIES)) + ")"
 
 # Names of the rows of the ``counters`` table: cumulative totals across restarts, so the dashboard
 # can show how many block events were lost.
@@ -94,6 +105,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX operator_actions_ts ON operator_actions (ts)",
     ),
+    # 5 -> 6: the weather leaves out NON_THREAT_CATEGORIES; their totals per day read this index
+    # alone (30 day totals of a 1,000,000-row log: 2,492 -> 8 ms), and the threats are all
+    # blocks (blocks_ts_count) minus these.
+    ("CREATE INDEX blocks_category_ts_count ON blocks (category, ts, count)",),
 )
 
 

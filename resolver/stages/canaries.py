@@ -9,7 +9,8 @@
   every other question NODATA.
 
 A canary answer is a block with category "bypass" (the block log counts it per machine, so the
-page can name a machine that keeps trying); resolver.arpa answers are local.
+page can name a machine that keeps trying; not a threat: never in the weather, see
+``resolver.blocklog.schema.NON_THREAT_CATEGORIES``); resolver.arpa answers are local.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
+from resolver.blocklog.schema import BYPASS
 from resolver.core import responses, wire
 from resolver.core.query import Query
 from resolver.core.steps import CONTINUE, Reply, Step, Verdict
 
-CATEGORY: Final = "bypass"
+CATEGORY: Final = BYPASS
 FIREFOX: Final = ("use-application-dns.net",)
 PRIVATE_RELAY: Final = ("mask.icloud.com", "mask-h2.icloud.com")
 DDR_NAME: Final = "_dns.resolver.arpa"
