@@ -52,7 +52,10 @@ CSP: Final = (
 SECURITY_HEADERS: Final = (
     ("Content-Security-Policy", CSP),
     ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
+    # Never a referrer to another site; "same-origin" rather than "no-referrer" because under
+    # the latter browsers send "Origin: null" even to the page itself, and the page's forms
+    # are checked on their Origin (dashboard/auth.py same_origin).
+    ("Referrer-Policy", "same-origin"),
     ("X-Frame-Options", "DENY"),
 )
 

@@ -47,8 +47,8 @@ _HEADER: Final = (
     "# Each line allows the name and every name under it. Written by Parafoudre (it keeps the\n"
     "# comments after each name: who allowed it and when); edit with `parafoudre allow`.\n"
 )
-# "name  # allowed 2026-12-06T16:40:05Z by marie: feed:urlhaus (malware)"
-_LINE: Final = re.compile(r"^(\S+)\s*(?:#\s*allowed (\S+) by (\S+?)(?::\s*(.*))?)?$")
+# "name  # allowed 2026-12-06T16:40:05Z by marie -- feed:urlhaus (malware), 192.168.1.23"
+_LINE: Final = re.compile(r"^(\S+)\s*(?:#\s*allowed (\S+) by (\S+)(?:\s+--\s+(.*))?)?$")
 
 
 class AllowError(ParafoudreError):
@@ -87,6 +87,11 @@ def _clean(text: str, limit: int) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)[:limit].strip()
 
 
+def _who(text: str) -> str:
+    """A login as one word (the file's comment reads it back up to the first space)."""
+    return "_".join(_clean(text, MAX_WHO).split()) or "?"
+
+
 def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
@@ -123,7 +128,7 @@ def render(entries: list[AllowEntry]) -> str:
     lines = [_HEADER]
     for e in entries:
         note = f"  # allowed {_iso(e.at)} by {e.who or '?'}"
-        lines.append(f"{e.name}{note}: {e.detail}\n" if e.detail else f"{e.name}{note}\n")
+        lines.append(f"{e.name}{note} -- {e.detail}\n" if e.detail else f"{e.name}{note}\n")
     return "".join(lines)
 
 
@@ -204,7 +209,7 @@ class OperatorAllowlist:
         """Allow ``raw`` (or its registered domain) and every name under it."""
         name = self.check(raw, scope)
         now = self.clock()
-        entry = AllowEntry(name, now, _clean(who, MAX_WHO) or "?", _clean(detail, MAX_DETAIL))
+        entry = AllowEntry(name, now, _who(who), _clean(detail, MAX_DETAIL))
         with self._locked():
             current = self.entries()
             if any(e.name == name for e in current):
@@ -226,7 +231,7 @@ class OperatorAllowlist:
             if len(kept) == len(current):
                 return False
             self._write(kept)
-        self._record(self.clock(), _clean(who, MAX_WHO) or "?", "remove", name, "")
+        self._record(self.clock(), _who(who), "remove", name, "")
         return True
 
     @contextlib.contextmanager

@@ -530,7 +530,7 @@ def assert_security_headers(headers: Any) -> None:
     )
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
     assert headers["X-Content-Type-Options"] == "nosniff"
-    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["Referrer-Policy"] == "same-origin"
 
 
 async def test_page_escapes_hostile_names(make_client: Factory) -> None:
