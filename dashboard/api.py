@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from aiohttp import web
@@ -167,19 +167,39 @@ def protection_json(p: Protection, lang: Lang) -> JSON:
     }
 
 
+Names = Callable[[str], str | None]
+
+
+def _no_names(address: str) -> str | None:
+    return None
+
+
+def client_label(address: str, name: str | None) -> str:
+    """ "accueil-pc (192.168.1.23)": the machine's name with its address, or the address."""
+    return f"{name} ({address})" if name else address
+
+
 def summary_json(
-    s: Summary, cfg: DashboardConfig, lang: Lang, now: float, prot: Protection | None = None
+    s: Summary,
+    cfg: DashboardConfig,
+    lang: Lang,
+    now: float,
+    prot: Protection | None = None,
+    names: Names = _no_names,
 ) -> JSON:
-    """Today's figures; with ``prot``, the protection state and the headline it makes."""
+    """Today's figures; with ``prot``, the protection state and the headline it makes;
+    ``names`` gives a machine's name from its address (resolver/client_names.py)."""
     highlight = None
     if s.highlight is not None:
         h = s.highlight
+        who = client_label(h.client, names(h.client))
         highlight = {
             "client": h.client,
+            "client_name": names(h.client) or "",
             "count": h.category_count,
             "category": h.category,
             "kind": h.kind,
-            "text": i18n.highlight_sentence(lang, h.category_count, h.category, h.kind, h.client),
+            "text": i18n.highlight_sentence(lang, h.category_count, h.category, h.kind, who),
         }
     dropped, failed = s.losses[QUEUE_DROPPED], s.losses[WRITE_FAILED]
     protected = prot is None or prot.protected
@@ -245,6 +265,8 @@ def summary_json(
         "top_clients": [
             {
                 "client": c.client,
+                "client_name": names(c.client) or "",
+                "client_text": client_label(c.client, names(c.client)),
                 "count": c.count,
                 "category": c.category,
                 "label": i18n.category_label(lang, c.category),
@@ -261,7 +283,7 @@ def summary_json(
     }
 
 
-def blocks_json(p: BlocksPage, cfg: DashboardConfig, lang: Lang) -> JSON:
+def blocks_json(p: BlocksPage, cfg: DashboardConfig, lang: Lang, names: Names = _no_names) -> JSON:
     return {
         "day": p.day.isoformat(),
         "timezone": cfg.timezone,
@@ -277,6 +299,8 @@ def blocks_json(p: BlocksPage, cfg: DashboardConfig, lang: Lang) -> JSON:
                 "ts": b.ts,
                 "time": local_time(b.ts, cfg.timezone),
                 "client": b.client,
+                "client_name": names(b.client) or "",
+                "client_text": client_label(b.client, names(b.client)),
                 "qname": b.qname,
                 "qtype": b.qtype,
                 "qtype_name": i18n.qtype_name(b.qtype),
@@ -457,6 +481,10 @@ def _unavailable(exc: BlockLogError) -> web.Response:
     return _json({"error": "block log not readable"}, status=503)
 
 
+def names_of(ctx: Context) -> Names:
+    return ctx.client_names if ctx.client_names is not None else _no_names
+
+
 def feed_rows(ctx: Context) -> Sequence[FeedStatusRow]:
     return ctx.feeds_status() if ctx.feeds_status is not None else ()
 
@@ -486,7 +514,7 @@ async def summary(request: web.Request) -> web.Response:
     except BlockLogError as exc:
         return _unavailable(exc)
     prot = protection_now(ctx, now, readable=True, last_heartbeat=s.last_heartbeat)
-    return _json(summary_json(s, ctx.cfg, lang, now, prot))
+    return _json(summary_json(s, ctx.cfg, lang, now, prot, names_of(ctx)))
 
 
 async def blocks(request: web.Request) -> web.Response:
@@ -505,7 +533,7 @@ async def blocks(request: web.Request) -> web.Response:
         )
     except BlockLogError as exc:
         return _unavailable(exc)
-    body = blocks_json(p, cfg, lang)
+    body = blocks_json(p, cfg, lang, names_of(ctx))
     if ctx.allowing is not None:  # the "allow the domain" buttons of a logged-in page
         await add_domains(request.app, body["items"])
     return _json(body)

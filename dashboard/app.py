@@ -183,6 +183,7 @@ def create_app(
     version: str = "",
     clock: Callable[[], float] = time.time,
     allowing: Allowing | None = None,
+    client_names: Callable[[str], str | None] | None = None,
 ) -> web.Application:
     """The dashboard application; ``stats`` and ``feeds_status`` are called at request time;
     ``allowing`` (the operator's allowlist) lets logged-in operators allow names."""
@@ -198,6 +199,7 @@ def create_app(
         started_at=clock(),
         networks=parse_networks(cfg.allow),
         allowing=allowing,
+        client_names=client_names,
         sessions=Sessions(cfg.session_hours * 3600.0),
     )
     views.setup_templates(app)
@@ -220,6 +222,7 @@ async def start_dashboard(
     version: str = "",
     clock: Callable[[], float] = time.time,
     allowing: Allowing | None = None,
+    client_names: Callable[[str], str | None] | None = None,
 ) -> web.AppRunner:
     """Serve the dashboard on ``cfg.listen`` on the running loop; ``await runner.cleanup()`` stops.
 
@@ -233,6 +236,7 @@ async def start_dashboard(
         version=version,
         clock=clock,
         allowing=allowing,
+        client_names=client_names,
     )
     host, port = parse_listen(cfg.listen)
     # No access log: an open page polls the API every few seconds.

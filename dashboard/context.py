@@ -82,6 +82,8 @@ class Context:
     networks: tuple[IPNetwork, ...]
     # The operator's allowlist; None: the page cannot change anything (read-only).
     allowing: Allowing | None = None
+    # A machine's name from its address (resolver/client_names.py); None: addresses only.
+    client_names: Callable[[str], str | None] | None = None
     sessions: Sessions = field(default_factory=lambda: Sessions(8 * 3600.0))
 
     def uptime(self) -> float:

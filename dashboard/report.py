@@ -12,6 +12,7 @@ import datetime as dt
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -157,6 +158,35 @@ def _markdown(
         out.write(note)
 
 
+TOP_MACHINES = 10
+
+
+def top_machines(conn: sqlite3.Connection, year: int, tz: str) -> list[tuple[str, int]]:
+    """The machines with the most blocks of the year, from the events still kept."""
+    start, end = _year_bounds(year, tz)
+    rows = conn.execute(
+        "SELECT client, SUM(count) FROM blocks WHERE ts >= ? AND ts < ?"
+        " GROUP BY client ORDER BY 2 DESC, client LIMIT ?",
+        (start, end, TOP_MACHINES),
+    ).fetchall()
+    return [(str(c), int(n)) for c, n in rows]
+
+
+def _machines_markdown(
+    machines: list[tuple[str, int]], names: Callable[[str], str | None], lang: str, out: TextIO
+) -> None:
+    """The machines most blocked, by name with their address (clients: in the config)."""
+    if not machines:
+        return
+    fr = lang == "fr"
+    out.write("\n## Postes les plus concernés\n\n" if fr else "\n## Machines most concerned\n\n")
+    out.write("| poste | blocages |\n|---|---:|\n" if fr else "| machine | blocks |\n|---|---:|\n")
+    for client, n in machines:
+        name = names(client)
+        who = f"{name} ({client})" if name else client
+        out.write(f"| {_md(who)} | {n} |\n")
+
+
 def _md(text: str) -> str:
     # Categories come from feed configuration; keep them from breaking the table.
     return text.replace("|", "\\|").replace("\n", " ")
@@ -170,6 +200,7 @@ def run_report(
     cfg: DashboardConfig,
     *,
     now: float | None = None,
+    names: Callable[[str], str | None] | None = None,
 ) -> int:
     """Print the ``year`` report (None: the current year, local) as ``fmt`` ("csv" or
     "markdown") to ``out``; the exit code.
@@ -200,6 +231,7 @@ def run_report(
         return 1
     try:
         months = year_figures(conn, year, cfg, now)
+        machines = top_machines(conn, year, cfg.timezone)
     except sqlite3.Error as exc:
         print(f"parafoudre: report: cannot read block log {db_path}: {exc}", file=sys.stderr)
         return 1
@@ -213,4 +245,5 @@ def run_report(
         writer.writerows(rows)
     else:
         _markdown(months, year, cfg, out)
+        _machines_markdown(machines, names or (lambda _: None), cfg.language, out)
     return 0

@@ -176,8 +176,8 @@ async def page(request: web.Request) -> web.Response:
         readable, beat = False, None
     prot = api.protection_now(ctx, now, readable=readable, last_heartbeat=beat)
     if readable:
-        summary = api.summary_json(s, cfg, lang, now, prot)
-        blocks = api.blocks_json(b, cfg, lang)
+        summary = api.summary_json(s, cfg, lang, now, prot, api.names_of(ctx))
+        blocks = api.blocks_json(b, cfg, lang, api.names_of(ctx))
         history = api.history_json(days, lang, prot.protected)
     context = page_context(
         lang=lang,

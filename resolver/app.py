@@ -12,7 +12,7 @@ import logging
 import signal
 import socket
 import time
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from resolver.blocklist_holder import ListsHolder
 from resolver.blocklog.writer import BlockLogWriter
@@ -46,6 +46,9 @@ from resolver.stages.recursion import RecursionStage
 from resolver.stages.upstream import UpstreamStage
 from resolver.stats import StatsSnapshot, upstream_answering
 from resolver.upstreams import upstream_addresses
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -462,6 +465,42 @@ def _log_pusher_end(task: asyncio.Task[None]) -> None:
         log.error("observatory push stopped: %s", task.exception())
 
 
+async def _start_page(
+    app: App, cfg: Config
+) -> tuple[web.AppRunner | None, asyncio.Task[None] | None]:
+    """The weather page, in the first worker only (the block log is shared), and the machines'
+    names it shows, kept filled by a task; (None, None) when the page is off or cannot start."""
+    if not cfg.dashboard.enabled:
+        return None, None
+    from dashboard.app import start_dashboard
+    from resolver import __version__
+    from resolver.client_names import ClientNames
+    from resolver.feeds_status import feeds_status
+    from resolver.operator_allowlist import OperatorAllowlist
+
+    fcfg = cfg.feeds_config()
+    zones = [
+        (z.zone, [parse_hostport(s, 53) for s in z.servers]) for z in cfg.local_zone.forward_zones
+    ]
+    names = ClientNames(cfg.clients, zones)
+    try:
+        runner = await start_dashboard(
+            cfg.dashboard,
+            db_path=cfg.blocklog_path(),
+            stats=app.stats,
+            feeds_status=lambda: feeds_status(fcfg),
+            version=__version__,
+            # Allowing from the page writes the file every worker watches (lists.watch).
+            allowing=OperatorAllowlist(app.lists.operator_path, cfg.blocklog_path()),
+            client_names=names.name,
+        )
+    except ParafoudreError as exc:
+        # The page is a convenience; the commune's DNS must not stop for it.
+        log.error("weather page not started, DNS goes on: %s", exc)
+        return None, None
+    return runner, asyncio.get_running_loop().create_task(names.run())
+
+
 async def serve(
     cfg: Config, ready: asyncio.Event | None = None, worker: int = 0, workers: int = 1
 ) -> int:
@@ -494,28 +533,7 @@ async def serve(
     started = True
     if hup_pending:
         on_hup()
-    dashboard = None
-    if cfg.dashboard.enabled and worker == 0:
-        # One page for the box: the first worker serves it (the block log is shared).
-        from dashboard.app import start_dashboard
-        from resolver import __version__
-        from resolver.feeds_status import feeds_status
-        from resolver.operator_allowlist import OperatorAllowlist
-
-        fcfg = cfg.feeds_config()
-        try:
-            dashboard = await start_dashboard(
-                cfg.dashboard,
-                db_path=cfg.blocklog_path(),
-                stats=app.stats,
-                feeds_status=lambda: feeds_status(fcfg),
-                version=__version__,
-                # Allowing from the page writes the file every worker watches (lists.watch).
-                allowing=OperatorAllowlist(app.lists.operator_path, cfg.blocklog_path()),
-            )
-        except ParafoudreError as exc:
-            # The page is a convenience; the commune's DNS must not stop for it.
-            log.error("weather page not started, DNS goes on: %s", exc)
+    dashboard, names_task = await _start_page(app, cfg) if worker == 0 else (None, None)
     push_stop = asyncio.Event()
     push_task: asyncio.Task[None] | None = None
     if cfg.observatory.enabled and worker == 0:
@@ -536,6 +554,8 @@ async def serve(
         ready.set()
     await stop.wait()
     log.info("stopping: draining queries and flushing the block log")
+    if names_task is not None:
+        names_task.cancel()
     if dashboard is not None:
         await dashboard.cleanup()
     if push_task is not None:

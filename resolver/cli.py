@@ -109,8 +109,18 @@ def _main(argv: Sequence[str] | None) -> int:
         return run_doctor(cfg, args.config, out=sys.stdout)
     if args.command == "report":
         from dashboard.report import run_report
+        from resolver.client_names import ClientNames, read_lease_files
 
-        return run_report(cfg.blocklog_path(), args.year, args.format, sys.stdout, cfg.dashboard)
+        names = ClientNames(cfg.clients)  # the operator's names and the leases; no PTR here
+        names.leases = read_lease_files(cfg.clients.lease_files)
+        return run_report(
+            cfg.blocklog_path(),
+            args.year,
+            args.format,
+            sys.stdout,
+            cfg.dashboard,
+            names=names.name,
+        )
     if args.command == "feeds":
         return _feeds(cfg, args.feeds_command)
     if args.command == "allow":

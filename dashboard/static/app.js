@@ -209,7 +209,7 @@
       return [nameCell(n.qname), n.label, n.count];
     }));
     fillTable("top-clients", s.top_clients.map(function (c) {
-      return [c.client, c.label, c.count];
+      return [c.client_text || c.client, c.label, c.count];
     }));
     setText("updated", s.updated_text, 120);
   }
@@ -265,7 +265,7 @@
       const reason = el("span", "reason", "");
       reason.textContent = display(item.reason_text, 120);
       reason.title = display(item.reason, 200);
-      const cells = [item.time, item.client,
+      const cells = [item.time, item.client_text || item.client,
                      nameCell(item.qname, item.count_text, item.count_title),
                      item.qtype_name, item.category_label, reason];
       if (body.dataset.csrf) cells.push(allowCell(item));

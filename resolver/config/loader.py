@@ -120,6 +120,16 @@ def _build(ctx: _Ctx, tp: Any, node: yaml.Node, key: str) -> Any:
         item_tp = typing.get_args(tp)[0]
         if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
             return ()
+        if isinstance(node, yaml.MappingNode) and typing.get_args(item_tp) == (str, str):
+            # A mapping of text to text ("clients.names: {192.168.1.23: accueil-pc}") is kept
+            # as its (key, value) pairs in order: the tree stays immutable and hashable.
+            return tuple(
+                (
+                    _build(ctx, str, k, f"{key}.{k.value}"),
+                    _build(ctx, str, v, f"{key}.{k.value}"),
+                )
+                for k, v in node.value
+            )
         if not isinstance(node, yaml.SequenceNode):
             raise ctx.fail(
                 node,

@@ -21,6 +21,7 @@ from resolver.config.blocking import BlockingConfig, ListFile
 from resolver.config.blocklog import BlockLogConfig
 from resolver.config.cache import CacheConfig
 from resolver.config.canaries import CanariesConfig
+from resolver.config.clients import ClientsConfig
 from resolver.config.dashboard import DashboardConfig, ThresholdsConfig
 from resolver.config.dga import DgaConfig
 from resolver.config.exfiltration import ExfilThresholds, ExfiltrationConfig
@@ -43,6 +44,7 @@ __all__ = [
     "BlockingConfig",
     "CacheConfig",
     "CanariesConfig",
+    "ClientsConfig",
     "Config",
     "DashboardConfig",
     "DgaConfig",
@@ -97,6 +99,8 @@ class Config:
     feeds: FeedsConfig = field(default_factory=FeedsConfig)
     # Reporting blocks to the département's observatory (see observatory/README.md). Off by default.
     observatory: ObservatoryPushConfig = field(default_factory=ObservatoryPushConfig)
+    # Names of the commune's machines, shown beside their addresses (see resolver/client_names.py).
+    clients: ClientsConfig = field(default_factory=ClientsConfig)
     # The weather page, its JSON API and /metrics (see dashboard/README.md).
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
 

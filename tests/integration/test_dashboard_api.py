@@ -201,6 +201,8 @@ async def test_summary(make_client: Factory) -> None:
     )
     assert s["top_clients"][0] == {
         "client": "192.168.1.23",
+        "client_name": "",  # no name known: the address alone (tests/unit/test_client_names.py)
+        "client_text": "192.168.1.23",
         "count": 120,
         "category": "phishing",
         "label": "hameçonnage",
