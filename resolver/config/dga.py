@@ -33,11 +33,16 @@ class DgaConfig:
     # the same count spread over a day (a typo now and then) does not.
     half_life: float = 300.0
     # The machine is named once its evidence reaches ``score``, over at least ``domains``
-    # distinct never-resolved registered domains asked within ``window`` seconds: 4 random-
-    # looking ones, or 12 word-like ones (dictionary families).
-    score: float = 12.0
-    domains: int = 8
+    # distinct never-resolved registered domains asked within ``window`` seconds: 12 random-
+    # looking ones, or 18 word-like ones (dictionary families).
+    score: float = 18.0
+    domains: int = 12
     window: float = 900.0
+    # A slow bot (a try a minute) never makes a burst: it is named too once ``slow_domains``
+    # never-resolved registered domains, most of them random-looking, came within
+    # ``slow_window`` seconds. (A slow dictionary family is not caught this way.)
+    slow_domains: int = 48
+    slow_window: float = 21600.0
     # The judgement ends this long after the machine's last lookup of a name of the shape.
     hold: float = 3600.0
     # Machines followed at once (least recently seen forgotten first): ~1 KB each.
@@ -54,3 +59,5 @@ class DgaConfig:
                 raise _bad(f"{f.name} is {value}", "give a positive value")
         if self.window < self.half_life:
             raise _bad("window is shorter than half_life", "make window >= half_life")
+        if self.slow_domains > 64:
+            raise _bad(f"slow_domains is {self.slow_domains}", "use 64 or fewer (remembered)")

@@ -42,7 +42,8 @@ class Suspect:
     def __init__(self) -> None:
         self.score = 0.0
         self.at = 0.0  # time of the last evidence
-        self.recent: deque[tuple[float, int]] = deque(maxlen=RECENT)  # (time, hash(domain))
+        # (time, hash(domain), random-looking) of the last registered domains counted.
+        self.recent: deque[tuple[float, int, bool]] = deque(maxlen=RECENT)
         self.tlds: set[str] = set()
         self.min_len = 255
         self.max_len = 0
@@ -56,10 +57,10 @@ class Suspect:
         self, now: float, domain: int, label: str, tld: str, weight: float, half_life: float
     ) -> bool:
         """One NXDOMAIN for a registered domain; False if it was among the recent ones."""
-        for _, h in self.recent:
+        for _, h, _ in self.recent:
             if h == domain:
                 return False
-        self.recent.append((now, domain))
+        self.recent.append((now, domain, weight > 1))
         if self.at:
             self.score *= 0.5 ** ((now - self.at) / half_life)
         self.score += weight
@@ -79,7 +80,18 @@ class Suspect:
     def distinct(self, now: float, window: float) -> int:
         """Registered domains counted within the last ``window`` seconds."""
         horizon = now - window
-        return sum(1 for t, _ in self.recent if t >= horizon)
+        return sum(1 for t, _, _ in self.recent if t >= horizon)
+
+    def slow(self, now: float, window: float, need: int) -> bool:
+        """At least ``need`` registered domains within ``window`` seconds, most of them
+        random-looking: a bot that tries one name a minute never makes a burst."""
+        horizon = now - window
+        n = randoms = 0
+        for t, _, random in self.recent:
+            if t >= horizon:
+                n += 1
+                randoms += random
+        return n >= need and randoms * 2 > n
 
     @property
     def random_family(self) -> bool:

@@ -32,6 +32,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
+from publicsuffixlist import PublicSuffixList
+
 from resolver.config.dga import DgaConfig
 from resolver.core import responses
 from resolver.core.block_answer import BlockAnswer
@@ -47,6 +49,21 @@ CATEGORY: Final = "dga"
 REASON: Final = "dga"
 _ADDRESS_TYPES: Final = frozenset({1, 28})  # A, AAAA: what a bot asks of its rendezvous names
 _NXDOMAIN: Final = 3
+_MX: Final = 15
+# WPAD (draft-ietf-wrec-wpad-01) and ISATAP (RFC 5214 §8.3.2) names a machine looks up under
+# each of its search suffixes: devolution shows which suffixes it appends.
+_DEVOLUTION: Final = ("wpad.", "isatap.")
+_MAX_SUFFIXES: Final = 16
+# No network appends these: a bot asking wpad.com must not make .com names pass.
+_NEVER_SUFFIXES: Final = frozenset({"com", "net", "org", "info", "biz", "ru", "cn"})
+# Chromium's intranet-redirect probes: 7 to 15 random letters (chrome/browser/
+# intranet_redirect_detector.cc).
+_PROBE_MIN: Final = 7
+_PROBE_MAX: Final = 15
+
+
+def _icann() -> PublicSuffixList:
+    return PublicSuffixList(only_icann=True)  # the package's bundled copy: no download
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +95,22 @@ class DgaStage:
         self.block = cfg.mode == "block"
         self.off = cfg.mode == "off"
         self.model = model if model is not None else CharModel.shipped()  # read once, at start
-        self.domains = domains if domains is not None else RegisteredDomains()
+        # ICANN section only: a bot registers its names with a registrar; a cloud's tenants
+        # (d1x2.cloudfront.net, ec2-....amazonaws.com) are hosts under an existing domain.
+        self.domains = domains if domains is not None else RegisteredDomains(_icann())
         self.suspects: LruMap[str, Suspect] = LruMap(cfg.max_clients)
         # Machines judged infected, until their judgement ends (bounded by max_clients: a
         # machine enters only from ``suspects``).
         self.infected: dict[str, Suspect] = {}
         # Registered domain (without "www.") -> the machine that last resolved it.
         self.resolved: LruMap[str, str] = LruMap(cfg.max_domains)
+        # Search suffixes that are TLDs of their own (an ISP box's "box", "home" where it is
+        # one), learnt from WPAD/ISATAP devolution lookups: "wpad.box" means a machine appends
+        # "box" to single labels, so "<probe>.box" is no registered domain anyone chose.
+        self.suffixes: set[str] = set()
+        # Machines that asked MX lately: mail servers look up senders' domains (RFC 5321
+        # §5.1: MX, then the address), spam's invented ones included. A bot asks addresses.
+        self.mailers: LruMap[str, float] = LruMap(cfg.max_clients)
         self.judgements: deque[Judgement] = deque(maxlen=cfg.max_detections)
         self.named = 0  # machines judged since start, for /metrics
         # Bumped when a machine is judged: its answers memoised as admitted must take the chain.
@@ -137,13 +163,20 @@ class DgaStage:
         self, query: Query, fwd: Forward, entry: CachedAnswer, now: float
     ) -> Reply | None:
         """Count an NXDOMAIN for a registered domain; remember who resolves what."""
-        if self.off or fwd.zone is not None or query.qtype not in _ADDRESS_TYPES:
+        if self.off or fwd.zone is not None:
             return None  # conditional forwarding: the mairie's own zones
+        if query.qtype not in _ADDRESS_TYPES:
+            if query.qtype == _MX:
+                self.mailers.put(query.client, now)
+            return None
         qname = query.qname
         rcode = entry.flags & 0xF
         if rcode != _NXDOMAIN:
             if rcode == 0 and entry.an and qname.count(".") <= 3:
                 self.resolved.put(qname[4:] if qname.startswith("www.") else qname, query.client)
+            return None
+        if qname.startswith(_DEVOLUTION):
+            self._learn_suffix(qname)
             return None
         place = self._registered(qname)
         if place is None:
@@ -151,7 +184,12 @@ class DgaStage:
         base, label, tld = place
         if self.resolved.peek(base) is not None:
             return None  # the domain exists (it resolved lately): a host is missing, no more
+        if tld in self.suffixes and _PROBE_MIN <= len(label) <= _PROBE_MAX and label.isalpha():
+            return None  # a Chromium probe (7-15 letters) with the search suffix appended
         client = query.client
+        mailed = self.mailers.peek(client)
+        if mailed is not None and now - mailed < self.cfg.window:
+            return None  # a mail server: senders' invented domains, looked up MX then A
         suspect = self.suspects.get(client)
         if suspect is None:
             suspect = Suspect()
@@ -163,12 +201,16 @@ class DgaStage:
         if suspect.named_at:
             suspect.until = now + self.cfg.hold
             return None
-        if suspect.score < self.cfg.score:
-            return None
-        distinct = suspect.distinct(now, self.cfg.window)
-        if distinct < self.cfg.domains:
-            return None
-        return self._judge(query, suspect, distinct, now)
+        cfg = self.cfg
+        if suspect.score >= cfg.score:
+            distinct = suspect.distinct(now, cfg.window)
+            if distinct >= cfg.domains:
+                return self._judge(query, suspect, distinct, now)
+        if len(suspect.recent) >= cfg.slow_domains and suspect.slow(
+            now, cfg.slow_window, cfg.slow_domains
+        ):
+            return self._judge(query, suspect, suspect.distinct(now, cfg.slow_window), now)
+        return None
 
     def _judge(self, query: Query, suspect: Suspect, distinct: int, now: float) -> Reply | None:
         client = query.client
@@ -211,6 +253,15 @@ class DgaStage:
             return None  # a search suffix such as mairie.local: never on the Internet
         dot = base.find(".")
         return base, base[:dot], base[dot + 1 :]
+
+    def _learn_suffix(self, qname: str) -> None:
+        suffix = qname[qname.find(".") + 1 :]
+        if (
+            "." not in suffix
+            and suffix not in _NEVER_SUFFIXES
+            and len(self.suffixes) < _MAX_SUFFIXES
+        ):
+            self.suffixes.add(suffix)
 
     def _random(self, label: str) -> bool:
         return len(label) >= self.cfg.min_random_chars and self.model.randomness(label) > 0
