@@ -206,6 +206,10 @@ def summary_json(
     sentence = i18n.weather_sentence(lang, s.weather, s.total)
     if not protected and s.total == 0:
         sentence = i18n.text(lang, "calm_unprotected")  # no sun while nothing protects
+    # Attempts to get around the filter are said beside the weather, never counted in it.
+    bypass_text = i18n.bypass_sentence(lang, s.bypass) if s.bypass else ""
+    if bypass_text:
+        sentence = f"{sentence} {bypass_text}"
     prot_json = protection_json(prot, lang) if prot is not None else None
     since = ""
     if s.running_since is not None and s.covered < FULL * s.elapsed:
@@ -217,7 +221,9 @@ def summary_json(
         "now": now,
         "updated_text": i18n.text(lang, "updated", time=local_time(now, cfg.timezone)),
         "since": s.start,
-        "total": s.total,
+        "total": s.total,  # threats: what makes the weather
+        "bypass": s.bypass,  # attempts to get around the filter, not in ``total``
+        "bypass_text": bypass_text,
         "weather": s.weather.value,
         "weather_level": s.weather.level,
         "weather_label": i18n.weather_label(lang, s.weather),
@@ -354,6 +360,8 @@ def _day_title(d: DayWeather, lang: Lang, icon: str) -> str:
     if icon == "fog":
         return f"{d.day.isoformat()} : {i18n.text(lang, 'fog_title')}"
     title = f"{d.day.isoformat()} : {i18n.weather_label(lang, d.weather)}, {d.count}"
+    if d.bypass:
+        title += " · " + i18n.bypass_sentence(lang, d.bypass).rstrip(".")
     if d.span and d.covered < FULL * d.span:
         covered, span = i18n.duration(lang, d.covered), i18n.duration(lang, d.span)
         title += " (" + i18n.text(lang, "coverage", covered=covered, span=span) + ")"
@@ -369,7 +377,8 @@ def history_json(days: Sequence[DayWeather], lang: Lang, protected: bool = True)
             {
                 "day": d.day.isoformat(),
                 "data": d.data,
-                "count": d.count if d.data else None,
+                "count": d.count if d.data else None,  # threats: what makes the weather
+                "bypass": d.bypass if d.data else None,
                 "weather": d.weather.value if d.data else "nodata",
                 "icon": icon,
                 "weather_label": i18n.text(lang, f"weather.{icon}"),

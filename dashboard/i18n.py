@@ -39,13 +39,16 @@ _TEXTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "weather.tornado": "Tornade",
                 "counts": "Blocages d'aujourd'hui par catégorie",
                 "counts_note": (
-                    "Trois familles sont comptées séparément : les listes de menaces "
+                    "Trois familles de menaces sont comptées séparément : les listes de menaces "
                     "(flux de renseignement), les fuites de données par le DNS, et les listes "
-                    "propres à la mairie. La météo compte les trois."
+                    "propres à la mairie. La météo compte les trois. Les tentatives de "
+                    "contourner le filtre (DNS chiffré extérieur, VPN) sont comptées à part : "
+                    "ce ne sont pas des menaces, elles ne changent pas la météo."
                 ),
                 "kind.feeds": "Listes de menaces",
                 "kind.exfiltration": "Fuites de données (DNS)",
                 "kind.lists": "Listes de la mairie",
+                "kind.bypass": "Contournements du filtre",
                 "no_blocks": "Aucun blocage.",
                 "blocks": "Blocages d'aujourd'hui",
                 "col.time": "Heure",
@@ -242,6 +245,8 @@ _TEXTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "reason.exfil": "fuite de données par DNS : {signals}",
                 "reason.cooldown": "{reason} (domaine mis en quarantaine)",
                 "reason.cname": "{reason}, par un alias",
+                "reason.canary.firefox": "témoin de Firefox (son DNS chiffré reste éteint)",
+                "reason.canary.private-relay": "témoin d'iCloud Private Relay (relais éteint)",
                 "signal.names": "noms trop variés",
                 "signal.volume": "trop de données dans les noms",
                 "signal.odd": "caractères inhabituels",
@@ -269,13 +274,16 @@ _TEXTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "weather.tornado": "Tornado",
                 "counts": "Today's blocks by category",
                 "counts_note": (
-                    "Three families are counted separately: threat lists (intelligence feeds), "
-                    "data leaks through DNS, and the town hall's own lists. The weather counts "
-                    "all three."
+                    "Three families of threats are counted separately: threat lists "
+                    "(intelligence feeds), data leaks through DNS, and the town hall's own "
+                    "lists. The weather counts all three. Attempts to get around the filter "
+                    "(outside encrypted DNS, VPN) are counted apart: they are not threats and "
+                    "leave the weather as it is."
                 ),
                 "kind.feeds": "Threat lists",
                 "kind.exfiltration": "Data leaks (DNS)",
                 "kind.lists": "Town hall lists",
+                "kind.bypass": "Getting around the filter",
                 "no_blocks": "No blocks.",
                 "blocks": "Today's blocks",
                 "col.time": "Time",
@@ -463,6 +471,8 @@ _TEXTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "reason.exfil": "data leak through DNS: {signals}",
                 "reason.cooldown": "{reason} (domain quarantined)",
                 "reason.cname": "{reason}, through an alias",
+                "reason.canary.firefox": "Firefox's canary (its own encrypted DNS stays off)",
+                "reason.canary.private-relay": "iCloud Private Relay's canary (relay off)",
                 "signal.names": "too many different names",
                 "signal.volume": "too much data in names",
                 "signal.odd": "unusual characters",
@@ -583,6 +593,15 @@ def weather_sentence(lang: Lang, weather: Weather, count: int) -> str:
             ),
         }
     return tails[weather]
+
+
+def bypass_sentence(lang: Lang, count: int) -> str:
+    """Beside the weather, never in it: "3 tentatives de contourner le filtre, arrêtées." """
+    if lang == "fr":
+        attempts = "1 tentative" if count == 1 else f"{count} tentatives"
+        return f"{attempts} de contourner le filtre, arrêtée{'s' if count > 1 else ''}."
+    attempts = "1 attempt" if count == 1 else f"{count} attempts"
+    return f"{attempts} to get around the filter, stopped."
 
 
 def highlight_sentence(lang: Lang, count: int, category: str, kind: str, client: str) -> str:
@@ -725,6 +744,8 @@ def reason_text(lang: Lang, reason: str) -> str:
         words = text(lang, "reason.feed", name=rest)
     elif kind == "list":
         words = text(lang, "reason.list", name=rest)
+    elif kind == "canary" and f"reason.canary.{rest}" in _TEXTS[lang]:
+        words = text(lang, f"reason.canary.{rest}")
     elif kind == "exfil":
         signals = [s for s in rest.split(",") if s]
         cooldown = "cooldown" in signals

@@ -28,7 +28,12 @@ from dashboard.context import CONTEXT, FeedStatusRow, read_db
 from dashboard.protection import Protection
 from dashboard.queries import CategoryCount
 from dashboard.weather import Weather, since_midnight, weather_for
-from resolver.blocklog.schema import QUEUE_DROPPED, WRITE_FAILED, BlockLogError
+from resolver.blocklog.schema import (
+    NON_THREAT_CATEGORIES,
+    QUEUE_DROPPED,
+    WRITE_FAILED,
+    BlockLogError,
+)
 from resolver.stats import LATENCY_BUCKETS, StatsSnapshot
 
 log = logging.getLogger(__name__)
@@ -42,6 +47,15 @@ class BlockLogFigures:
     totals: dict[str, int]  # since the log was created
     losses: dict[str, int]  # persisted loss counters
     last_heartbeat: float | None = None  # the block log's newest heartbeat
+
+    @property
+    def threats_today(self) -> int:
+        """What makes the weather: every block of today but the bypass attempts."""
+        return sum(c.count for c in self.today if c.category not in NON_THREAT_CATEGORIES)
+
+    @property
+    def bypass_today(self) -> int:
+        return sum(c.count for c in self.today if c.category in NON_THREAT_CATEGORIES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,12 +203,23 @@ def _blocklog_metrics(d: MetricsInput) -> Iterator[Metric]:
         return
     today = GaugeMetricFamily(
         "parafoudre_blocks_today",
-        "Blocks since local midnight, by family (feeds, exfiltration, lists) and category.",
+        "Blocks since local midnight, by family (feeds, exfiltration, lists; bypass: attempts to"
+        " get around the filter, not threats) and category.",
         labels=["kind", "category"],
     )
     for c in d.blocklog.today:
         today.add_metric([c.kind, c.category], c.count)
     yield today
+    yield GaugeMetricFamily(
+        "parafoudre_threats_today",
+        "Threats blocked since local midnight: what makes the weather (bypass attempts left out).",
+        d.blocklog.threats_today,
+    )
+    yield GaugeMetricFamily(
+        "parafoudre_bypass_attempts_today",
+        "Attempts to get around the filter since local midnight (canaries, bypass feeds).",
+        d.blocklog.bypass_today,
+    )
     total = CounterMetricFamily(
         "parafoudre_blocks",
         "Blocks since the block log was created, by category.",
@@ -268,7 +293,7 @@ async def metrics(request: web.Request) -> web.Response:
     )
     weather = None
     if figures is not None:
-        weather = weather_for(sum(c.count for c in figures.today), ctx.cfg.thresholds)
+        weather = weather_for(figures.threats_today, ctx.cfg.thresholds)
     data = MetricsInput(
         now=now,
         version=ctx.version,

@@ -12,23 +12,37 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from resolver.blocklog.schema import QUEUE_DROPPED, WRITE_FAILED
+from resolver.blocklog.schema import (
+    NON_THREAT_CATEGORIES,
+    NON_THREAT_SQL,
+    QUEUE_DROPPED,
+    WRITE_FAILED,
+)
 from resolver.exfil.redact import default_redactor
 
-Kind = Literal["feeds", "exfiltration", "lists"]
-KINDS: Final[tuple[Kind, ...]] = ("feeds", "exfiltration", "lists")
+Kind = Literal["feeds", "exfiltration", "lists", "bypass"]
+KINDS: Final[tuple[Kind, ...]] = ("feeds", "exfiltration", "lists", "bypass")
+# The kinds whose blocks are threats: they make the weather. "bypass" is a machine getting
+# around the filter (resolver.blocklog.schema.NON_THREAT_CATEGORIES), counted apart.
+THREAT_KINDS: Final[tuple[Kind, ...]] = ("feeds", "exfiltration", "lists")
 
 # Which family of protection made a block, from the verdict and reason the resolver wrote
 # (habit 4: read the reason, never re-derive it): threat feeds ("feed:urlhaus"), exfiltration
 # signals (verdict "exfiltration", "exfil:entropy"), and anything else: the operator's own lists.
+# A block of a non-threat category is "bypass" whatever made it (a canary, a bypass feed).
 _KIND_SQL: Final = (
-    "CASE WHEN verdict = 'exfiltration' OR reason LIKE 'exfil:%' THEN 'exfiltration'"
+    f"CASE WHEN category IN {NON_THREAT_SQL} THEN 'bypass'"
+    " WHEN verdict = 'exfiltration' OR reason LIKE 'exfil:%' THEN 'exfiltration'"
     " WHEN reason LIKE 'feed:%' THEN 'feeds' ELSE 'lists' END"
 )
+# Blocks of non-threat categories, read from the (category, ts, count) index alone.
+_NON_THREAT_WHERE: Final = f"category IN {NON_THREAT_SQL} AND ts >= ? AND ts < ?"
 
 
-def kind_of(verdict: str, reason: str) -> Kind:
+def kind_of(verdict: str, reason: str, category: str = "") -> Kind:
     """The family of a block, the same rule as the SQL above."""
+    if category in NON_THREAT_CATEGORIES:
+        return "bypass"
     if verdict == "exfiltration" or reason.startswith("exfil:"):
         return "exfiltration"
     if reason.startswith("feed:"):
@@ -50,7 +64,7 @@ class BlockRow:
 
     @property
     def kind(self) -> Kind:
-        return kind_of(self.verdict, self.reason)
+        return kind_of(self.verdict, self.reason, self.category)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +101,20 @@ def counts_by_category(conn: sqlite3.Connection, start: float, end: float) -> li
 
 
 def count_between(conn: sqlite3.Connection, start: float, end: float) -> int:
-    """Blocks in [start, end)."""
+    """Blocks in [start, end), threats and bypass attempts alike."""
     n: int = conn.execute(
         "SELECT COALESCE(SUM(count), 0) FROM blocks WHERE ts >= ? AND ts < ?", (start, end)
     ).fetchone()[0]
     return n
+
+
+def threats_between(conn: sqlite3.Connection, start: float, end: float) -> tuple[int, int]:
+    """(threats, bypass attempts) in [start, end): what makes the weather, and what does not."""
+    bypass: int = conn.execute(
+        f"SELECT COALESCE(SUM(count), 0) FROM blocks WHERE {_NON_THREAT_WHERE}",  # noqa: S608 -- constant SQL
+        (start, end),
+    ).fetchone()[0]
+    return count_between(conn, start, end) - bypass, bypass
 
 
 def blocks_page(
@@ -272,10 +295,17 @@ def count_client(conn: sqlite3.Connection, client: str, start: float, end: float
 
 
 def counts_per_hour(conn: sqlite3.Connection, start: float, end: float) -> dict[int, int]:
-    """Blocks in [start, end) per hour slot since ``start`` ({slot: blocks}, slot 0 first)."""
+    """Threats in [start, end) per hour slot since ``start`` ({slot: blocks}, slot 0 first);
+    bypass attempts are not counted (NON_THREAT_CATEGORIES)."""
+    slot = "CAST((ts - ?) / 3600 AS INTEGER) AS slot, SUM(count) FROM blocks"
     rows = conn.execute(
-        "SELECT CAST((ts - ?) / 3600 AS INTEGER) AS slot, SUM(count) FROM blocks"
-        " WHERE ts >= ? AND ts < ? GROUP BY slot LIMIT 100",
+        f"SELECT {slot} WHERE ts >= ? AND ts < ? GROUP BY slot LIMIT 100",
         (start, start, end),
     ).fetchall()
-    return {int(slot): int(n) for slot, n in rows}
+    counts = {int(s): int(n) for s, n in rows}
+    for s, n in conn.execute(
+        f"SELECT {slot} WHERE {_NON_THREAT_WHERE} GROUP BY slot LIMIT 100",
+        (start, start, end),
+    ):
+        counts[int(s)] = counts.get(int(s), 0) - int(n)
+    return counts

@@ -1,6 +1,8 @@
 """`parafoudre report --year 2026`: the year's figures for the département, as CSV or Markdown.
 
-Per month: blocks per category and the number of days of each weather. Days are local days in
+Per month: blocks per category and the number of days of each weather. The total and the weather
+count threats only: attempts to get around the filter (category ``bypass``) have their own
+column after the total. Days are local days in
 the configured time zone, counted from the block events while they are kept (retention, 400 days
 by default); older days fall back to the daily counts, which are kept for good but per UTC day.
 """
@@ -20,7 +22,7 @@ from typing import TextIO
 from dashboard import i18n, queries
 from dashboard.coverage import covered
 from dashboard.weather import Weather, day_bounds, local_date, weather_for
-from resolver.blocklog.schema import BlockLogError, open_db
+from resolver.blocklog.schema import NON_THREAT_CATEGORIES, BlockLogError, open_db
 from resolver.config.dashboard import DashboardConfig
 
 FORMATS = ("csv", "markdown")
@@ -76,10 +78,15 @@ def year_figures(
             continue
         for category, n in counts.items():
             month.blocks[category] = month.blocks.get(category, 0) + n
-        weather = weather_for(sum(counts.values()), cfg.thresholds)
+        weather = weather_for(_threats(counts), cfg.thresholds)
         month.weather_days[weather] = month.weather_days.get(weather, 0) + 1
         day += dt.timedelta(days=1)
     return months
+
+
+def _threats(blocks: dict[str, int]) -> int:
+    """What makes the weather: every category but NON_THREAT_CATEGORIES."""
+    return sum(n for c, n in blocks.items() if c not in NON_THREAT_CATEGORIES)
 
 
 def _year_bounds(year: int, tz: str) -> tuple[float, float]:
@@ -89,12 +96,15 @@ def _year_bounds(year: int, tz: str) -> tuple[float, float]:
 def _rows(
     months: dict[int, MonthFigures], year: int, lang: i18n.Lang, *, names: bool
 ) -> tuple[list[str], list[list[str]]]:
-    categories = sorted({c for m in months.values() for c in m.blocks})
+    found = {c for m in months.values() for c in m.blocks}
+    threats = sorted(found - NON_THREAT_CATEGORIES)
+    apart = sorted(found & NON_THREAT_CATEGORIES)
     fr = lang == "fr"
     header = [
         ("mois" if fr else "month") if names else "month",
-        *(i18n.category_label(lang, c) if names else c for c in categories),
-        "total",
+        *(i18n.category_label(lang, c) if names else c for c in threats),
+        ("total des menaces" if fr else "threats") if names else "total",
+        *(i18n.category_label(lang, c) if names else c for c in apart),
         *(i18n.weather_label(lang, w) if names else w.value for w in Weather),
         ("sans données" if fr else "no data") if names else "no_data",
     ]
@@ -103,16 +113,17 @@ def _rows(
     for number, m in months.items():
         total.add(m)
         label = i18n.month_name(lang, number) if names else f"{year:04d}-{number:02d}"
-        rows.append(_row(label, m, categories))
-    rows.append(_row(("année" if fr else "year") if names else str(year), total, categories))
+        rows.append(_row(label, m, threats, apart))
+    rows.append(_row(("année" if fr else "year") if names else str(year), total, threats, apart))
     return header, rows
 
 
-def _row(label: str, m: MonthFigures, categories: list[str]) -> list[str]:
+def _row(label: str, m: MonthFigures, threats: list[str], apart: list[str]) -> list[str]:
     return [
         label,
-        *(str(m.blocks.get(c, 0)) for c in categories),
-        str(sum(m.blocks.values())),
+        *(str(m.blocks.get(c, 0)) for c in threats),
+        str(_threats(m.blocks)),
+        *(str(m.blocks.get(c, 0)) for c in apart),
         *(str(m.weather_days.get(w, 0)) for w in Weather),
         str(m.no_data),
     ]
@@ -131,14 +142,17 @@ def _markdown(
             f"Blocages par mois et par catégorie, et nombre de jours de chaque météo "
             f"(jours comptés de minuit à minuit, fuseau {cfg.timezone}). Seuils : nuageux dès "
             f"{t.cloudy} blocage, pluie dès {t.rain}, orage dès {t.storm}, tornade dès "
-            f"{t.tornado}.\n\n"
+            f"{t.tornado}. Les tentatives de contourner le filtre sont comptées à part : ce ne "
+            "sont pas des menaces, elles ne changent pas la météo.\n\n"
         )
     else:
         out.write(f"# Parafoudre: {year} report\n\n")
         out.write(
             f"Blocks per month and category, and days of each weather (days from midnight to "
             f"midnight, time zone {cfg.timezone}). Thresholds: cloudy from {t.cloudy} block, "
-            f"rain from {t.rain}, storm from {t.storm}, tornado from {t.tornado}.\n\n"
+            f"rain from {t.rain}, storm from {t.storm}, tornado from {t.tornado}. Attempts to get "
+            "around the filter are counted apart: they are not threats and leave the weather as "
+            "it is.\n\n"
         )
     out.write("| " + " | ".join(_md(h) for h in header) + " |\n")
     out.write("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|\n")

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 
 from dashboard import queries
 from dashboard.coverage import covered
-from dashboard.queries import KINDS, BlockRow, CategoryCount, ClientCount, Kind, NameCount
+from dashboard.queries import (
+    KINDS,
+    THREAT_KINDS,
+    BlockRow,
+    CategoryCount,
+    ClientCount,
+    Kind,
+    NameCount,
+)
 from dashboard.weather import Weather, day_bounds, last_days, local_date, weather_for
 from resolver.config.dashboard import DashboardConfig
 
@@ -23,20 +31,24 @@ _INFECTION_CATEGORIES = frozenset({"c2", "dga", "botnet", "ransomware"})
 
 
 def urgency(kind: Kind, category: str) -> int:
-    """2: exfiltration, 1: infection (command and control, generated domains), 0: the rest."""
+    """2: exfiltration, 1: infection (command and control, generated domains), 0: the rest,
+    -1: getting around the filter (not a threat: named when no threat stands out)."""
     if kind == "exfiltration":
         return 2
+    if kind == "bypass":
+        return -1
     return 1 if category in _INFECTION_CATEGORIES else 0
 
 
 @dataclass(frozen=True, slots=True)
 class DayWeather:
     day: dt.date
-    count: int
+    count: int  # threats: what makes the weather
     weather: Weather
     data: bool = True  # False: the box was not running that day (or not yet installed)
     covered: float = 0.0  # seconds of the day (up to now) the box ran; see ``span``
     span: float = 0.0  # seconds of the day up to now (23, 24 or 25 hours for a past day)
+    bypass: int = 0  # attempts to get around the filter: shown, never in the weather
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +65,7 @@ class HourCell:
 class Summary:
     day: dt.date  # today, in the configured time zone
     start: float  # local midnight, unix seconds
-    total: int
+    total: int  # threats: what makes the weather (bypass attempts are kind_totals["bypass"])
     weather: Weather
     by_category: tuple[CategoryCount, ...]
     kind_totals: dict[Kind, int]
@@ -66,6 +78,11 @@ class Summary:
     running_since: float | None = None  # start of the current run, if it began today
     last_heartbeat: float | None = None  # the block log's newest heartbeat
     hours: tuple[HourCell, ...] = ()  # today, hour by hour (23 to 25 of them)
+
+    @property
+    def bypass(self) -> int:
+        """Attempts to get around the filter today: shown apart, never in the weather."""
+        return self.kind_totals.get("bypass", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +107,7 @@ def load_summary(conn: sqlite3.Connection, cfg: DashboardConfig, now: float) -> 
     kind_totals: dict[Kind, int] = dict.fromkeys(KINDS, 0)
     for c in by_category:
         kind_totals[c.kind] += c.count
-    total = sum(kind_totals.values())
+    total = sum(kind_totals[k] for k in THREAT_KINDS)
     clients = queries.top_clients(conn, start, end, cfg.top)
     runs = queries.runs_between(conn, start, end)
     current = max(runs, default=None, key=lambda r: r[1])
@@ -162,12 +179,12 @@ def load_history(
     result = []
     for day in dates:
         start, end = day_bounds(day, cfg.timezone)
-        count = queries.count_between(conn, start, end)
+        count, bypass = queries.threats_between(conn, start, end)
         span = max(0.0, min(end, now) - start)
         recorded = first_run is not None and end > first_run
         # Before runs were recorded, a day counts as covered as far back as the box was logging.
         up = covered(runs, start, end, now) if recorded else span
-        if count:
+        if count or bypass:
             data = True
         elif recorded:
             data = up > 0
@@ -175,7 +192,7 @@ def load_history(
             data = first_logged is not None and first_logged <= day.isoformat()
             up = span if data else 0.0
         weather = weather_for(count, cfg.thresholds)
-        result.append(DayWeather(day, count, weather, data, up, span))
+        result.append(DayWeather(day, count, weather, data, up, span, bypass))
     return result
 
 

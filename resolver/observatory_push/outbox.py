@@ -9,6 +9,10 @@ them, oldest first, and it deletes a batch only after a 2xx answer. So:
 * nothing is doubled: a batch resent after a lost answer keeps its id, and the observatory stores
   each batch id once;
 * nothing blocks the resolver: SQLite work runs on one worker thread, HTTP on the event loop.
+
+Blocks of a non-threat category (``bypass``: a machine getting around the filter, e.g. every
+Firefox start asking its canary) are not sent: the observatory counts every event it gets as
+weather, and those are not threats. The cursor moves past them all the same.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import Any, Final
 
 import aiohttp
 
-from resolver.blocklog.schema import BlockLogError, open_db
+from resolver.blocklog.schema import NON_THREAT_CATEGORIES, BlockLogError, open_db
 from resolver.config.observatory import ObservatoryPushConfig
 from resolver.exfil.redact import default_redactor, is_exfiltration
 
@@ -309,7 +313,8 @@ class Outbox:
                 self._conn.execute("UPDATE state SET value = ? WHERE name = 'cursor'", (cursor,))
             return False
         stored = []
-        for chunk in chunks(rows, self._batch_size):
+        threats = [r for r in rows if r[7] not in NON_THREAT_CATEGORIES]  # r[7]: category
+        for chunk in chunks(threats, self._batch_size):
             batch_id = str(uuid.uuid4())
             payload = build_payload(
                 chunk,
@@ -327,7 +332,8 @@ class Outbox:
             conn.executemany(
                 "INSERT INTO batches (batch_id, created, events, body) VALUES (?, ?, ?, ?)", stored
             )
-            # Same transaction: the rows are in a stored batch exactly when the cursor is past them.
+            # Same transaction: the rows are in a stored batch (or not sent at all, being no
+            # threat) exactly when the cursor is past them.
             conn.execute("UPDATE state SET value = ? WHERE name = 'cursor'", (rows[-1][0],))
             conn.execute("COMMIT")
         except BaseException:

@@ -281,6 +281,7 @@ async def test_history(make_client: Factory) -> None:
         "day": "2026-03-09",
         "data": True,
         "count": 1,
+        "bypass": 0,
         "weather": "cloudy",
         "icon": "cloudy",
         "weather_label": "Quelques nuages",

@@ -808,3 +808,53 @@ async def test_exfiltration_blocks_reach_the_observatory_without_their_names(
                 shown += await r.text()
     for data in stolen:
         assert data not in shown
+
+
+async def test_bypass_attempts_never_reach_the_observatory(
+    observatory: RunningObservatory, boxes: list[Box], database: str
+) -> None:
+    """A bypass attempt is not a threat: Firefox's canary at every start, a public DoH resolver
+    from a bypass feed. The box does not send them, so the observatory's weather of that
+    commune is cloudy for its one malware block, not a storm of canaries."""
+    box = boxes[0]
+    for i in range(40):
+        box.writer.offer(
+            BlockEvent(NOW - 300 + i, f"192.168.1.{i % 4 + 2}", "use-application-dns.net", 1,
+                       "blocked", "canary:firefox", "bypass")
+        )  # fmt: skip
+    box.writer.offer(
+        BlockEvent(NOW - 200, "192.168.1.2", "mask.icloud.com", 65, "blocked",
+                   "canary:private-relay", "bypass")
+    )  # fmt: skip
+    box.writer.offer(
+        BlockEvent(NOW - 100, "192.168.1.2", "dns.alekberg.net", 1, "blocked", "feed:ut1-doh",
+                   "bypass")
+    )  # fmt: skip
+    box.writer.offer(
+        BlockEvent(NOW - 50, "192.168.1.3", "bad.feed.test", 1, "blocked", "feed:urlhaus",
+                   "malware")
+    )  # fmt: skip
+    assert await asyncio.to_thread(box.writer.flush, 5.0)
+    box.start(base(observatory))
+    await wait_events(observatory, 1)
+    assert [(e[0], e[2]) for e in await stored_events(database)] == [("bad.feed.test", "malware")]
+    url = base(observatory)
+    communes = {c["insee"]: c for c in (await get_json(url + "/api/communes"))["communes"]}
+    assert (
+        communes[box.commune.insee]["blocks_today"],
+        communes[box.commune.insee]["weather"],
+    ) == (
+        1,
+        "cloudy",
+    )
+    totals = await get_json(url + "/api/totals")
+    assert totals["day"]["by_category"] == {"malware": 1}
+
+    # The cursor went past every row, the bypass ones included: nothing waits to be sent.
+    with sqlite3.connect(box.blocklog) as conn:
+        (top,) = conn.execute("SELECT max(id) FROM blocks").fetchone()
+
+    async def drained() -> bool:
+        return box.outbox() == (0, top)
+
+    await wait_for(drained, "the outbox cursor past the bypass rows")
