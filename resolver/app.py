@@ -467,22 +467,38 @@ def _log_pusher_end(task: asyncio.Task[None]) -> None:
 
 async def _start_page(
     app: App, cfg: Config
-) -> tuple[web.AppRunner | None, asyncio.Task[None] | None]:
-    """The weather page, in the first worker only (the block log is shared), and the machines'
-    names it shows, kept filled by a task; (None, None) when the page is off or cannot start."""
-    if not cfg.dashboard.enabled:
-        return None, None
-    from dashboard.app import start_dashboard
-    from resolver import __version__
+) -> tuple[web.AppRunner | None, list[asyncio.Task[None]]]:
+    """For the first worker only (the block log is shared): the weather page, the machines'
+    names it shows and the alerts, kept going by tasks. No runner when the page is off or
+    cannot start."""
     from resolver.client_names import ClientNames
     from resolver.feeds_status import feeds_status
-    from resolver.operator_allowlist import OperatorAllowlist
 
+    loop = asyncio.get_running_loop()
     fcfg = cfg.feeds_config()
     zones = [
         (z.zone, [parse_hostport(s, 53) for s in z.servers]) for z in cfg.local_zone.forward_zones
     ]
     names = ClientNames(cfg.clients, zones)
+    tasks = [loop.create_task(names.run())]
+    if cfg.alerts.enabled():
+        from dashboard.alerts import Alerter
+
+        alerter = Alerter(
+            cfg.alerts,
+            cfg.dashboard,
+            db_path=cfg.blocklog_path(),
+            state_path=cfg.state_path() / "alerts.json",
+            feeds_status=lambda: feeds_status(fcfg),
+            names=names.name,
+        )
+        tasks.append(loop.create_task(alerter.run()))
+    if not cfg.dashboard.enabled:
+        return None, tasks
+    from dashboard.app import start_dashboard
+    from resolver import __version__
+    from resolver.operator_allowlist import OperatorAllowlist
+
     try:
         runner = await start_dashboard(
             cfg.dashboard,
@@ -497,8 +513,8 @@ async def _start_page(
     except ParafoudreError as exc:
         # The page is a convenience; the commune's DNS must not stop for it.
         log.error("weather page not started, DNS goes on: %s", exc)
-        return None, None
-    return runner, asyncio.get_running_loop().create_task(names.run())
+        return None, tasks
+    return runner, tasks
 
 
 async def serve(
@@ -533,7 +549,7 @@ async def serve(
     started = True
     if hup_pending:
         on_hup()
-    dashboard, names_task = await _start_page(app, cfg) if worker == 0 else (None, None)
+    dashboard, page_tasks = await _start_page(app, cfg) if worker == 0 else (None, [])
     push_stop = asyncio.Event()
     push_task: asyncio.Task[None] | None = None
     if cfg.observatory.enabled and worker == 0:
@@ -554,8 +570,8 @@ async def serve(
         ready.set()
     await stop.wait()
     log.info("stopping: draining queries and flushing the block log")
-    if names_task is not None:
-        names_task.cancel()
+    for task in page_tasks:
+        task.cancel()
     if dashboard is not None:
         await dashboard.cleanup()
     if push_task is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from resolver.checks import check
 from resolver.config.acl import DEFAULT_ALLOWED, AclConfig
+from resolver.config.alerts import AlertsConfig
 from resolver.config.allowlist import AllowlistConfig
 from resolver.config.blocking import BlockingConfig, ListFile
 from resolver.config.blocklog import BlockLogConfig
@@ -39,6 +40,7 @@ from resolver.config.values import parse_hostport
 __all__ = [
     "DEFAULT_ALLOWED",
     "AclConfig",
+    "AlertsConfig",
     "AllowlistConfig",
     "BlockLogConfig",
     "BlockingConfig",
@@ -101,6 +103,8 @@ class Config:
     observatory: ObservatoryPushConfig = field(default_factory=ObservatoryPushConfig)
     # Names of the commune's machines, shown beside their addresses (see resolver/client_names.py).
     clients: ClientsConfig = field(default_factory=ClientsConfig)
+    # E-mails and webhooks when it storms, a machine is named, a feed is stale (dashboard/alerts.py).
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     # The weather page, its JSON API and /metrics (see dashboard/README.md).
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
 
