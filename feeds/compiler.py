@@ -8,6 +8,7 @@ name to ``owners << 2 | mask``: the bit set of the feeds listing it and its scop
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,9 +31,10 @@ class FeedSet:
     blocks: dict[str, int] = field(default_factory=dict)  # name -> scope mask
     allows: dict[str, int] = field(default_factory=dict)  # name -> scope mask
     important: set[str] = field(default_factory=set)  # ABP $important blocks
+    ips: set[str] = field(default_factory=set)  # address indicators ("192.0.2.1/32")
 
     def __len__(self) -> int:
-        return len(self.blocks) + len(self.allows)
+        return len(self.blocks) + len(self.allows) + len(self.ips)
 
 
 def collect(entries: Iterable[Entry], stats: ParseStats) -> FeedSet:
@@ -58,6 +60,7 @@ def collect(entries: Iterable[Entry], stats: ParseStats) -> FeedSet:
         target = allows if e.allow else blocks
         if target.pop(e.name, None) is not None:
             stats.note("badfilter", e.name)
+    fs.ips = stats.ips
     return fs
 
 
@@ -67,6 +70,7 @@ class CompileReport:
 
     entries: int = 0
     subsumed: int = 0
+    ranges: int = 0  # address indicators (IPs and CIDR blocks)
     refused: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
 
@@ -97,6 +101,7 @@ class Compiler:
         self._names: dict[str, int] = {}  # name -> owners << 2 | mask
         self._allows: dict[str, int] = {}
         self._important: set[str] = set()
+        self._ips: dict[str, int] = {}  # network -> owners (a bit per feed)
         self._tld_feeds = 0  # bit set of the feeds allowed to block whole TLDs
         for i, feed in enumerate(self.feeds):
             if feed.allow_tld:
@@ -112,6 +117,30 @@ class Compiler:
         for name, mask in fs.allows.items():
             allows[name] = allows.get(name, 0) | mask
         self._important |= fs.important
+        ips = self._ips
+        for net in fs.ips:
+            ips[net] = ips.get(net, 0) | bit >> 2
+
+    def networks(
+        self, provenance: list[tuple[str, str]], report: CompileReport
+    ) -> list[tuple[blocklist_file.Network, int]]:
+        """The address indicators as (network, provenance index), ``provenance`` extended with
+        the feed combinations only they have. Private, loopback and other non-global addresses
+        are refused: a feed listing 127.0.0.1 or 0.0.0.0 would block every local answer and the
+        box's own block answers."""
+        index = {p: i for i, p in enumerate(provenance)}
+        out: list[tuple[blocklist_file.Network, int]] = []
+        for text, owners in self._ips.items():
+            net = ipaddress.ip_network(text)
+            if not net.is_global or net.prefixlen < (8 if net.version == 4 else 19):
+                report.refuse("ip_not_global" if not net.is_global else "ip_too_wide", text)
+                continue
+            prov = self._provenance(owners)
+            if prov not in index:
+                index[prov] = len(provenance)
+                provenance.append(prov)
+            out.append((net, index[prov]))
+        return out
 
     def finish(self) -> tuple[Iterator[tuple[str, int, int]], list[tuple[str, str]], CompileReport]:
         """Apply the guards and subsumption; return (entries, provenance, report).
@@ -227,5 +256,7 @@ def _ancestors(name: str) -> Iterator[str]:
 def write_artifact(path: Path, compiler: Compiler, *, meta: dict[str, Any]) -> CompileReport:
     """Finish ``compiler`` and write the artifact atomically; return the report."""
     entries, provenance, report = compiler.finish()
-    blocklist_file.write_atomic(path, entries, provenance, meta=meta)
+    networks = compiler.networks(provenance, report)
+    report.ranges = len(networks)
+    blocklist_file.write_atomic(path, entries, provenance, meta=meta, networks=networks)
     return report

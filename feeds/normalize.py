@@ -3,6 +3,10 @@
 FORMATS.md §0 and §8: gzip by magic bytes, one BOM, UTF-8 with replacement, split on ``\\n``
 only, one trailing ``\\r`` removed; names lower-cased, one trailing dot stripped, IDN to
 A-labels (UTS-46), then validated. Every rejection is counted per reason with a few examples.
+
+An address or CIDR block where a name is expected (uBO ``||1.2.3.4^``, an IP list, an RPZ
+``rpz-ip`` trigger) is no name, and is counted as rejected (``ip``) as before; but it is kept
+in ``ParseStats.ips``, for the artifact's address ranges (resolver/stages/answer_ip.py).
 """
 
 from __future__ import annotations
@@ -69,6 +73,17 @@ class ParseStats:
     rejected: Counter[str] = field(default_factory=Counter)
     notes: Counter[str] = field(default_factory=Counter)  # accepted but worth counting
     examples: dict[str, list[str]] = field(default_factory=dict)
+    format: str = ""  # the format the feed was read as: "adblock (detected)" for format: auto
+    # Address indicators (canonical text: "192.0.2.1/32", "2001:db8::/32"), see the docstring.
+    ips: set[str] = field(default_factory=set)
+
+    def keep_ip(self, text: str) -> None:
+        """Keep an address or CIDR block as an indicator (it is still counted as ``ip``)."""
+        try:
+            net = ipaddress.ip_network(text.split("%", 1)[0], strict=False)
+        except ValueError:
+            return
+        self.ips.add(str(net))
 
     def reject(self, reason: str, raw: str) -> None:
         """Count a rejected line and keep it as an example if few are kept yet."""
@@ -201,6 +216,7 @@ _DIGITS_DOTS = re.compile(r"[0-9.]+")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _BAD_CHAR = re.compile(r"[^a-z0-9._-]")
+_CIDR = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}/(?:3[0-2]|[12]?[0-9])")
 
 # Names a hosts file maps to a loopback address by convention (FORMATS.md §1): skipped, not
 # counted as errors.
@@ -237,7 +253,7 @@ def normalize_name(raw: str, stats: ParseStats, *, allow_tld: bool = False) -> s
         # Valid shape already; only the IP and underscore checks remain. A name ending in a
         # letter is no address: skip the second regex for nearly every name.
         if name[-1] <= "9" and _DIGITS_DOTS.fullmatch(name) is not None:
-            stats.reject(_ip_reason(name), raw)
+            _reject_ip(name, raw, stats)
             return None
         if "_" in name:
             stats.notes["underscore"] += 1
@@ -245,6 +261,13 @@ def normalize_name(raw: str, stats: ParseStats, *, allow_tld: bool = False) -> s
             return _check_punycode(name, raw, stats)
         return name
     return _normalize_slow(name, raw, stats, allow_tld)
+
+
+def _reject_ip(name: str, raw: str, stats: ParseStats) -> None:
+    reason = _ip_reason(name)
+    stats.reject(reason, raw)
+    if reason == "ip":
+        stats.keep_ip(name)
 
 
 def _normalize_slow(name: str, raw: str, stats: ParseStats, allow_tld: bool) -> str | None:
@@ -271,9 +294,14 @@ def _normalize_slow(name: str, raw: str, stats: ParseStats, allow_tld: bool) -> 
             stats.reject("bad_char", raw)
             return None
         stats.reject("ip", raw)
+        stats.keep_ip(candidate)
         return None
     if _DIGITS_DOTS.fullmatch(name) is not None:
-        stats.reject(_ip_reason(name), raw)
+        _reject_ip(name, raw, stats)
+        return None
+    if "/" in name and _CIDR.fullmatch(name) is not None:
+        stats.reject("ip", raw)
+        stats.keep_ip(name)  # a CIDR block (IPv6 ones have ":" and were handled above)
         return None
     bad = _BAD_CHAR.findall(name)
     if bad:
@@ -368,3 +396,29 @@ def strip_inline_comment(line: str, marker: str = "#") -> str:
             return line[:i].strip()
         i = line.find(marker, i + 1)
     return line.strip()
+
+
+def rpz_ip_network(owner: str) -> str | None:
+    """The network of an RPZ response-IP trigger owner (without ``.rpz-ip``), or None.
+
+    ``32.1.2.0.192`` is 192.0.2.1/32; IPv6 labels are reversed 16-bit groups, ``zz`` standing
+    for the longest run of zeros (draft-vixie-dnsop-dns-rpz §4.2).
+    """
+    labels = owner.split(".")
+    if len(labels) < 2 or not labels[0].isdigit():
+        return None
+    prefix, rest = int(labels[0]), labels[:0:-1]
+    try:
+        if len(rest) == 4 and all(x.isdigit() for x in rest):
+            net: ipaddress.IPv4Network | ipaddress.IPv6Network = ipaddress.IPv4Network(
+                f"{'.'.join(rest)}/{prefix}", strict=False
+            )
+        else:
+            zz = rest.index("zz") if "zz" in rest else -1
+            text = (
+                ":".join(rest) if zz < 0 else f"{':'.join(rest[:zz])}::{':'.join(rest[zz + 1 :])}"
+            )
+            net = ipaddress.IPv6Network(f"{text}/{prefix}", strict=False)
+    except ValueError:
+        return None
+    return str(net)

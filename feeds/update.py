@@ -380,10 +380,11 @@ class Updater:
 
     def _artifact_ok(self) -> bool:
         try:
-            blocklist_file.read(self.artifact)
+            found = blocklist_file.read(self.artifact)
         except blocklist_file.BlocklistFileError:
             return False
-        return True
+        # An older format (version 1: no address ranges) is rebuilt from the same feeds.
+        return found.version == blocklist_file.VERSION
 
     def _notify(self) -> None:
         """SIGHUP the resolver if a pid file is configured; it also watches the file itself."""

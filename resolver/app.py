@@ -32,6 +32,7 @@ from resolver.net.udp import UdpServer
 from resolver.net.upstream_client import UpstreamClient
 from resolver.stages.acl import AclStage
 from resolver.stages.allowlist import AllowlistStage
+from resolver.stages.answer_ip import AnswerIpStage
 from resolver.stages.blocklist import BlocklistStage
 from resolver.stages.cache import CacheStage
 from resolver.stages.canaries import CanaryStage
@@ -118,6 +119,7 @@ class App:
         self.answer = BlockAnswer.build(b.mode, b.ttl, b.sinkhole_ipv4, b.sinkhole_ipv6)
         self.allowlist = AllowlistStage(self.lists.allowlist)
         self.dga = DgaStage(cfg.dga, self.answer) if cfg.dga.mode != "off" else None
+        self.answer_ip = AnswerIpStage(self.lists.blocklist, self.answer)
         rl = cfg.rate_limit
         self.rate_limit = RateLimitStage(rl.rate, rl.burst, rl.max_clients) if rl.enabled else None
         self.canaries = CanaryStage(cfg.canaries.firefox, cfg.canaries.icloud_private_relay)
@@ -211,7 +213,7 @@ class App:
         rate, exfiltration = ([s] if s is not None else [] for s in optional)
         dga = [self.dga] if self.dga is not None and filtered else []
         rebinding = [self.rebinding] if self.rebinding is not None and filtered else []
-        policy: list[Stage] = [self.allowlist, own.blocklist] if filtered else []
+        policy: list[Stage] = [self.allowlist, own.blocklist, self.answer_ip] if filtered else []
         return [
             # Strangers first: nothing else runs for them, so the box is never an open resolver.
             acl,
@@ -231,7 +233,8 @@ class App:
             recursion,
             # The operator's word beats every feed: TRUSTED skips the policy stages below.
             # Threat lists, read from the current immutable snapshot; on the way back, the
-            # answer's CNAME targets are checked against them before the cache keeps it.
+            # answer's CNAME targets are checked against them before the cache keeps it, then
+            # its addresses against the feeds' IP ranges (answer-ip).
             *policy,
             # ANY is answered minimally (RFC 8482), so it amplifies nothing. After the lists, so
             # a listed name is answered as blocked whatever the type asked; before the detector

@@ -48,6 +48,19 @@ class ChainedBlocklist:
                 return m
         return None
 
+    @property
+    def ranges(self) -> int:
+        return sum(getattr(x, "ranges", 0) for x in self.lists)
+
+    def match_ip(self, packed: bytes) -> Match | None:
+        """The feeds' address ranges (resolver/stages/answer_ip.py); operator lists have none."""
+        for lst in self.lists:
+            match_ip = getattr(lst, "match_ip", None)
+            m = match_ip(packed) if match_ip is not None else None
+            if m is not None:
+                return m  # type: ignore[no-any-return]
+        return None
+
 
 def _file_stamp(path: Path) -> tuple[int, int, int] | None:
     try:

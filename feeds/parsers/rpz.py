@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from feeds.normalize import BELOW, SELF, Entry, ParseStats, normalize_name
+from feeds.normalize import BELOW, SELF, Entry, ParseStats, normalize_name, rpz_ip_network
 from feeds.parsers.base import ParseOptions
 
 _CLASSES = frozenset({"in", "ch", "hs", "cs"})
@@ -102,6 +102,12 @@ def _record(
             owner = owner[: -len(origin)].rstrip(".")
         else:
             stats.note("rpz_absolute_owner", line)
+    if owner.endswith(".rpz-ip") and not allow:
+        # A response-IP trigger: an answer into that network is blocked (resolver/stages/
+        # answer_ip.py); still no name, so counted as the other special triggers are.
+        net = rpz_ip_network(owner[: -len(".rpz-ip")])
+        if net is not None:
+            stats.keep_ip(net)
     if any(owner == s or owner.endswith("." + s) for s in _SPECIAL):
         stats.reject("rpz_nonqname_trigger", line)
         return None
