@@ -4,6 +4,10 @@ FORMATS.md §9. Per feed, entries are collected into a ``FeedSet`` (duplicates m
 ``x`` + ``*.x`` OR-ed into SUBTREE, ``$badfilter`` applied). Across feeds, one dict maps each
 name to ``owners << 2 | mask``: the bit set of the feeds listing it and its scope bits.
 ``finish`` then refuses what must never be blocked and drops what a parent already covers.
+
+Public resolvers' names (never-block lines tagged ``resolver``) are refused to every feed but
+the ``bypass`` ones: blocking public DNS over HTTPS is what those feeds are for, and the box
+reaches its upstreams by address. The configured upstreams' own names stay refused to all.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from feeds.never_block import PublicSuffixes
 from feeds.normalize import BELOW, EXAMPLES_PER_REASON, MASK_TO_SCOPE, SELF, Entry, ParseStats
 from feeds.sources import Feed
 from resolver import blocklist_file
+from resolver.blocklog.schema import BYPASS
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +96,25 @@ class Compiler:
         psl: PublicSuffixes,
         never_block: Iterable[str],
         allowlist: Iterable[str] = (),
+        *,
+        public_resolvers: Iterable[str] = (),
+        upstreams: Iterable[str] = (),
     ) -> None:
         self.feeds = tuple(feeds)
         self.psl = psl
-        self.protected = frozenset(never_block)
+        self.upstreams = frozenset(upstreams)  # never blocked, by any feed
+        self.protected = frozenset(never_block) | self.upstreams
         self.local_allow = frozenset(allowlist)
         # Parents of protected names: a SUBTREE block there would swallow the protected name.
         self.protected_parents = frozenset(p for n in self.protected for p in _ancestors(n))
+        # What a bypass feed may not block: the never-block list but the public resolvers, which
+        # are its very targets (the configured upstreams stay, they are in ``protected``).
+        waived = frozenset(public_resolvers) - self.upstreams
+        self.bypass_protected = self.protected - waived if waived else self.protected
+        self._bypass_feeds = 0  # bit set of the bypass feeds, when anything is waived for them
+        for i, feed in enumerate(self.feeds):
+            if waived and feed.category == BYPASS:
+                self._bypass_feeds |= 1 << i
         self._names: dict[str, int] = {}  # name -> owners << 2 | mask
         self._allows: dict[str, int] = {}
         self._important: set[str] = set()
@@ -158,6 +175,14 @@ class Compiler:
             index[owners] = len(provenance)
             provenance.append(self._provenance(owners))
         for reason, count in sorted(report.refused.items()):
+            if reason == "upstream":
+                log.warning(
+                    "kept %d names of bypass feeds unblocked: the box's configured upstream"
+                    " resolvers (upstream.servers), e.g. %r",
+                    count,
+                    report.examples[reason],
+                )
+                continue
             log.warning(
                 "refused %d feed entries (%s), e.g. %r", count, reason, report.examples[reason]
             )
@@ -188,7 +213,13 @@ class Compiler:
             elif allows and name not in important and allows.get(name, 0) & SELF:
                 reason = "allowed_by_feed"
             elif _last_two(name) in tails:
-                reason = self._guarded_parent(name)
+                reason = self._guarded_parent(name, protected)
+            if reason == "protected" and (value >> 2) & self._bypass_feeds:
+                # A public resolver's name: refused to the threat feeds, not to bypass ones.
+                reason, kept = self._bypass_reason(name, value)
+                if not reason and kept != value:
+                    value = kept
+                    narrowed.append((name, value))
             if not reason:
                 kind = psl.kind(name)
                 if kind == "rule" and not ("." not in name and (value >> 2) & self._tld_feeds):
@@ -209,12 +240,29 @@ class Compiler:
         for name, value in narrowed:
             names[name] = value
 
-    def _guarded_parent(self, name: str) -> str:
+    def _bypass_reason(self, name: str, value: int) -> tuple[str, int]:
+        """Why the bypass feeds listing ``name`` may not block it (or ""), and the value with
+        the bypass feeds alone as owners. Rare: only names at or around a protected one."""
+        mask = value & 3
+        for guarded, reason in ((self.upstreams, "upstream"), (self.bypass_protected, "protected")):
+            if name in guarded or any(p in guarded for p in _ancestors(name)):
+                return reason, value
+            if mask & BELOW and any(name in _ancestors(g) for g in guarded):
+                return reason, value
+        if name in self.local_allow:
+            return "allowlist", value
+        allows = self._allows
+        if allows and name not in self._important and allows.get(name, 0) & SELF:
+            return "allowed_by_feed", value
+        reason = self._guarded_parent(name, self.bypass_protected)
+        return reason, value & (self._bypass_feeds << 2 | 3)
+
+    def _guarded_parent(self, name: str, protected: frozenset[str]) -> str:
         """Why a parent of ``name`` forbids blocking it, or ""."""
         allows = self._allows
         feed_allow = bool(allows) and name not in self._important
         for parent in _ancestors(name):
-            if parent in self.protected:
+            if parent in protected:
                 return "protected"
             if parent in self.local_allow:
                 return "allowlist"

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
@@ -33,7 +34,12 @@ from feeds.download import (
     make_session,
 )
 from feeds.errors import FeedError
-from feeds.never_block import PublicSuffixes, load_never_block, parse_names
+from feeds.never_block import (
+    PublicSuffixes,
+    load_never_block,
+    load_public_resolvers,
+    parse_names,
+)
 from feeds.normalize import ParseStats
 from feeds.parsers import ParseOptions, parse_file
 from feeds.sources import Feed, local_path, resolve_sources, url_host
@@ -127,9 +133,12 @@ class Updater:
         out: TextIO,
         interactive: bool,
         err: TextIO | None = None,
+        upstreams: Iterable[str] = (),
     ) -> None:
         self.cfg = cfg
         self.artifact = artifact_path
+        # The names of the box's own upstreams (never_block.upstream_names): no feed blocks them.
+        self.upstreams = frozenset(upstreams)
         self.out = out  # what went well
         self.err = err if err is not None else sys.stderr  # failures, each said once
         self.interactive = interactive
@@ -323,12 +332,23 @@ class Updater:
         cfg = self.cfg
         hosts = [h for h in (url_host(f.url) for f in all_feeds) if h]
         never_block = load_never_block(cfg.never_block_file, cfg.never_block, hosts)
+        # Public resolvers a bypass feed may block; not those the operator or a feed URL names.
+        resolvers = load_public_resolvers(cfg.never_block_file) - parse_names(
+            [*cfg.never_block, *hosts], "feeds.never_block"
+        )
         allowlist = parse_names(cfg.allowlist, "feeds.allowlist")
-        fingerprint = self._fingerprint(usable, never_block, allowlist)
+        fingerprint = self._fingerprint(usable, never_block, allowlist, resolvers)
         if fingerprint == self.store.load_fingerprint() and self._artifact_ok():
             return f"blocklist: unchanged ({self.artifact})"
         feeds = [o.feed for o in usable]
-        compiler = Compiler(feeds, PublicSuffixes.bundled(), never_block, allowlist)
+        compiler = Compiler(
+            feeds,
+            PublicSuffixes.bundled(),
+            never_block,
+            allowlist,
+            public_resolvers=resolvers,
+            upstreams=self.upstreams,
+        )
         for index, o in enumerate(usable):
             fs = o.fresh
             if fs is None:
@@ -355,7 +375,11 @@ class Updater:
         )
 
     def _fingerprint(
-        self, usable: list[Outcome], never_block: frozenset[str], allowlist: frozenset[str]
+        self,
+        usable: list[Outcome],
+        never_block: frozenset[str],
+        allowlist: frozenset[str],
+        resolvers: frozenset[str],
     ) -> str:
         parts = {
             "compiler": COMPILER_VERSION,
@@ -374,6 +398,8 @@ class Updater:
                 for o in usable
             ],
             "never_block": sorted(never_block),
+            "public_resolvers": sorted(resolvers),
+            "upstreams": sorted(self.upstreams),
             "allowlist": sorted(allowlist),
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
@@ -436,13 +462,14 @@ async def run_update(
     out: TextIO,
     interactive: bool,
     err: TextIO | None = None,
+    upstreams: Iterable[str] = (),
 ) -> int:
     """Run `parafoudre feeds update`; return the exit code (EXIT_*).
 
     What went well goes to ``out``; each failure once to ``err`` (default stderr), then one
-    diagnosis line.
+    diagnosis line. ``upstreams``: the names of the box's upstreams, never blocked.
     """
-    return await Updater(cfg, artifact_path, out, interactive, err).run()
+    return await Updater(cfg, artifact_path, out, interactive, err, upstreams).run()
 
 
 def update(
@@ -452,8 +479,16 @@ def update(
     out: TextIO,
     interactive: bool,
     err: TextIO | None = None,
+    upstreams: Iterable[str] = (),
 ) -> int:
     """Synchronous wrapper of ``run_update`` for callers without an event loop."""
     return asyncio.run(
-        run_update(cfg, artifact_path=artifact_path, out=out, interactive=interactive, err=err)
+        run_update(
+            cfg,
+            artifact_path=artifact_path,
+            out=out,
+            interactive=interactive,
+            err=err,
+            upstreams=upstreams,
+        )
     )

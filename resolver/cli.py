@@ -196,6 +196,7 @@ def _feeds(cfg: config.Config, command: str) -> int:
 
     from feeds import cli as feeds_cli
     from feeds.errors import FeedError
+    from feeds.never_block import upstream_names
 
     logging.basicConfig(level=logging.WARNING, format="parafoudre feeds: %(message)s")
     fcfg = cfg.feeds_config()
@@ -209,6 +210,7 @@ def _feeds(cfg: config.Config, command: str) -> int:
             artifact_path=cfg.compiled_path(),
             out=sys.stdout,
             interactive=sys.stdout.isatty(),
+            upstreams=upstream_names(cfg.upstream.specs()),  # never blocked, even by bypass feeds
         )
     except (FeedError, ParafoudreError) as exc:
         _err(f"feeds: {exc}")
