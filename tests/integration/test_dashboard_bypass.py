@@ -272,3 +272,24 @@ def test_the_block_log_counts_bypass_from_its_own_index(tmp_path: Path) -> None:
     finally:
         conn.close()
     assert "COVERING INDEX blocks_category_ts_count" in str(plan)
+
+
+async def test_no_alert_for_a_machine_that_only_bypasses(serve: Any) -> None:
+    """The page names the Firefox machine; the alerts (issue 16.3) do not send it as a threat."""
+    from dashboard.alerts import due
+    from dashboard.summary import load_summary
+    from resolver.config.alerts import AlertsConfig
+
+    for events, expected in (
+        (canaries(), []),
+        ([*canaries(), *malware(10, 3, "192.168.1.41")], ["machine:192.168.1.41"]),
+    ):
+        _, db = await serve(events)
+        conn = open_db(db, readonly=True)
+        try:
+            s = load_summary(conn, DashboardConfig(), NOW)
+        finally:
+            conn.close()
+        assert s.highlight is not None
+        alerts = due(s, [], [], AlertsConfig(), DashboardConfig(), NOW, lambda _c: None)
+        assert [a.key for a in alerts] == expected
