@@ -206,11 +206,14 @@ async def fetch(
     previous_sha256: str = "",
     progress: Progress | None = None,
     watch: NetworkWatch | None = None,
+    on_retry: Callable[[str, int, int, float], None] | None = None,
 ) -> Fetched:
     """Fetch ``url`` into ``dest``; raises DownloadError (or FeedTooLarge) on failure.
 
     ``etag``/``last_modified`` are sent only by callers that still hold the last good copy.
-    With ``watch``, no retry once the network is known to be absent.
+    With ``watch``, no retry once the network is known to be absent. ``on_retry(reason, n,
+    retries, wait)`` is called before the n-th retry, so the operator sees each try as it
+    happens ("HTTP 500, retry 2/3 in 10 s") instead of a silence.
     """
     path = local_path(url)
     if path is not None:
@@ -239,6 +242,8 @@ async def fetch(
             if exc.wait is not None:
                 wait = max(wait, min(exc.wait, _MAX_RETRY_AFTER))
             log.info("%s: %s; retrying in %.1f s", url, exc, wait)
+            if on_retry is not None:
+                on_retry(str(exc), attempt + 1, attempts - 1, wait)
             await asyncio.sleep(wait)
         else:
             watch.succeeded = True

@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -79,6 +79,10 @@ class Outcome:
     error: str = ""
     error_class: str = ""  # feeds/download.py's classes; "other" for content errors
     fresh: FeedSet | None = None  # parsed new copy, kept for the compile step
+    format: str = ""  # as read this time: "adblock (detected)" for format: auto
+    # Rejected lines by reason, with a few examples each (this run's parse only).
+    reasons: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
@@ -214,6 +218,9 @@ class Updater:
                         previous_sha256=state.sha256 if have_copy else "",
                         progress=self._progress(feed.name),
                         watch=watch,
+                        on_retry=lambda why, n, total, wait: self._retrying(
+                            feed.name, why, n, total, wait
+                        ),
                     )
                 except FeedError as exc:
                     results[feed.name] = exc
@@ -287,6 +294,8 @@ class Updater:
                     status="updated",
                 )
                 out.status, out.fresh = "updated", fs
+                out.format, out.reasons = stats.format, dict(stats.rejected)
+                out.examples = stats.examples
             else:
                 if not data.exists():
                     raise FeedError("no copy kept from an earlier run")  # state lost: refetch
@@ -425,12 +434,24 @@ class Updater:
 
     # -- output ------------------------------------------------------------------------------------
 
+    def _retrying(self, name: str, why: str, n: int, total: int, wait: float) -> None:
+        """Each try of a failing feed as it happens, on stderr (the final line comes after)."""
+        self.err.write(f"feed {name}: {why}, retry {n}/{total} in {wait:g} s\n")
+
     def _line(self, o: Outcome) -> str:
         name = o.feed.name
         if o.status == "updated":
+            # The format it was read as, and why lines were rejected (two examples a reason):
+            # said here, not in an INFO log line the command line never shows.
+            fmt = f", read as {o.format}" if o.format else ""
+            why = "".join(
+                f"\n  {n} rejected ({reason}), e.g. "
+                + ", ".join(repr(x[:100]) for x in o.examples.get(reason, [])[:2])
+                for reason, n in sorted(o.reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+            )
             return (
                 f"feed {name}: updated, {o.entries} entries (+{o.added} -{o.removed}),"
-                f" {o.rejected} rejected"
+                f" {o.rejected} rejected{fmt}{why}"
             )
         if o.status == "unchanged":
             return f"feed {name}: unchanged, {o.entries} entries, {o.rejected} rejected"

@@ -126,9 +126,25 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "allow":
         return _allow(cfg, args)
     if args.command == "check-config":
-        print(f"{args.config or 'embedded default config'}: OK")
-        return EXIT_OK
+        return _check_config(cfg, args.config)
     return _serve(cfg, args)
+
+
+def _check_config(cfg: config.Config, path: Path | None) -> int:
+    """The config as the server and the updater read it: the feeds section is checked as
+    `feeds update` checks it (catalogue names, URLs, formats, match modes), not only its
+    types, so a feed the updater would refuse is refused here first."""
+    from feeds.errors import FeedError
+    from feeds.sources import resolve_sources
+
+    where = path or "embedded default config"
+    try:
+        resolve_sources(cfg.feeds_config())
+    except FeedError as exc:
+        _err(f"config error: {where}: {exc}")
+        return EXIT_CONFIG
+    print(f"{where}: OK")
+    return EXIT_OK
 
 
 def _hash_password() -> int:

@@ -36,17 +36,29 @@ PARSERS: Final[dict[str, Parser]] = {
 # Formats whose bare lines take the feed's match mode: it must be stated, never guessed.
 NEEDS_MATCH: Final = frozenset({"domains"})
 
-# Sniff at most this many meaningful lines: enough to get past any banner.
+# Lines that vote on the format: enough to get past any banner; the rest of the file is only
+# searched for adblock rules.
 _SNIFF_LINES = 200
 
 
 def detect(lines: Iterable[str]) -> str:
-    """Guess the format from the first lines; ``domains`` when nothing more specific shows."""
+    """The format from the whole file's rule shapes; ``domains`` when nothing more specific
+    shows.
+
+    The first lines vote (a header line decides at once); then the rest of the file is only
+    looked at for adblock rules, because a list can open with hundreds of bare names and hold
+    its ``||host^$all`` rules further down (uBlock's urlhaus-filter): adblock syntax beats bare
+    names when both appear, for the adblock parser reads bare names too.
+    """
     votes: dict[str, int] = {}
     seen = 0
     for raw in lines:
         line = raw.strip()
         if not line:
+            continue
+        if seen >= _SNIFF_LINES:
+            if line.startswith(("||", "@@")) and set(votes) <= {"domains"}:
+                return "adblock"
             continue
         low = line.lower()
         if low.startswith("[adblock"):
@@ -60,12 +72,12 @@ def detect(lines: Iterable[str]) -> str:
         if line[0] in "#;!":
             continue
         seen += 1
-        if seen > _SNIFF_LINES:
-            break
         kind = _classify(low)
         votes[kind] = votes.get(kind, 0) + 1
     if not votes:
         return "domains"
+    if "adblock" in votes and set(votes) <= {"adblock", "domains"}:
+        return "adblock"
     return max(votes.items(), key=lambda kv: kv[1])[0]
 
 
@@ -102,7 +114,11 @@ def parse_file(
         if first.startswith(("<!doctype", "<html", "<?xml", "<head", "<body")):
             raise FeedFormatError("the feed is an HTML page, not a list (an error page?)")
         if fmt == "auto":
-            fmt = detect(head)
+            stream.seek(0)
+            fmt = detect(iter_lines(stream, ParseStats(), max_bytes=max_bytes))
+            stats.format = f"{fmt} (detected)"
+        else:
+            stats.format = fmt
         parser = PARSERS.get(fmt)
         if parser is None:
             raise FeedFormatError(f"unknown format {fmt!r}")
