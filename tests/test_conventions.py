@@ -63,7 +63,13 @@ NO_IO = frozenset(
 )  # fmt: skip
 CORE_THIRD_PARTY = frozenset({"dnslib", "cachetools", "marisa_trie", "publicsuffixlist", "idna"})
 CORE_MAY_USE = ("resolver.core", "resolver.errors")
-STAGES_MAY_USE = (*CORE_MAY_USE, "resolver.stages", "resolver.config", "resolver.exfil")
+STAGES_MAY_USE = (
+    *CORE_MAY_USE,
+    "resolver.stages",
+    "resolver.config",
+    "resolver.exfil",
+    "resolver.dga",
+)
 CONFIG_MAY_USE = ("resolver.config", "resolver.checks", "resolver.errors")
 DASHBOARD_MAY_USE = (
     "resolver.config",
