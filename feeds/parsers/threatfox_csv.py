@@ -47,6 +47,9 @@ def _row(row: list[str], line: str, stats: ParseStats, opts: ParseOptions) -> st
     ioc_type = row[IOC_TYPE].strip().lower()
     value = row[IOC_VALUE].strip()
     if ioc_type not in ("domain", "url"):
+        if ioc_type == "ip:port" and _confidence(row) >= opts.min_confidence:
+            # No name, but an address indicator (resolver/stages/answer_ip.py).
+            stats.keep_ip(value.rsplit(":", 1)[0].strip("[]"))
         stats.rejected["not_a_name"] += 1  # ip:port and hashes: expected, not an error
         return None
     try:
@@ -62,3 +65,10 @@ def _row(row: list[str], line: str, stats: ParseStats, opts: ParseOptions) -> st
     if ioc_type == "url":
         return host_of_url(value, stats, opts)
     return normalize_name(value, stats, allow_tld=opts.allow_tld)
+
+
+def _confidence(row: list[str]) -> int:
+    try:
+        return int(row[CONFIDENCE])
+    except ValueError:
+        return 0

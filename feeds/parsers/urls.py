@@ -38,5 +38,6 @@ def host_of_url(url: str, stats: ParseStats, opts: ParseOptions) -> str | None:
         return None
     if is_ip_literal(host):
         stats.reject("ip", url)
+        stats.keep_ip(host)  # a URL served from an address: an address indicator
         return None
     return normalize_name(host, stats, allow_tld=opts.allow_tld)

@@ -55,3 +55,14 @@ def test_private_and_huge_blocks_are_refused(tmp_path: Path) -> None:
     assert art.match_ip(ipaddress.ip_address("1.0.209.238").packed) is not None
     assert art.match_ip(ipaddress.ip_address("127.0.0.1").packed) is None
     assert isinstance(report, CompileReport)
+
+
+def test_csv_iocs_give_their_addresses() -> None:
+    stats = ParseStats()
+    list(parse_file(DATA / "urlhaus_csv_online.excerpt.csv", "urlhaus-csv", ParseOptions(), stats))
+    assert len(stats.ips) == 11  # 14 URLs served from 11 addresses (real URLhaus excerpt)
+    stats = ParseStats()
+    list(
+        parse_file(DATA / "synthetic_threatfox_native.csv", "threatfox-csv", ParseOptions(), stats)
+    )
+    assert len(stats.ips) == 1
