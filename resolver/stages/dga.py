@@ -153,7 +153,10 @@ class DgaStage:
         return suspect.matches(label, tld, self._random(label))
 
     def admits(self, client: str, now: float) -> bool:
-        """A judged machine's cached answers take the chain, where its tries are blocked."""
+        """A judged machine's cached answers take the chain, where its tries are blocked (in
+        detect mode nothing is blocked: the fast lane stays open to it)."""
+        if not self.block:
+            return True
         suspect = self.infected.get(client)
         return suspect is None or now >= suspect.until
 
@@ -222,7 +225,8 @@ class DgaStage:
             for c in [c for c, s in infected.items() if now >= s.until]:
                 del infected[c]  # judgements that ended while their machine kept quiet
         self.named += 1
-        self.generation += 1
+        if self.block:
+            self.generation += 1  # its memoised admission must go: its tries are blocked now
         self.judgements.append(
             Judgement(
                 now,

@@ -119,3 +119,23 @@ async def test_chromium_probes_and_search_suffixes_are_never_blocked(
             for name in ("wpad.mairie-exemple.fr", "isatap.mairie.local"):
                 assert not ede(await ask(app, name))
         assert app.dga is not None and app.dga.named == 0
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-lane", "chain-only"])
+async def test_a_cached_live_name_is_not_served_once_the_machine_is_judged(
+    tmp_path: Path, upstream: FakeUpstream, fast: bool
+) -> None:
+    """The fast lane never answers what the chain would not (issue 13), with this stage too."""
+    cfg = make_config(tmp_path, upstream.port, "rate_limit:\n  enabled: false\n")
+    async with running(cfg) as app:
+        app.service.fast = fast
+        for _ in range(3):  # cached, then served from the cache (and the memo of renderings)
+            r = await ask(app, LIVE)
+            assert r.rcode() == dns.rcode.NOERROR and r.answer
+        for name in family(20, seed=11):
+            if ede(await ask(app, name)):
+                break
+        for _ in range(3):
+            assert ede(await ask(app, LIVE)) == [(15, "dga")]
+            r = await ask(app, LIVE, NEIGHBOUR)
+            assert r.rcode() == dns.rcode.NOERROR and r.answer

@@ -120,6 +120,7 @@ def test_detect_mode_names_without_blocking() -> None:
     for i, name in enumerate(random_names(15)):
         assert ask(s, name, NX, 1000.0 + i) is None
     assert s.named == 1 and s.drain()[0].client == "192.168.1.20"
+    assert s.generation == 0 and s.admits("192.168.1.20", 1016.0)  # nothing judged differently
     assert s.decide(query(random_names(1, seed=9)[0]), 1020.0) is CONTINUE
 
 
