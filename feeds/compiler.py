@@ -13,6 +13,7 @@ reaches its upstreams by address. The configured upstreams' own names stay refus
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -76,6 +77,7 @@ class CompileReport:
     entries: int = 0
     subsumed: int = 0
     ranges: int = 0  # address indicators (IPs and CIDR blocks)
+    allowed: int = 0  # allow entries kept under a broader block (blocklist_file.ALLOW)
     refused: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
 
@@ -186,8 +188,39 @@ class Compiler:
             log.warning(
                 "refused %d feed entries (%s), e.g. %r", count, reason, report.examples[reason]
             )
-        entries = ((n, MASK_TO_SCOPE[v & 3], index[v >> 2]) for n, v in names.items())
+        entries: Iterator[tuple[str, int, int]] = (
+            (n, MASK_TO_SCOPE[v & 3], index[v >> 2]) for n, v in names.items()
+        )
+        allowed = self._allow_entries()
+        report.allowed = len(allowed)
+        if allowed:
+            provenance.append(("allow", ""))
+            entries = itertools.chain(
+                entries, ((n, scope, len(provenance) - 1) for n, scope in allowed)
+            )
         return entries, provenance, report
+
+    def _allow_entries(self) -> list[tuple[str, int]]:
+        """Allow rules (a feed's ``@@||x^``, ``feeds.allowlist``) under a block kept for a
+        parent: ``@@||adclick.g.doubleclick.net^`` under another feed's ``||g.doubleclick.net^``.
+        Without an entry of its own the parent's block would cover it. A parent blocked with
+        ``$important`` beats the allow, as in AdGuard."""
+        names, important = self._names, self._important
+        wanted = dict(self._allows)
+        for name in self.local_allow:
+            wanted[name] = SELF | BELOW
+        out: list[tuple[str, int]] = []
+        for name, mask in wanted.items():
+            if name in names:
+                continue  # blocked itself ($important): the allow lost
+            for parent in _ancestors(name):
+                value = names.get(parent)
+                if value is not None and value & BELOW:
+                    if parent not in important:
+                        scope = blocklist_file.ALLOW if mask & BELOW else blocklist_file.ALLOW_EXACT
+                        out.append((name, scope))
+                    break
+        return out
 
     def _provenance(self, owners: int) -> tuple[str, str]:
         feeds = [f for i, f in enumerate(self.feeds) if owners >> i & 1]
@@ -224,14 +257,12 @@ class Compiler:
                 kind = psl.kind(name)
                 if kind == "rule" and not ("." not in name and (value >> 2) & self._tld_feeds):
                     reason = "public_suffix"
-                elif kind == "wildcard" and mask & BELOW:
-                    # x.at.ply.gg: one tenant's host under a "*." rule. Blocking that host is
-                    # right; blocking the names under it would reach other registrants.
-                    if mask == BELOW:
-                        reason = "public_suffix"
-                    else:
-                        narrowed.append((name, value & ~BELOW))
-                        report.refuse("public_suffix_narrowed", name)
+                elif kind == "wildcard":
+                    # ams3.digitaloceanspaces.com under "*.digitaloceanspaces.com": the PSL
+                    # makes it a public suffix, a region endpoint every tenant shares; even an
+                    # exact block of it cuts them all off. Refused like any public suffix (a
+                    # tenant's own name, one label more, stays blockable).
+                    reason = "public_suffix"
             if reason:
                 report.refuse(reason, name)
                 drop.append(name)

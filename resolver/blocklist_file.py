@@ -10,8 +10,10 @@ Layout (little-endian)::
     24  H   header, UTF-8 JSON: counts, offsets, provenance table, free-form meta
     ..      marisa-trie of the reversed names, each followed by "." (8-byte aligned)
     ..      uint32 per trie key id: scope << 24 | provenance index (8-byte aligned)
-    ..      version 2: IPv4 ranges, n4 each of uint32 start, end, provenance (three arrays, 8-aligned)
+    ..      version 2: IPv4 ranges, n4 uint32 starts, ends, provenances (3 arrays, 8-aligned)
     ..      version 2: IPv6 ranges, n6 16-byte big-endian starts, n6 ends, n6 uint32 provenance
+
+Version 3 adds two scopes, ALLOW and ALLOW_EXACT: allow entries under broader blocks.
 
 The address ranges are the feeds' IP and CIDR indicators (an answer pointing into one is
 blocked, resolver/stages/answer_ip.py), sorted and disjoint, so one bisection finds the range
@@ -44,13 +46,19 @@ from resolver.core.blocklist import EXACT, SUBTREE, WILDCARD, Match
 from resolver.errors import ParafoudreError
 
 MAGIC = b"PFBLIST\0"
-VERSION = 2
-READABLE = (1, 2)  # version 1: no address ranges
+VERSION = 3
+READABLE = (1, 2, 3)  # version 1: no address ranges; before 3: no allow entries
+# Allow entries (version 3): a feed's allow rule, or feeds.allowlist, under a broader block of
+# another entry. The most specific entry decides, so an allow under a SUBTREE block lets its
+# name (ALLOW: and its subtree) through. A reader of version 2 would take them for blocks: the
+# version says they are there.
+ALLOW = 4
+ALLOW_EXACT = 5
 _PREFIX = struct.Struct("<8sIIII")  # magic, version, header length, crc32, reserved
 _ALIGN = 8
 _SCOPE_SHIFT = 24
 _PROV_MASK = (1 << _SCOPE_SHIFT) - 1
-_SCOPES = (EXACT, SUBTREE, WILDCARD)
+_SCOPES = (EXACT, SUBTREE, WILDCARD, ALLOW, ALLOW_EXACT)
 # A header is a few KB (one line per feed combination); refuse absurd ones before parsing.
 _MAX_HEADER = 16 * 1024 * 1024
 
@@ -331,6 +339,10 @@ class CompiledBlocklist:
         for k, kid in reversed(found):
             code = self._values[kid]
             scope = code >> _SCOPE_SHIFT
+            if scope >= ALLOW:  # the most specific entry is an allow: not blocked
+                if scope == ALLOW or len(k) == full:
+                    return None
+                continue  # an exact allow of a parent says nothing of this name
             # The name itself: EXACT or SUBTREE; a parent: SUBTREE or WILDCARD.
             if scope != (WILDCARD if len(k) == full else EXACT):
                 source, category = self._provenance[code & _PROV_MASK]

@@ -514,6 +514,10 @@ def _check_list_files(cfg: Config) -> list[_Result]:
     results = []
     for f in [*block, *allow]:
         what = f"{'list' if f.kind == 'blocklist' else 'allowlist'} {f.name}"
+        if f.optional and not f.path.exists():
+            # The operator's allowlist: written at the first `parafoudre allow`, none before.
+            results.append(_Result(OK, f"{what}: no name allowed yet ({f.path})"))
+            continue
         try:
             count = sum(1 for _ in read_names(f.path))
         except ListFileError as exc:

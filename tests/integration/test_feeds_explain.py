@@ -94,3 +94,36 @@ async def test_check_config_refuses_what_feeds_update_would_refuse(tmp_path: Pat
     cfg.write_text(feed + "      format: domains\n      match: subtree\n")
     code, out, err = await _check_config(cfg)
     assert code == 0 and out.strip() == f"{cfg}: OK", err
+
+
+async def test_an_allow_under_another_feed_s_broader_block_is_kept_in_the_artifact(
+    tmp_path: Path,
+) -> None:
+    """urlhaus-filter (AdGuard Home syntax, the real excerpt) blocks ``||05webinvite.com^``; a
+    second feed allows one name under it, and the operator's feeds.allowlist another. Both are
+    allowed, with what is under them; the rest of the block stands. A parent blocked with
+    ``$important`` beats the allow, as in AdGuard."""
+    allow = tmp_path / "allow.txt"
+    allow.write_text(
+        "! an allow list\n@@||mail.05webinvite.com^\n@@||x.0daydreams.net^\n"
+        "||0daydreams.net^$important\n"
+    )
+    cfg = FeedsConfig(
+        catalogue=(),
+        sources=(
+            FeedSource(name="uhf", url=str(DATA / "urlhaus-filter-agh.txt"), category="malware"),
+            FeedSource(name="allows", url=str(allow), format="adblock", category="malware"),
+        ),
+        allowlist=("cdn.0022a601.pphost.net",),
+        state_dir=str(tmp_path / "state"),
+    )
+    code, out, err = await update_streams(cfg, tmp_path / "b.pfb")
+    assert code == 0, err
+    compiled = blocklist_file.read(tmp_path / "b.pfb")
+    for blocked in ("05webinvite.com", "www.05webinvite.com", "0022a601.pphost.net"):
+        assert compiled.match(blocked) is not None, blocked
+    for allowed in ("mail.05webinvite.com", "a.mail.05webinvite.com", "cdn.0022a601.pphost.net"):
+        assert compiled.match(allowed) is None, allowed
+    assert compiled.match("x.0daydreams.net") is not None  # $important beats the allow
+    scopes = {n: s for n, s, _, _ in compiled.entries()}
+    assert scopes["mail.05webinvite.com"] == blocklist_file.ALLOW

@@ -18,7 +18,11 @@ from resolver.errors import ParafoudreError
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "feeds"
 PSL = PublicSuffixes(
-    ["// test PSL", "com", "fr", "gouv.fr", "github.io", "*.at.ply.gg", "xxx", "example"]
+    [
+        "// test PSL",
+        *("com", "fr", "gouv.fr", "github.io", "*.at.ply.gg", "*.digitaloceanspaces.com"),
+        *("xxx", "example"),
+    ]
 )
 
 
@@ -119,8 +123,12 @@ def test_public_suffixes_refused_tenant_hosts_kept(tmp_path: Path) -> None:
                 Entry("github.io", 3),
                 Entry("gouv.fr", 3),
                 Entry("someone.github.io", 3),
-                Entry("tenant.at.ply.gg", 3),
+                Entry("region.at.ply.gg", 3),
                 Entry("only-below.at.ply.gg", BELOW),
+                # A shared region endpoint under "*.digitaloceanspaces.com" (issue 16.4):
+                # even exact, blocking it cuts off every tenant of the region.
+                Entry("ams3.digitaloceanspaces.com", SELF),
+                Entry("evil-bucket.ams3.digitaloceanspaces.com", 3),
             ),
             fs(Entry("xxx", 3)),
         ],
@@ -128,8 +136,11 @@ def test_public_suffixes_refused_tenant_hosts_kept(tmp_path: Path) -> None:
     )
     assert "github.io" not in entries and "gouv.fr" not in entries
     assert entries["someone.github.io"][0] == SUBTREE  # a user's site, never its platform
-    assert entries["tenant.at.ply.gg"][0] == EXACT  # narrowed: the tenant, not below it
+    # Under a "*." rule the PSL makes the name itself public: refused, exact or not.
+    assert "region.at.ply.gg" not in entries
     assert "only-below.at.ply.gg" not in entries
+    assert "ams3.digitaloceanspaces.com" not in entries
+    assert entries["evil-bucket.ams3.digitaloceanspaces.com"][0] == SUBTREE  # one tenant
     assert entries["xxx"][0] == SUBTREE  # deliberate TLD block, behind the feed's flag
 
 
