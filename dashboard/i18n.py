@@ -245,6 +245,8 @@ _TEXTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "reason.exfil": "fuite de données par DNS : {signals}",
                 "reason.cooldown": "{reason} (domaine mis en quarantaine)",
                 "reason.cname": "{reason}, par un alias",
+                "reason.dga": "domaine inventé (le poste est probablement infecté)",
+                "reason.answer_ip": "{reason}, par son adresse {address}",
                 "reason.canary.firefox": "témoin de Firefox (son DNS chiffré reste éteint)",
                 "reason.canary.private-relay": "témoin d'iCloud Private Relay (relais éteint)",
                 "signal.names": "noms trop variés",
@@ -471,6 +473,8 @@ _TEXTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "reason.exfil": "data leak through DNS: {signals}",
                 "reason.cooldown": "{reason} (domain quarantined)",
                 "reason.cname": "{reason}, through an alias",
+                "reason.dga": "invented domain (the machine is probably infected)",
+                "reason.answer_ip": "{reason}, through its address {address}",
                 "reason.canary.firefox": "Firefox's canary (its own encrypted DNS stays off)",
                 "reason.canary.private-relay": "iCloud Private Relay's canary (relay off)",
                 "signal.names": "too many different names",
@@ -737,9 +741,10 @@ def reason_text(lang: Lang, reason: str) -> str:
     "exfil:cooldown,names" -> "fuite de données par DNS : noms trop variés (domaine mis en
     quarantaine)". Unknown reasons are returned as they are."""
     base, sep, alias = reason.partition(" cname:")
+    base, ip_sep, address = base.partition(" answer-ip:")  # resolver/stages/answer_ip.py
     kind, colon, rest = base.partition(":")
     if not colon:
-        words = base
+        words = text(lang, "reason.dga") if base == "dga" else base
     elif kind == "feed":
         words = text(lang, "reason.feed", name=rest)
     elif kind == "list":
@@ -755,6 +760,8 @@ def reason_text(lang: Lang, reason: str) -> str:
             words = text(lang, "reason.cooldown", reason=words)
     else:
         words = base
+    if ip_sep and address:
+        words = text(lang, "reason.answer_ip", reason=words, address=address)
     return text(lang, "reason.cname", reason=words) if sep and alias else words
 
 
