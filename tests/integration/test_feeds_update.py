@@ -176,7 +176,8 @@ async def test_failures_keep_the_last_good_copy(server: FeedServer, tmp_path: Pa
 
     server.status["ransom"] = 503  # retried, then kept
     server.bodies["filter"] = b"<!DOCTYPE html><html><body>Rate limited</body></html>"
-    server.bodies["tf"] = b"# nothing today\n"  # would shrink from 4 entries to 0
+    # would shrink from 5 entries to 0: 4 names and the ip:port row's address (answer-ip)
+    server.bodies["tf"] = b"# nothing today\n"
     code, text = await update(cfg, artifact)
     assert code == EXIT_PARTIAL, text
     assert server.hits["ransom"] == 3  # 1 + 2 retries
@@ -184,7 +185,7 @@ async def test_failures_keep_the_last_good_copy(server: FeedServer, tmp_path: Pa
         "FAILED, HTTP 503 Service Unavailable (after 3 attempts); last good copy kept, 150 entries"
     ) in text
     assert "HTML page" in line_of(text, "filter")
-    assert "shrank from 4 to 0" in line_of(text, "tf")
+    assert "shrank from 5 to 0" in line_of(text, "tf")
     bl = blocklist_file.read(artifact)
     assert bl.match("27c73bq66y4xqoh7.dorfact.at") is not None
     assert bl.match("c2.evil.example") is not None
