@@ -22,6 +22,7 @@ from dashboard.context import CONTEXT, Context, FeedStatusRow, add_domains, read
 from dashboard.coverage import FULL
 from dashboard.i18n import Lang
 from dashboard.protection import Protection, ProtectionInput, protection
+from dashboard.queries import ClientCount
 from dashboard.summary import (
     HISTORY_MAX_DAYS,
     BlocksPage,
@@ -189,18 +190,7 @@ def summary_json(
 ) -> JSON:
     """Today's figures; with ``prot``, the protection state and the headline it makes;
     ``names`` gives a machine's name from its address (resolver/client_names.py)."""
-    highlight = None
-    if s.highlight is not None:
-        h = s.highlight
-        who = client_label(h.client, names(h.client))
-        highlight = {
-            "client": h.client,
-            "client_name": names(h.client) or "",
-            "count": h.category_count,
-            "category": h.category,
-            "kind": h.kind,
-            "text": i18n.highlight_sentence(lang, h.category_count, h.category, h.kind, who),
-        }
+    highlight = _highlight_json(s.highlight, lang, names) if s.highlight is not None else None
     dropped, failed = s.losses[QUEUE_DROPPED], s.losses[WRITE_FAILED]
     protected = prot is None or prot.protected
     sentence = i18n.weather_sentence(lang, s.weather, s.total)
@@ -242,43 +232,13 @@ def summary_json(
         "coverage": s.covered / s.elapsed if s.elapsed else 1.0,
         "hours": [_hour_json(h, cfg, lang) for h in s.hours],
         "running_since_text": since,
-        "kinds": [
-            {
-                "kind": kind,
-                "label": i18n.text(lang, f"kind.{kind}"),
-                "total": s.kind_totals[kind],
-                "categories": [
-                    {
-                        "category": c.category,
-                        "label": i18n.category_label(lang, c.category),
-                        "count": c.count,
-                    }
-                    for c in s.by_category
-                    if c.kind == kind
-                ],
-            }
-            for kind in s.kind_totals
-        ],
+        "kinds": _kinds_json(s, lang),
         "top_names": [
-            {
-                "qname": n.qname,
-                "count": n.count,
-                "category": n.category,
-                "label": i18n.category_label(lang, n.category),
-            }
+            {"qname": n.qname, "count": n.count, "category": n.category}
+            | {"label": i18n.category_label(lang, n.category)}
             for n in s.top_names
         ],
-        "top_clients": [
-            {
-                "client": c.client,
-                "client_name": names(c.client) or "",
-                "client_text": client_label(c.client, names(c.client)),
-                "count": c.count,
-                "category": c.category,
-                "label": i18n.category_label(lang, c.category),
-            }
-            for c in s.top_clients
-        ],
+        "top_clients": [_client_json(c, lang, names) for c in s.top_clients],
         "highlight": highlight,
         "highlight_text": highlight["text"] if highlight else i18n.text(lang, "highlight_none"),
         "losses": {"queue_dropped": dropped, "write_failed": failed},
@@ -287,6 +247,51 @@ def summary_json(
         ),
         "thresholds": thresholds_json(cfg, lang),
     }
+
+
+def _highlight_json(h: ClientCount, lang: Lang, names: Names) -> JSON:
+    """The machine the page names today, by name when one is known."""
+    who = client_label(h.client, names(h.client))
+    return {
+        "client": h.client,
+        "client_name": names(h.client) or "",
+        "count": h.category_count,
+        "category": h.category,
+        "kind": h.kind,
+        "text": i18n.highlight_sentence(lang, h.category_count, h.category, h.kind, who),
+    }
+
+
+def _client_json(c: ClientCount, lang: Lang, names: Names) -> JSON:
+    return {
+        "client": c.client,
+        "client_name": names(c.client) or "",
+        "client_text": client_label(c.client, names(c.client)),
+        "count": c.count,
+        "category": c.category,
+        "label": i18n.category_label(lang, c.category),
+    }
+
+
+def _kinds_json(s: Summary, lang: Lang) -> list[JSON]:
+    """Today's blocks by family (feeds, exfiltration, lists...), each with its categories."""
+    return [
+        {
+            "kind": kind,
+            "label": i18n.text(lang, f"kind.{kind}"),
+            "total": s.kind_totals[kind],
+            "categories": [
+                {
+                    "category": c.category,
+                    "label": i18n.category_label(lang, c.category),
+                    "count": c.count,
+                }
+                for c in s.by_category
+                if c.kind == kind
+            ],
+        }
+        for kind in s.kind_totals
+    ]
 
 
 def blocks_json(p: BlocksPage, cfg: DashboardConfig, lang: Lang, names: Names = _no_names) -> JSON:

@@ -294,8 +294,7 @@ class Updater:
                     status="updated",
                 )
                 out.status, out.fresh = "updated", fs
-                out.format, out.reasons = stats.format, dict(stats.rejected)
-                out.examples = stats.examples
+                out.format, out.reasons, out.examples = stats.format, stats.rejected, stats.examples
             else:
                 if not data.exists():
                     raise FeedError("no copy kept from an earlier run")  # state lost: refetch

@@ -106,6 +106,15 @@ def _type_name(tp: Any) -> str:
     return str(tp)
 
 
+def _pairs(ctx: _Ctx, node: yaml.MappingNode, key: str) -> tuple[tuple[str, str], ...]:
+    """A mapping of text to text ("clients.names: {192.168.1.23: accueil-pc}"), kept as its
+    (key, value) pairs in order: the tree stays immutable and hashable."""
+    return tuple(
+        (_build(ctx, str, k, f"{key}.{k.value}"), _build(ctx, str, v, f"{key}.{k.value}"))
+        for k, v in node.value
+    )
+
+
 def _build(ctx: _Ctx, tp: Any, node: yaml.Node, key: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -121,15 +130,7 @@ def _build(ctx: _Ctx, tp: Any, node: yaml.Node, key: str) -> Any:
         if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
             return ()
         if isinstance(node, yaml.MappingNode) and typing.get_args(item_tp) == (str, str):
-            # A mapping of text to text ("clients.names: {192.168.1.23: accueil-pc}") is kept
-            # as its (key, value) pairs in order: the tree stays immutable and hashable.
-            return tuple(
-                (
-                    _build(ctx, str, k, f"{key}.{k.value}"),
-                    _build(ctx, str, v, f"{key}.{k.value}"),
-                )
-                for k, v in node.value
-            )
+            return _pairs(ctx, node, key)
         if not isinstance(node, yaml.SequenceNode):
             raise ctx.fail(
                 node,
