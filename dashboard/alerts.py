@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import json
 import logging
 import os
@@ -194,6 +195,9 @@ def send_email(acfg: AlertsConfig, box: str, alert: Alert) -> None:
     msg["From"] = e.sender or f"parafoudre@{box}"
     msg["To"] = ", ".join(e.to)
     msg["Subject"] = alert.subject[:200]
+    # Mail filters drop mail without a date or an id; the server may not add them.
+    msg["Date"] = email.utils.formatdate(localtime=True)
+    msg["Message-ID"] = email.utils.make_msgid(domain=box or None)
     msg.set_content(f"{alert.text[:MAX_TEXT]}\n\n-- \nParafoudre, {box}\n")
     context = ssl.create_default_context(cafile=e.ca_file or None)
     smtp: smtplib.SMTP

@@ -228,7 +228,11 @@ class ClientNames:
             self.ptr[address] = (name, now)
 
     async def _lookup(self, address: str) -> str | None:
-        for server in self.servers_for(address):
+        try:
+            servers = self.servers_for(address)
+        except ValueError:  # not an address (the block log holds text): nothing to ask
+            return None
+        for server in servers:
             try:
                 name = await ask_ptr(address, server)
             except (OSError, ValueError):

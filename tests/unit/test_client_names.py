@@ -98,3 +98,10 @@ def test_without_forward_zones_or_with_ptr_off_nothing_is_asked() -> None:
     assert names.name("192.168.1.7") is None and not names.wanted
     names = ClientNames(ClientsConfig())
     assert names.name("192.168.1.7") is None and not names.wanted
+
+
+async def test_text_that_is_no_address_is_never_asked(upstream: FakeUpstream) -> None:
+    names = ClientNames(ClientsConfig(), [("mairie.local", [("127.0.0.1", upstream.port)])])
+    assert names.name("not-an-address") is None
+    await names.refresh()  # no exception, nothing sent
+    assert names.name("not-an-address") is None and upstream.queries == []
