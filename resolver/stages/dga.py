@@ -134,8 +134,10 @@ class DgaStage:
         if suspect is None:
             return CONTINUE
         if now >= suspect.until:
-            del self.infected[query.client]  # the bursts stopped: the judgement ends
-            suspect.named_at = 0.0
+            # The bursts stopped: the judgement ends, and its evidence with it (a cleaned
+            # machine's next typo must not find a full slow window waiting).
+            del self.infected[query.client]
+            self.suspects.pop(query.client)
             return CONTINUE
         if not self._same_shape(suspect, query):
             return CONTINUE

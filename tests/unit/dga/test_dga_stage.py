@@ -132,6 +132,9 @@ def test_the_judgement_ends_when_the_bursts_stop() -> None:
     later = 1015.0 + s.cfg.hold + 1
     assert s.decide(query(random_names(1, seed=9)[0]), later) is CONTINUE
     assert not s.infected and s.admits("192.168.1.20", later)
+    # A cleaned machine starts afresh: one more NXDOMAIN names nothing.
+    assert ask(s, random_names(1, seed=10)[0], NX, later + 1) is None
+    assert not s.infected
 
 
 def test_benign_random_looking_traffic_never_names_a_machine() -> None:
