@@ -300,6 +300,54 @@ def banjori(rng: random.Random, day: int) -> list[str]:
     return out
 
 
+# Written after the defaults were chosen, and never used to choose them: families the detector
+# had not seen.
+
+
+def tinba(rng: random.Random, day: int) -> list[str]:
+    # Tinba: 12 letters each derived from the previous name by a fixed arithmetic, a
+    # hard-coded seed domain, TLDs com in net ru biz (Bader, "The DGA of Tinba", 2015).
+    tlds = ["com", "in", "net", "ru", "biz"]
+    seeded = random.Random(f"tinba-{day}")
+    out, label = [], list("ljhgjndhrfqu")
+    for i in range(1000):
+        label = [LETTERS[(ord(c) - 97 + seeded.randrange(26)) % 26] for c in label]
+        out.append("".join(label) + "." + tlds[i % 5])
+    return out
+
+
+def qakbot(rng: random.Random, day: int) -> list[str]:
+    # Qakbot: a Mersenne Twister seeded from the date (and a CRC), 8-25 letters, TLDs com net
+    # org info biz (DGArchive; Bader, "The DGA of Qakbot", 2016).
+    seeded = random.Random(f"qakbot-{day // 10}")
+    tlds = ["com", "net", "org", "info", "biz"]
+    return [f"{_letters(seeded, 8, 25)}.{seeded.choice(tlds)}" for _ in range(5000)]
+
+
+def nymaim2(rng: random.Random, day: int) -> list[str]:
+    # Nymaim2: two words of its lists joined, sometimes with a hyphen, many TLDs (DGArchive;
+    # Bader, "The DGA of Nymaim2", 2018).
+    seeded = random.Random(f"nymaim2-{day}")
+    tlds = ["com", "net", "in", "ru", "info", "biz", "org", "pw", "top", "xyz"]
+    out = []
+    for _ in range(64):
+        sep = "-" if seeded.random() < 0.3 else ""
+        out.append(f"{seeded.choice(WORDS)}{sep}{seeded.choice(WORDS)}.{seeded.choice(tlds)}")
+    return out
+
+
+def symmi(rng: random.Random, day: int) -> list[str]:
+    # Symmi: pronounceable, letter pairs of a consonant and a vowel, .ddns.net dropped here
+    # for a registrable TLD (DGArchive).
+    seeded = random.Random(f"symmi-{day}")
+    cons, vows = "bcdfghklmnprstvxz", "aeiou"
+    out = []
+    for _ in range(64):
+        n = seeded.randint(4, 7)
+        out.append("".join(seeded.choice(cons) + seeded.choice(vows) for _ in range(n)) + ".com")
+    return out
+
+
 FAMILIES = (
     Family("conficker", "arithmetic", "SRI Conficker C analysis 2009", conficker, 2.0),
     Family("cryptolocker", "arithmetic", "Dell SecureWorks 2013", cryptolocker, 1.0),
@@ -315,4 +363,8 @@ FAMILIES = (
     # The same algorithms at one try a minute: no burst to see.
     Family("ramnit-slow", "arithmetic, 1/min", "Bader 2015 (LCG)", ramnit, 60.0),
     Family("suppobox-slow", "dictionary, 1/min", "Geffner, Black Hat 2013", suppobox, 60.0),
+    Family("tinba (unseen)", "arithmetic", "Bader 2015", tinba, 1.0),
+    Family("qakbot (unseen)", "arithmetic", "Bader 2016", qakbot, 2.0),
+    Family("nymaim2 (unseen)", "dictionary", "Bader 2018", nymaim2, 4.0),
+    Family("symmi (unseen)", "pronounceable", "DGArchive", symmi, 3.0),
 )

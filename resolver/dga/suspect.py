@@ -19,6 +19,10 @@ from typing import Final
 RECENT: Final = 64
 # TLDs kept per machine's shape: families use 1 to ~20 (DGArchive); past this, any TLD goes.
 MAX_TLDS: Final = 24
+NEW_TLD_CHANCE: Final = 0.05
+# Lengths a little outside those seen are of the shape too: a dozen names show most of a
+# family's range, not its ends.
+LENGTH_SLACK: Final = 3
 _DIGITS: Final = frozenset("0123456789")
 
 
@@ -44,7 +48,7 @@ class Suspect:
         self.at = 0.0  # time of the last evidence
         # (time, hash(domain), random-looking) of the last registered domains counted.
         self.recent: deque[tuple[float, int, bool]] = deque(maxlen=RECENT)
-        self.tlds: set[str] = set()
+        self.tlds: dict[str, int] = {}  # TLD -> names counted under it
         self.min_len = 255
         self.max_len = 0
         self.digits = False  # some label had a digit
@@ -65,8 +69,9 @@ class Suspect:
             self.score *= 0.5 ** ((now - self.at) / half_life)
         self.score += weight
         self.at = now
-        if len(self.tlds) < MAX_TLDS:
-            self.tlds.add(tld)
+        tlds = self.tlds
+        if tld in tlds or len(tlds) < MAX_TLDS:
+            tlds[tld] = tlds.get(tld, 0) + 1
         n = len(label)
         self.min_len = min(self.min_len, n)
         self.max_len = max(self.max_len, n)
@@ -95,15 +100,24 @@ class Suspect:
 
     @property
     def random_family(self) -> bool:
-        """Most of the names were random-looking (arithmetic or hash-based family)."""
-        return self.randoms * 2 > self.total
+        """Nearly all the names were random-looking (an arithmetic or hash-based family); a
+        pronounceable family, judged random one name in two, is not held to it."""
+        return self.randoms * 5 >= self.total * 4
 
     def matches(self, label: str, tld: str, random: bool) -> bool:
-        """Is this registered domain of the shape of the names the machine tried?"""
-        if len(self.tlds) < MAX_TLDS and tld not in self.tlds:
-            return False
+        """Is this registered domain of the shape of the names the machine tried?
+
+        A TLD not seen yet is of the shape when the family's TLD set looks larger than what
+        was seen (Necurs draws from 43, Nymaim2 from dozens): by Good and Turing's estimate,
+        the chance that the next name's TLD is a new one is the share of names whose TLD was
+        seen once; above ``NEW_TLD_CHANCE``, any TLD goes.
+        """
+        if tld not in self.tlds and len(self.tlds) < MAX_TLDS:
+            once = sum(1 for c in self.tlds.values() if c == 1)
+            if once < NEW_TLD_CHANCE * max(self.total, 1):
+                return False
         n = len(label)
-        if n < self.min_len - 2 or n > self.max_len + 2:
+        if n < self.min_len - LENGTH_SLACK or n > self.max_len + LENGTH_SLACK:
             return False
         if not self.digits and not _DIGITS.isdisjoint(label):
             return False
