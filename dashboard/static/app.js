@@ -249,7 +249,9 @@
 
   function allowCell(item) {
     const cell = document.createDocumentFragment();
-    cell.appendChild(allowForm(item, "name", body.dataset.allowName || ""));
+    // The detector's rows show a cut name (never the payload): only their domain is allowed.
+    const exfil = item.verdict === "exfiltration" || String(item.reason).indexOf("exfil:") === 0;
+    if (!exfil) cell.appendChild(allowForm(item, "name", body.dataset.allowName || ""));
     if (item.domain) {
       const label = (body.dataset.allowDomain || "").replace("{domain}", item.domain);
       cell.appendChild(allowForm(item, "domain", label));

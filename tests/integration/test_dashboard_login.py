@@ -89,3 +89,50 @@ async def test_hash_password_refuses_a_short_password() -> None:
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(b"short\n"), 30)
     assert proc.returncode == 1 and out == b"" and b"8 characters" in err
+
+
+async def test_the_detector_s_rows_offer_their_domain_only(tmp_path: Path) -> None:
+    """An exfiltration row shows a cut name (never the payload): allowing "that name" would
+    allow nothing; its domain is what the operator can allow."""
+    import time
+
+    from resolver.blocklog.writer import BlockEvent, BlockLogWriter
+
+    db = tmp_path / "blocks.sqlite"
+    writer = BlockLogWriter(db)
+    writer.start()
+    now = time.time()
+    for e in (
+        BlockEvent(now, "192.168.1.55", "a9f3c0e1b2d4f6a8.x7k2q.tunnel.example.com", 16,
+                   "exfiltration", "exfil:entropy", "exfiltration"),
+        BlockEvent(now, "192.168.1.23", "ads.tracker.example.net", 1, "blocked", "feed:x",
+                   "malware"),
+    ):  # fmt: skip
+        assert writer.offer(e)
+    assert writer.flush(timeout=10)
+    writer.close()
+    cfg = DashboardConfig(token=TOKEN)
+    app = create_app(cfg, db_path=db, allowing=OperatorAllowlist(tmp_path / "a.txt", db))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            login = {"user": "token", "password": TOKEN}
+            async with http.post(f"{url}/login", data=login, headers={"Origin": url}) as r:
+                html = await r.text()
+    finally:
+        await runner.cleanup()
+    forms = html.split('<form method="post" action="/allow')[1:]
+    targets = [
+        (f.split('name="name" value="')[1].split('"')[0], f.split('name="scope" value="')[1][:4])
+        for f in forms
+    ]
+    assert ("ads.tracker.example.net", "name") in targets
+    assert ("ads.tracker.example.net", "doma") in targets
+    exfil = [t for t in targets if "\u2026" in t[0]]  # the cut name: "a9f3c0e1….example.com"
+    assert [scope for _, scope in exfil] == ["doma"], exfil
+    assert "a9f3c0e1b2d4f6a8" not in html  # the payload is never on the page
+    assert "Autoriser example.com" in html
