@@ -103,7 +103,7 @@ class Config:
     observatory: ObservatoryPushConfig = field(default_factory=ObservatoryPushConfig)
     # Names of the commune's machines, shown beside their addresses (see resolver/client_names.py).
     clients: ClientsConfig = field(default_factory=ClientsConfig)
-    # E-mails and webhooks when it storms, a machine is named, a feed is stale (dashboard/alerts.py).
+    # E-mails and webhooks when it storms, a machine is named... (see dashboard/alerts.py).
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     # The weather page, its JSON API and /metrics (see dashboard/README.md).
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)

@@ -117,7 +117,7 @@ async def test_an_allow_under_another_feed_s_broader_block_is_kept_in_the_artifa
         allowlist=("cdn.0022a601.pphost.net",),
         state_dir=str(tmp_path / "state"),
     )
-    code, out, err = await update_streams(cfg, tmp_path / "b.pfb")
+    code, _, err = await update_streams(cfg, tmp_path / "b.pfb")
     assert code == 0, err
     compiled = blocklist_file.read(tmp_path / "b.pfb")
     for blocked in ("05webinvite.com", "www.05webinvite.com", "0022a601.pphost.net"):
