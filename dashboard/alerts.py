@@ -232,6 +232,44 @@ async def send_webhook(acfg: AlertsConfig, box: str, alert: Alert, now: float) -
             raise OSError(f"HTTP {r.status}")
 
 
+async def deliver(acfg: AlertsConfig, box: str, alert: Alert, now: float) -> list[tuple[str, str]]:
+    """Send ``alert`` by every configured channel: (channel, error or "") for each."""
+    out: list[tuple[str, str]] = []
+    if acfg.email.to:
+        try:
+            await asyncio.to_thread(send_email, acfg, box, alert)
+            out.append(("e-mail", ""))
+        except (OSError, smtplib.SMTPException) as exc:
+            out.append(("e-mail", str(exc) or type(exc).__name__))
+    if acfg.webhook.url:
+        try:
+            await send_webhook(acfg, box, alert, now)
+            out.append(("webhook", ""))
+        except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+            out.append(("webhook", str(exc) or type(exc).__name__))
+    return out
+
+
+def trial_alert(lang: str, box: str) -> Alert:
+    """What `parafoudre test-alert` sends: says it is a test, and how alerts will look."""
+    if lang == "fr":
+        text = (
+            "Ceci est un essai : les alertes de Parafoudre arriveront ainsi (orage, poste à "
+            "vérifier, fuite de données, liste périmée), au plus une fois par jour chacune."
+        )
+        return Alert("test", "test", f"Parafoudre : essai des alertes ({box})", text)
+    text = (
+        "This is a test: Parafoudre's alerts will come this way (storm, machine to check, "
+        "data exfiltration, stale feed), each at most once a day."
+    )
+    return Alert("test", "test", f"Parafoudre: alert test ({box})", text)
+
+
+async def send_test(acfg: AlertsConfig, lang: str, box: str) -> list[tuple[str, str]]:
+    """`parafoudre test-alert`: the test alert by every channel, (channel, error or "")."""
+    return await deliver(acfg, box, trial_alert(lang, box), time.time())
+
+
 class Alerter:
     """Looks at the block log every ``interval`` seconds and sends what is new today."""
 
@@ -281,19 +319,11 @@ class Alerter:
         return delivered
 
     async def _deliver(self, alert: Alert, now: float) -> bool:
-        ok = False
-        if self.acfg.email.to:
-            try:
-                await asyncio.to_thread(send_email, self.acfg, self.box, alert)
-                ok = True
-            except (OSError, smtplib.SMTPException) as exc:
-                log.warning("alert %s: e-mail not sent: %s", alert.key, exc)
-        if self.acfg.webhook.url:
-            try:
-                await send_webhook(self.acfg, self.box, alert, now)
-                ok = True
-            except (OSError, aiohttp.ClientError, TimeoutError) as exc:
-                log.warning("alert %s: webhook not reached: %s", alert.key, exc)
+        results = await deliver(self.acfg, self.box, alert, now)
+        for channel, error in results:
+            if error:
+                log.warning("alert %s: %s not delivered: %s", alert.key, channel, error)
+        ok = any(not error for _, error in results)
         if ok:
             log.info("alert sent: %s", alert.subject)
         return ok

@@ -60,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--domain", action="store_true", help="allow the name's registered domain")
     a.add_argument("--remove", action="store_true", help="undo: take the name off the list")
     a.add_argument("--list", action="store_true", help="show the names allowed so far")
+    ta = sub.add_parser(
+        "test-alert", help="send a test alert by the configured e-mail and webhook (alerts:)"
+    )
+    ta.add_argument("-c", "--config", type=Path, help=conf_help)
     sub.add_parser(
         "hash-password",
         help="read a password and print its hash for dashboard.operators[].password_hash",
@@ -125,6 +129,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _feeds(cfg, args.feeds_command)
     if args.command == "allow":
         return _allow(cfg, args)
+    if args.command == "test-alert":
+        return _test_alert(cfg)
     if args.command == "check-config":
         return _check_config(cfg, args.config)
     return _serve(cfg, args)
@@ -145,6 +151,25 @@ def _check_config(cfg: config.Config, path: Path | None) -> int:
         return EXIT_CONFIG
     print(f"{where}: OK")
     return EXIT_OK
+
+
+def _test_alert(cfg: config.Config) -> int:
+    """Send one test alert now by each configured channel; say how each went."""
+    import socket
+
+    from dashboard.alerts import send_test
+
+    if not cfg.alerts.enabled():
+        _err("no alert channel: set alerts.email.to (and alerts.email.host) or alerts.webhook.url")
+        return EXIT_CONFIG
+    box = socket.gethostname()[:64]
+    results = asyncio.run(send_test(cfg.alerts, cfg.dashboard.language, box))
+    for channel, error in results:
+        if error:
+            _err(f"test-alert: {channel} not delivered: {error}")
+        else:
+            print(f"test-alert: {channel} sent")
+    return EXIT_FAILED if any(error for _, error in results) else EXIT_OK
 
 
 def _hash_password() -> int:

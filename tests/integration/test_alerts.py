@@ -245,3 +245,47 @@ async def test_starttls_with_the_mairie_s_own_ca_and_a_server_without_it(
     assert await b.check() == []
     assert plain_inbox.messages == []
     assert await b.check() == []  # tried again, still refused
+
+
+async def test_test_alert_from_the_command_line(
+    tmp_path: Path, smtp: tuple[Inbox, int], hook: tuple[list[dict[str, Any]], str]
+) -> None:
+    """`parafoudre test-alert`: a new user checks the mail settings before it storms."""
+    import sys
+
+    inbox, port = smtp
+    received, url = hook
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"state_dir: {tmp_path / 'state'}\n"
+        "alerts:\n"
+        f"  email: {{to: [it@mairie.test], host: 127.0.0.1, port: {port}, security: none}}\n"
+        f"  webhook: {{url: '{url}'}}\n"
+    )
+
+    async def run(path: Path) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "resolver.cli", "test-alert", "-c", str(path),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    code, out, err = await run(cfg)
+    assert code == 0, err
+    assert out.splitlines() == ["test-alert: e-mail sent", "test-alert: webhook sent"]
+    assert inbox.subjects()[0].startswith("Parafoudre : essai des alertes (")
+    assert received[0]["event"] == "test"
+    # A mail server that refuses: said in one line, exit 1, no traceback.
+    closed = free_port()
+    cfg.write_text(
+        "alerts:\n"
+        f"  email: {{to: [it@mairie.test], host: 127.0.0.1, port: {closed}, security: none}}\n"
+    )
+    code, out, err = await run(cfg)
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert err.startswith("parafoudre: test-alert: e-mail not delivered:"), err
+    cfg.write_text("alerts:\n  weather: storm\n")
+    code, out, err = await run(cfg)
+    assert code == 2 and "no alert channel" in err
