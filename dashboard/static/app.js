@@ -251,6 +251,8 @@
     const cell = document.createDocumentFragment();
     // The detector's rows show a cut name (never the payload): only their domain is allowed.
     const exfil = item.verdict === "exfiltration" || String(item.reason).indexOf("exfil:") === 0;
+    // A canary is answered before any allowlist: nothing to allow (the config turns it off).
+    if (String(item.reason).indexOf("canary:") === 0) return cell;
     if (!exfil) cell.appendChild(allowForm(item, "name", body.dataset.allowName || ""));
     if (item.domain) {
       const label = (body.dataset.allowDomain || "").replace("{domain}", item.domain);

@@ -93,7 +93,8 @@ async def test_hash_password_refuses_a_short_password() -> None:
 
 async def test_the_detector_s_rows_offer_their_domain_only(tmp_path: Path) -> None:
     """An exfiltration row shows a cut name (never the payload): allowing "that name" would
-    allow nothing; its domain is what the operator can allow."""
+    allow nothing; its domain is what the operator can allow. A canary (answered before any
+    allowlist) has no button."""
     import time
 
     from resolver.blocklog.writer import BlockEvent, BlockLogWriter
@@ -107,6 +108,8 @@ async def test_the_detector_s_rows_offer_their_domain_only(tmp_path: Path) -> No
                    "exfiltration", "exfil:entropy", "exfiltration"),
         BlockEvent(now, "192.168.1.23", "ads.tracker.example.net", 1, "blocked", "feed:x",
                    "malware"),
+        BlockEvent(now, "192.168.1.30", "use-application-dns.net", 1, "blocked",
+                   "canary:firefox", "bypass"),
     ):  # fmt: skip
         assert writer.offer(e)
     assert writer.flush(timeout=10)
@@ -135,4 +138,5 @@ async def test_the_detector_s_rows_offer_their_domain_only(tmp_path: Path) -> No
     exfil = [t for t in targets if "\u2026" in t[0]]  # the cut name: "a9f3c0e1….example.com"
     assert [scope for _, scope in exfil] == ["doma"], exfil
     assert "a9f3c0e1b2d4f6a8" not in html  # the payload is never on the page
+    assert not [t for t in targets if "use-application-dns" in t[0]]  # a canary: nothing to allow
     assert "Autoriser example.com" in html
