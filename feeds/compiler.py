@@ -25,7 +25,7 @@ from feeds.never_block import PublicSuffixes
 from feeds.normalize import BELOW, EXAMPLES_PER_REASON, MASK_TO_SCOPE, SELF, Entry, ParseStats
 from feeds.sources import Feed
 from resolver import blocklist_file
-from resolver.blocklog.schema import BYPASS
+from resolver.core.categories import BYPASS
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Final
 
+from resolver.core import categories
 from resolver.errors import ParafoudreError
 
 log = logging.getLogger(__name__)
@@ -22,9 +23,10 @@ SCHEMA_VERSION: Final = 6
 # ``bypass`` feed), nothing attacked it. Every Firefox start asks the canary, so counting them as
 # threats would cloud every day. Readers count them apart: never in the weather, the threat
 # totals or what the observatory receives; the page still shows them and names a machine that
-# keeps trying.
-BYPASS: Final = "bypass"
-NON_THREAT_CATEGORIES: Final[frozenset[str]] = frozenset({BYPASS})
+# keeps trying. The set itself lives in the core (stages and feeds read it there); the page,
+# which may not import the core, reads it here.
+BYPASS: Final = categories.BYPASS
+NON_THREAT_CATEGORIES: Final = categories.NON_THREAT_CATEGORIES
 # The same as an SQL list of literals, "('bypass')": our own constant words, never input.
 NON_THREAT_SQL: Final = "(" + ", ".join(f"'{c}'" for c in sorted(NON_THREAT_CATEGORIES)) + ")"
 

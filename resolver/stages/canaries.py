@@ -10,7 +10,7 @@
 
 A canary answer is a block with category "bypass" (the block log counts it per machine, so the
 page can name a machine that keeps trying; not a threat: never in the weather, see
-``resolver.blocklog.schema.NON_THREAT_CATEGORIES``); resolver.arpa answers are local.
+``resolver.core.categories.NON_THREAT_CATEGORIES``); resolver.arpa answers are local.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
-from resolver.blocklog.schema import BYPASS
 from resolver.core import responses, wire
+from resolver.core.categories import BYPASS
 from resolver.core.query import Query
 from resolver.core.steps import CONTINUE, Reply, Step, Verdict
 
