@@ -121,7 +121,15 @@ class App:
         self.dga = DgaStage(cfg.dga, self.answer) if cfg.dga.mode != "off" else None
         self.answer_ip = AnswerIpStage(self.lists.blocklist, self.answer)
         rl = cfg.rate_limit
-        self.rate_limit = RateLimitStage(rl.rate, rl.burst, rl.max_clients) if rl.enabled else None
+        exempt = [ipaddress.ip_network(n, strict=False) for n in rl.exempt]
+        self.rate_limit = (
+            RateLimitStage(rl.rate, rl.burst, rl.max_clients, exempt) if rl.enabled else None
+        )
+        self.errors = (
+            ErrorLimiter(rl.errors_rate, rl.errors_burst, rl.errors_slip)
+            if rl.errors_rate > 0
+            else None
+        )
         self.canaries = CanaryStage(cfg.canaries.firefox, cfg.canaries.icloud_private_relay)
         self.rebinding = self._rebinding(cfg)
         # Shared by every group's chain: they judge the client or the name, never per group.
@@ -150,6 +158,7 @@ class App:
             stale_max_age=cfg.cache.stale_max_age,
             stale_answer_after=cfg.cache.stale_answer_after,
             prefetch=Forward(upstream_addresses(cfg.upstream)) if cfg.cache.prefetch else None,
+            errors=self.errors.allow if self.errors is not None else None,
         )
         self.tcp_limits = TcpLimits(
             cfg.server.tcp_idle_timeout,
@@ -278,7 +287,7 @@ class App:
             (z.zone, tuple(Upstream(*parse_hostport(s, 53)) for s in z.servers)) for z in zones
         ]
         return (
-            AclStage(ipaddress.ip_network(n, strict=False) for n in cfg.acl.allow),
+            AclStage((ipaddress.ip_network(n, strict=False) for n in cfg.acl.allow), self.errors),
             ProtocolStage(),
             LocalZoneStage(
                 [parse_record(r) for r in cfg.local_zone.records],

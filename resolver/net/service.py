@@ -53,6 +53,7 @@ class Dropped:
 
 OVERLOAD: Final = Dropped("overload")  # too many queries waiting for upstreams
 UNANSWERABLE: Final = Dropped("malformed", ends_stream=False)
+ERRORS_LIMITED: Final = Dropped("error_limit")  # too many error answers to this source network
 _DROPPED: dict[str, Dropped] = {}  # one Dropped per reason, made once
 
 _UDP = Transport.UDP
@@ -90,6 +91,7 @@ class Service:
         stale_max_age: int = 0,
         stale_answer_after: float = 1.8,
         prefetch: Forward | None = None,
+        errors: Callable[[str, float], bool] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.upstream = upstream
@@ -102,6 +104,8 @@ class Service:
         self.stale_max_age = stale_max_age
         self.stale_answer_after = stale_answer_after
         self.prefetch = prefetch  # where to refresh popular answers from; None: no prefetch
+        # May an error answer to a malformed query go to this client now (ErrorLimiter)?
+        self.errors = errors
         self._refreshing: set[bytes] = set()
         # (cache key, Forward) -> what to do with the answer, for each query waiting for it.
         self._flights: dict[tuple[bytes, Forward], list[Callable[[bytes | None], None]]] = {}
@@ -167,7 +171,12 @@ class Service:
             q = query_mod.from_wire(data, client, transport, self.server_payload)
         except MalformedQuery as exc:
             self.malformed += 1
-            return UNANSWERABLE if exc.response is None else exc.response
+            if exc.response is None:
+                return UNANSWERABLE
+            errors = self.errors
+            if errors is not None and not errors(client, self.clock()):
+                return self.drop(ERRORS_LIMITED)
+            return exc.response
         now = self.clock()
         try:
             step = self.pipeline.handle(q, now)

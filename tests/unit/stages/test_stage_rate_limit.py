@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from resolver.core.steps import CONTINUE, Drop
-from resolver.stages.rate_limit import RateLimitStage
+from resolver.stages.rate_limit import ErrorLimiter, RateLimitStage
 from tests.fakes import make_query
 
 
@@ -54,3 +56,42 @@ def test_decide_and_meter_agree() -> None:
     assert isinstance(st.decide(make_query("x.test", client="10.0.0.9"), 0.0), Drop)
     assert st.allow("10.0.0.9", 0.0) is False
     assert (st.name, st.policy) == ("rate_limit", False)
+
+
+def test_exempt_networks_are_never_limited_others_still_are() -> None:
+    dc = ipaddress.ip_network("192.168.1.2/32")
+    st = RateLimitStage(rate=1.0, burst=2, exempt=[dc, ipaddress.ip_network("fd00::/8")])
+    assert all(st.meter("192.168.1.2", 0.0) is None for _ in range(10_000))
+    assert all(st.meter("::ffff:192.168.1.2", 0.0) is None for _ in range(100))  # dual stack
+    assert all(st.meter("fd00::53", 0.0) is None for _ in range(100))
+    assert [st.meter("192.168.1.3", 0.0) is None for _ in range(3)] == [True, True, False]
+    assert "except 192.168.1.2/32" in st.describe()
+
+
+def test_limited_clients_are_counted_for_the_log_and_drained() -> None:
+    st = RateLimitStage(rate=1.0, burst=1)
+    for _ in range(5):
+        st.meter("10.0.0.1", 0.0)
+    st.meter("10.0.0.2", 0.0)
+    st.meter("10.0.0.2", 0.0)
+    assert st.drain_limited() == ({"10.0.0.1": 4, "10.0.0.2": 1}, 0)
+    assert st.drain_limited() == ({}, 0)
+
+
+def test_error_limiter_answers_a_burst_then_one_in_slip() -> None:
+    lim = ErrorLimiter(rate=1.0, burst=3, slip=4)
+    answered = [lim.allow("203.0.113.7", 10.0) for _ in range(23)]
+    assert answered[:3] == [True] * 3
+    assert answered[3:] == [False, False, False, True] * 5  # one in 4 past the burst
+    # The same /24 shares the budget; another /24 has its own.
+    assert not lim.allow("203.0.113.8", 10.0)
+    assert lim.allow("203.0.114.7", 10.0)
+    assert lim.allow("203.0.113.7", 11.0)  # one refilled after a second
+
+
+def test_error_limiter_groups_ipv6_by_56_and_can_drop_all() -> None:
+    lim = ErrorLimiter(rate=1.0, burst=1, slip=0)
+    assert lim.allow("2001:db8:0:100::1", 0.0)
+    assert not any(lim.allow("2001:db8:0:1ff::2", 0.0) for _ in range(50))  # same /56
+    assert lim.allow("2001:db8:0:200::1", 0.0)
+    assert lim.dropped == 50
