@@ -41,7 +41,7 @@ from resolver.stages.exfiltration import ExfiltrationStage
 from resolver.stages.local_zone import LocalZoneStage, parse_record
 from resolver.stages.minimal_any import MinimalAnyStage
 from resolver.stages.protocol import ProtocolStage
-from resolver.stages.rate_limit import RateLimitStage
+from resolver.stages.rate_limit import ErrorLimiter, RateLimitStage
 from resolver.stages.rebinding import RebindingStage
 from resolver.stages.recursion import RecursionStage
 from resolver.stages.upstream import UpstreamStage
