@@ -200,9 +200,26 @@ def _who() -> str:
     return f"cli:{user}"
 
 
+# The service's state directory under systemd (deploy/parafoudre.service StateDirectory=).
+SERVICE_STATE_DIR = Path("/var/lib/parafoudre")
+
+
+def _service_state(cfg: config.Config) -> config.Config:
+    """The config with the service's state directory when a shell would miss it: systemd gives
+    the service STATE_DIRECTORY=/var/lib/parafoudre, `sudo parafoudre allow` has no such
+    variable and would write under ~/.local/state, where the server never looks."""
+    import dataclasses
+    import os
+
+    if cfg.state_dir or os.environ.get("STATE_DIRECTORY") or not SERVICE_STATE_DIR.is_dir():
+        return cfg
+    return dataclasses.replace(cfg, state_dir=str(SERVICE_STATE_DIR))
+
+
 def _allow(cfg: config.Config, args: argparse.Namespace) -> int:
     from resolver.operator_allowlist import OperatorAllowlist, operator_path
 
+    cfg = _service_state(cfg)
     allowing = OperatorAllowlist(operator_path(cfg), cfg.blocklog_path())
     try:
         if args.list or not args.name:
@@ -228,7 +245,7 @@ def _allow(cfg: config.Config, args: argparse.Namespace) -> int:
         _err(f"allow: {exc}")
         return EXIT_FAILED
     print(f"{entry.name}: allowed with every name under it, in force within a second")
-    print(f"(undo: parafoudre allow --remove {entry.name})")
+    print(f"(in {allowing.path}; undo: parafoudre allow --remove {entry.name})")
     return EXIT_OK
 
 

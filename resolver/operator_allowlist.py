@@ -236,15 +236,16 @@ class OperatorAllowlist:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """One writer at a time across processes (the page, the command line)."""
+        """One writer at a time across processes (the page, the command line). The lock is
+        taken on the directory itself: a lock file made by `sudo parafoudre allow` would belong
+        to root, and the page (the service's user) could not open it afterwards."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = self.path.with_name(f".{self.path.name}.lock")
-        with lock.open("a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def _write(self, entries: list[AllowEntry]) -> None:
         directory = self.path.parent
@@ -255,6 +256,9 @@ class OperatorAllowlist:
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o644)  # the resolver may run as another user than the command line
+            if os.geteuid() == 0:  # `sudo parafoudre allow`: the file stays the service's
+                st = os.stat(directory)
+                os.chown(tmp, st.st_uid, st.st_gid)
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -268,7 +272,10 @@ class OperatorAllowlist:
 
     def _record(self, ts: float, who: str, action: str, name: str, detail: str) -> None:
         """The change in the block log; the file is what counts, so a failure only warns."""
-        if self.blocklog_path is None:
+        if self.blocklog_path is None or not self.blocklog_path.exists():
+            # The resolver creates the block log at its first start; made here (by root, from
+            # the command line) it would belong to the wrong user. The file is what counts.
+            log.warning("operator action not logged: no block log at %s yet", self.blocklog_path)
             return
         try:
             conn = open_db(self.blocklog_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from resolver.blocklist_holder import ListsHolder
 from resolver.blocklog.schema import open_db
 from resolver.list_files import read_names
-from resolver.operator_allowlist import AllowError, OperatorAllowlist, parse, render
+from resolver.operator_allowlist import AllowError, OperatorAllowlist, operator_path, parse, render
 from tests.conftest import make_config
 
 T0 = 1_765_000_000.0
@@ -131,3 +132,43 @@ def test_the_table_is_in_the_block_log_schema(tmp_path: Path) -> None:
     cols = [r[1] for r in conn.execute("PRAGMA table_info(operator_actions)")]
     conn.close()
     assert cols == ["id", "ts", "who", "action", "name", "detail"]
+
+
+def test_writers_at_once_lose_no_name(tmp_path: Path) -> None:
+    """The page and the command line may write at the same moment: the directory's lock."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ops = _allowlist(tmp_path)
+    names = [f"n{i}.example" for i in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: OperatorAllowlist(ops.path, None).allow(n, who="x"), names))
+    assert sorted(e.name for e in ops.entries()) == sorted(names)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file away")
+def test_sudo_allow_leaves_the_file_to_the_service_s_user(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    os.chown(state, 4321, 4321)  # the service's user owns its state directory
+    ops = OperatorAllowlist(state / "allowlist.operator.txt", None)
+    ops.allow("x.example", who="cli:root")
+    st = ops.path.stat()
+    assert (st.st_uid, st.st_gid) == (4321, 4321)
+    assert not [p for p in state.iterdir() if p.name != "allowlist.operator.txt"]  # no lock file
+
+
+def test_the_command_line_finds_the_service_s_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sudo parafoudre allow` has no STATE_DIRECTORY: it must still write where the service
+    (StateDirectory=parafoudre) reads, not under root's home."""
+    from resolver import cli
+    from resolver.config import Config
+
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.setattr(cli, "SERVICE_STATE_DIR", tmp_path)
+    assert operator_path(cli._service_state(Config())) == tmp_path / "allowlist.operator.txt"
+    mine = Config(state_dir=str(tmp_path / "own"))  # the config's own choice wins
+    assert cli._service_state(mine) is mine
+    monkeypatch.setattr(cli, "SERVICE_STATE_DIR", tmp_path / "absent")  # not a service box
+    assert cli._service_state(Config()).state_dir == ""
