@@ -483,6 +483,8 @@ async def _start_page(
     """For the first worker only (the block log is shared): the weather page, the machines'
     names it shows and the alerts, kept going by tasks. No runner when the page is off or
     cannot start."""
+    if not cfg.dashboard.enabled and not cfg.alerts.enabled():
+        return None, []  # nobody to show a name to
     from resolver.client_names import ClientNames
     from resolver.feeds_status import feeds_status
 
