@@ -83,7 +83,10 @@ class RebindingStage:
         if fwd.zone is not None:
             return None  # the mairie's own servers: their names are local
         body = entry.body
-        for off in entry.ttl_at:
+        # The answer section only (its records come first): an authoritative upstream's
+        # glue in the additional section (ns.example A 127.0.0.1 in a lab, an internal NS)
+        # is no address the asker will connect to, as dnsmasq --stop-dns-rebind judges.
+        for off in entry.ttl_at[: entry.an]:
             # A record's TTL is preceded by its type and class, followed by RDLENGTH, RDATA.
             rtype = (body[off - 4] << 8) | body[off - 3]
             if rtype in (_T_A, _T_AAAA):

@@ -79,3 +79,19 @@ def test_answers_of_forwarded_zones_are_not_judged() -> None:
 
 def test_a_name_merely_ending_like_a_local_one_is_judged() -> None:
     assert judge("evilnas.example.org", ["evilnas.example.org. 60 IN A 192.168.1.10"]) is not None
+
+
+def test_private_glue_beside_a_public_answer_passes() -> None:
+    """An authoritative upstream adds its name server's address in the additional section (a
+    lab's ns at 127.0.0.1, an internal NS): the asker connects to the answer, not to that."""
+    stage = RebindingStage([], PRIVATE_NETWORKS)
+    q = make_query("h1.bench.example.net")
+    resp = upstream_reply(
+        q,
+        ["h1.bench.example.net. 60 IN A 198.18.0.1"],
+        ["bench.example.net. 60 IN NS ns.bench.example.net."],
+        ["ns.bench.example.net. 60 IN A 127.0.0.1"],
+    )
+    entry = from_upstream(resp, 0.0, 0, 86400)
+    assert entry.ar >= 1
+    assert stage.on_answer(q, DEFAULT, entry, 0.0) is None
