@@ -24,6 +24,7 @@ from resolver.core.pipeline import Pipeline
 from resolver.core.stage import Stage
 from resolver.core.steps import Forward, Upstream
 from resolver.errors import ParafoudreError
+from resolver.log_summary import Summary
 from resolver.net import reuseport
 from resolver.net.encrypted import EncryptedListeners
 from resolver.net.service import Service
@@ -37,7 +38,7 @@ from resolver.stages.blocklist import BlocklistStage
 from resolver.stages.cache import CacheStage
 from resolver.stages.canaries import CanaryStage
 from resolver.stages.dga import DgaStage
-from resolver.stages.exfiltration import ExfiltrationStage
+from resolver.stages.exfiltration import Detection, ExfiltrationStage
 from resolver.stages.local_zone import LocalZoneStage, parse_record
 from resolver.stages.minimal_any import MinimalAnyStage
 from resolver.stages.protocol import ProtocolStage
@@ -375,24 +376,29 @@ class App:
             log.info("encrypted DNS: %s", enc.describe())
 
     async def _report_detections(self, interval: float = 1.0) -> None:
-        """One warning per exfiltration detection and per machine judged infected (DGA), off
-        the query path."""
-        stage = self.exfiltration
-        if stage is None and self.dga is None:
-            return
+        """What the stages noticed, said in the log off the query path, a few lines whatever
+        the flood (issue 14): each machine judged infected (DGA); each exfiltration client x
+        domain once per cool-down, then as counts, never the name's payload; each client being
+        rate-limited, and the rebinding answers dropped, once a minute while it lasts."""
+        exfil: Summary[tuple[str, str]] = Summary(self.cfg.exfiltration.cooldown)
+        limited: Summary[str] = Summary(60.0)
+        rebound: Summary[str] = Summary(60.0)
+        seen_rebinding = 0
+        minute = int(time.time() // 60)
         while True:
             await asyncio.sleep(interval)
+            now = time.time()
             if self.dga is not None:
                 self._report_dga(self.dga)
-            for d in stage.drain() if stage is not None else ():
-                log.warning(
-                    "exfiltration %s: client %s, domain %r, signals %s, query %r",
-                    "blocked" if d.blocked else "detected (detect mode, not blocked)",
-                    d.client,
-                    d.domain[:255],
-                    ",".join(d.signals),
-                    d.qname[:255],
-                )
+            if self.exfiltration is not None:
+                _report_exfiltration(self.exfiltration.drain(), exfil, now)
+            if self.rate_limit is not None:
+                _report_limited(self.rate_limit, limited, now)
+            if self.rebinding is not None:
+                seen_rebinding = _report_rebinding(self.rebinding, rebound, seen_rebinding, now)
+            if int(now // 60) != minute:  # once a minute: what no line itemised
+                minute = int(now // 60)
+                _report_others(exfil.take_others(), limited.take_others())
 
     @staticmethod
     def _report_dga(stage: DgaStage) -> None:
@@ -451,6 +457,75 @@ class App:
             conn.close()
         await self.upstream.close()
         await asyncio.to_thread(self.blocklog.close)
+
+
+def _report_exfiltration(
+    found: list[Detection], summary: Summary[tuple[str, str]], now: float
+) -> None:
+    """One line per client x registered domain per cool-down, then counts. The name's labels
+    left of the domain are the payload (data smuggled out): only their size is said."""
+    for d in found:
+        if summary.event((d.client, d.domain), now):
+            log.warning(
+                "exfiltration %s: client %s, domain %r, signals %s (a %d-character name of "
+                "type %d; further detections for this pair are counted)",
+                "blocked" if d.blocked else "detected (detect mode, not blocked)",
+                d.client,
+                d.domain[:255],
+                ",".join(d.signals),
+                len(d.qname),
+                d.qtype,
+            )
+    for (client, domain), n in summary.due(now):
+        log.warning(
+            "exfiltration: client %s, domain %r: %d more detections in the last %.0f s",
+            client,
+            domain[:255],
+            n,
+            summary.every,
+        )
+
+
+def _report_limited(stage: RateLimitStage, summary: Summary[str], now: float) -> None:
+    """Each limited client named once a minute while it is (never per query)."""
+    by_client, others = stage.drain_limited()
+    summary.others += others
+    for client, n in by_client.items():
+        if summary.event(client, now, n):
+            log.warning(
+                "rate limit: client %s sends more than %g queries/s; %d dropped so far (a "
+                "forwarder for the whole mairie belongs in rate_limit.exempt)",
+                client,
+                stage.rate,
+                n,
+            )
+    for client, n in summary.due(now):
+        log.warning(
+            "rate limit: client %s still limited, %d queries dropped in a minute", client, n
+        )
+
+
+def _report_rebinding(stage: RebindingStage, summary: Summary[str], seen: int, now: float) -> int:
+    """Rebinding answers dropped, once a minute while they come; returns the count seen."""
+    new = stage.dropped - seen
+    if new and summary.event("rebinding", now, new):
+        log.warning(
+            "rebinding: an answer with a private address for the public name %r was dropped "
+            "(rebinding.allow lets a name through)",
+            stage.last_name[:255],
+        )
+    for _, n in summary.due(now):
+        log.warning(
+            "rebinding: %d more answers dropped in a minute (last %r)", n, stage.last_name[:255]
+        )
+    return stage.dropped
+
+
+def _report_others(exfiltrations: int, limited: int) -> None:
+    if exfiltrations:
+        log.warning("exfiltration: %d more detections not itemised (too many pairs)", exfiltrations)
+    if limited:
+        log.warning("rate limit: %d more queries dropped from clients not itemised", limited)
 
 
 # Young-generation size before the cyclic GC runs (CPython's default is 700). A query waiting for
