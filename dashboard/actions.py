@@ -9,11 +9,13 @@ The change itself is the resolver's (``Context.allowing``): a file every worker 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hmac
 import logging
 import urllib.parse
-from collections.abc import Callable
-from typing import Final, Literal, TypeVar
+import zoneinfo
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Literal, TypeVar
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -21,13 +23,15 @@ from aiohttp import web
 from dashboard import i18n
 from dashboard.api import lang_of
 from dashboard.auth import COOKIE, Session, csrf_ok, same_origin, verify_password
-from dashboard.context import CONTEXT, EXECUTOR, Allowing, Context
+from dashboard.context import CONTEXT, EXECUTOR, Action, AllowedName, Allowing, Context
+from dashboard.i18n import Lang
 from resolver.config.dashboard import DashboardConfig
 from resolver.errors import ParafoudreError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+JSON = dict[str, Any]
 MAX_FIELD: Final = 1024  # characters kept of any form field
 # Checked when no operator has the login given, so a wrong login costs what a wrong password
 # does and the timing does not tell which logins exist.
@@ -207,7 +211,64 @@ async def unallow(request: web.Request) -> web.StreamResponse:
     raise _back(lang, notice="removed" if removed else "not_found", name=raw[:255])
 
 
+def when_text(ts: float, tz: str, lang: str) -> str:
+    """'06/12/2026 16:40' / '2026-12-06 16:40': when the operator did something."""
+    t = dt.datetime.fromtimestamp(ts, zoneinfo.ZoneInfo(tz))
+    return t.strftime("%d/%m/%Y %H:%M") if lang == "fr" else t.strftime("%Y-%m-%d %H:%M")
+
+
+def operator_json(
+    entries: Sequence[AllowedName], acts: Sequence[Action], lang: Lang, tz: str
+) -> JSON:
+    """The operator's allowlist and the latest changes, as the page and /api/operator show."""
+
+    def by(e: AllowedName) -> str:
+        if not e.at:
+            return e.who
+        return i18n.text(lang, "operator.by", when=when_text(e.at, tz, lang), who=e.who)
+
+    return {
+        "allowed": [
+            {"name": e.name, "at": e.at, "who": e.who, "detail": e.detail, "by": by(e)}
+            for e in entries
+        ],
+        "actions": [
+            {"ts": a.ts, "who": a.who, "action": a.action, "name": a.name}
+            | {
+                "text": i18n.text(
+                    lang,
+                    "action.remove" if a.action == "remove" else "action.allow",
+                    when=when_text(a.ts, tz, lang),
+                    who=a.who,
+                    name=a.name,
+                )
+            }
+            for a in acts
+        ],
+    }
+
+
+async def read_operator(app: web.Application, lang: Lang, limit: int = 10) -> JSON:
+    """operator_json of the allowlist now (file and block log: on the executor)."""
+    ctx = app[CONTEXT]
+    allowing = ctx.allowing
+    if allowing is None:
+        return {"allowed": [], "actions": []}
+    entries, acts = await asyncio.get_running_loop().run_in_executor(
+        app[EXECUTOR], lambda: (allowing.entries(), allowing.actions(limit))
+    )
+    return operator_json(entries, acts, lang, ctx.cfg.timezone)
+
+
+async def operator_api(request: web.Request) -> web.Response:
+    """GET /api/operator: the names the operator allowed and the latest changes (read-only)."""
+    body = await read_operator(request.app, lang_of(request), limit=50)
+    body["enabled"] = request.app[CONTEXT].allowing is not None
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
 ROUTES: Final = (
+    web.get("/api/operator", operator_api),
     web.get("/login", login_page),
     web.post("/login", login),
     web.post("/logout", logout),

@@ -8,7 +8,6 @@ invisible characters visible and bounds the length. The page has no inline scrip
 
 from __future__ import annotations
 
-import asyncio
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -21,7 +20,7 @@ import markupsafe
 from aiohttp import web
 
 from dashboard import actions, api, i18n, queries
-from dashboard.context import CONTEXT, EXECUTOR, Context, add_domains, read_db
+from dashboard.context import CONTEXT, Context, add_domains, read_db
 from dashboard.i18n import Lang
 from dashboard.summary import load_blocks, load_history, load_summary
 from dashboard.weather import local_date
@@ -202,54 +201,23 @@ async def page(request: web.Request) -> web.Response:
 NOTICES: Final = ("allowed", "removed", "refused", "not_found")
 
 
-def when_text(ts: float, tz: str, lang: Lang) -> str:
-    """'06/12/2026 16:40' / '2026-12-06 16:40': when the operator did something."""
-    import datetime as dt
-    import zoneinfo
-
-    t = dt.datetime.fromtimestamp(ts, zoneinfo.ZoneInfo(tz))
-    return t.strftime("%d/%m/%Y %H:%M") if lang == "fr" else t.strftime("%Y-%m-%d %H:%M")
-
-
 async def operator_context(
     request: web.Request, ctx: Context, lang: Lang, block_items: list[JSON]
 ) -> JSON:
     """The page's operator part: who is logged in, the operator's allowlist, the last changes."""
-    allowing, tz = ctx.allowing, ctx.cfg.timezone
+    allowing = ctx.allowing
     session = actions.current_session(request)
     out: JSON = {
         "operator": {"who": session.who, "csrf": session.csrf} if session else None,
         "can_login": actions.can_login(ctx),
         "allowing": allowing is not None,
         "allowed": [],
-        "operator_actions": [],
+        "actions": [],
         "notice": "",
     }
     if allowing is None:
         return out
-    entries, acts = await asyncio.get_running_loop().run_in_executor(
-        request.app[EXECUTOR], lambda: (allowing.entries(), allowing.actions(10))
-    )
-    out["allowed"] = [
-        {
-            "name": e.name,
-            "by": i18n.text(lang, "operator.by", when=when_text(e.at, tz, lang), who=e.who)
-            if e.at
-            else e.who,
-            "detail": e.detail,
-        }
-        for e in entries
-    ]
-    out["operator_actions"] = [
-        i18n.text(
-            lang,
-            "action.remove" if a.action == "remove" else "action.allow",
-            when=when_text(a.ts, tz, lang),
-            who=a.who,
-            name=a.name,
-        )
-        for a in acts
-    ]
+    out.update(await actions.read_operator(request.app, lang))
     notice, name = request.query.get("notice", ""), request.query.get("name", "")
     if notice in NOTICES and name:
         out["notice"] = i18n.text(lang, f"notice.{notice}", name=display(name, 255))
