@@ -20,7 +20,7 @@ class RateLimitConfig:
     # Clients never limited (addresses or networks): the domain controller or router that
     # forwards for the whole mairie. A limited client is named in the log once a minute.
     exempt: tuple[str, ...] = field(default=(), metadata=check(networks))
-    # Error answers (REFUSED to clients outside acl.allow, FORMERR/NOTIMP to malformed
+    # Error answers over UDP (REFUSED to clients outside acl.allow, FORMERR/NOTIMP to malformed
     # queries) per source network (/24, /56) per second, with bursts of errors_burst; past
     # that, one in errors_slip is answered and the others dropped (RRL: a forged source gets
     # no flood of answers, a real client is still told). errors_rate 0: unlimited.

@@ -173,8 +173,8 @@ class Service:
             self.malformed += 1
             if exc.response is None:
                 return UNANSWERABLE
-            errors = self.errors
-            if errors is not None and not errors(client, self.clock()):
+            errors = self.errors  # UDP only: a TCP source is not forged (BIND's RRL too)
+            if errors is not None and transport is _UDP and not errors(client, self.clock()):
                 return self.drop(ERRORS_LIMITED)
             return exc.response
         now = self.clock()

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import ClassVar
 
 from resolver.core import responses, wire
-from resolver.core.query import Query
+from resolver.core.query import Query, Transport
 from resolver.core.steps import CONTINUE, Drop, Reply, Step, Verdict
 from resolver.stages.rate_limit import ErrorLimiter
 
@@ -18,6 +18,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # bounds memory whatever source addresses a flood uses.
 _MEMO_MAX = 4096
 _LIMITED = Drop("acl_limit")
+_UDP = Transport.UDP
 
 
 class AclStage:
@@ -27,8 +28,9 @@ class AclStage:
     def __init__(self, networks: Iterable[IPNetwork], errors: ErrorLimiter | None = None) -> None:
         self.networks = tuple(networks)
         self.memo: dict[str, bool] = {}
-        # Refusals are limited per source network: unlimited, a forged flood had the box send
-        # 30,000 REFUSED in 3 s at whoever it named as the source.
+        # UDP refusals are limited per source network: unlimited, a forged flood had the box
+        # send 30,000 REFUSED in 3 s at whoever it named as the source. TCP's source cannot be
+        # forged (its handshake proves it), so it is not limited, as BIND's RRL.
         self.errors = errors
 
     def describe(self) -> str:
@@ -59,7 +61,8 @@ class AclStage:
     def decide(self, query: Query, now: float) -> Step:
         if self.allowed(query.client):
             return CONTINUE
-        if self.errors is not None and not self.errors.allow(query.client, now):
+        errors = self.errors
+        if errors is not None and query.transport is _UDP and not errors.allow(query.client, now):
             return _LIMITED
         return Reply(
             responses.make_error(query, wire.REFUSED, responses.EDE_PROHIBITED),

@@ -128,7 +128,8 @@ class ErrorLimiter:
     box an answer each; with forged sources they are sent at a victim. Each source network
     (/24 for IPv4, /56 for IPv6, as RRL) has ``rate`` answers a second with bursts of
     ``burst``; past that, one in ``slip`` is still answered (a real client is told) and the
-    others are dropped (0: all dropped).
+    others are dropped (0: all dropped). UDP only: a TCP client's address is proven by its
+    handshake, and it is told by the connection anyway.
     """
 
     def __init__(self, rate: float, burst: int, slip: int, max_sources: int = 4096) -> None:

@@ -1,7 +1,7 @@
 """Issue 14: refusals and malformed-query answers are limited per source network, over real
 sockets. A source outside acl.allow got REFUSED at any rate (30,000 of 30,000 at 10,000 q/s):
-with forged sources, the box was a reflector. Now RRL-style: a burst, then one in
-``errors_slip`` answered and the rest dropped; other networks are not affected.
+with forged sources, the box was a reflector. Now RRL-style over UDP: a burst, then one
+in ``errors_slip`` answered and the rest dropped; other networks and TCP are not affected.
 """
 
 from __future__ import annotations
@@ -70,6 +70,10 @@ async def test_refusals_are_limited_per_source_network(
         assert r.rcode() == dns.rcode.REFUSED
         r = await dns.asyncquery.udp(q, "127.0.0.1", port=port, source="127.0.2.1", timeout=2)
         assert r.rcode() == dns.rcode.NOERROR
+        # Over TCP the source is proven by the handshake: every refusal is sent (as BIND).
+        for _ in range(30):
+            r = await dns.asyncquery.tcp(q, "127.0.0.1", port=port, source="127.0.0.1", timeout=2)
+            assert r.rcode() == dns.rcode.REFUSED
 
 
 async def test_malformed_query_answers_are_limited_per_source_network(
