@@ -90,7 +90,8 @@ class CacheStage:
 
     def describe(self) -> str:
         e = self.entries
-        return f"{e.max_entries} entries, {int(e.maxsize) >> 20} MB, ttl {self.min_ttl}..{self.max_ttl} s"
+        mb = int(e.maxsize) >> 20
+        return f"{e.max_entries} entries, {mb} MB, ttl {self.min_ttl}..{self.max_ttl} s"
 
     def lookup(self, key: bytes, now: float) -> CachedAnswer | None:
         """The live entry for ``key``, or None (hits and misses are counted by the callers)."""
