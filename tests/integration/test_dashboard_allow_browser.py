@@ -265,9 +265,9 @@ async def test_changes_need_a_session_its_token_and_the_page_s_origin(
         async with http.post(f"{url}/allow", data=form, headers=same, allow_redirects=False) as r:
             assert r.status == 303 and "notice=allowed" in r.headers["Location"]
     assert BLOCKED in (state / "allowlist.operator.txt").read_text()
-    async with aiohttp.ClientSession() as http:  # read-only, without a session: the JSON
-        async with http.get(f"{url}/api/operator?lang=en") as r:
-            body = await r.json()
+    # Read-only, without a session: the JSON.
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/api/operator?lang=en") as r:
+        body = await r.json()
     assert body["enabled"] is True
     assert [(a["name"], a["who"]) for a in body["allowed"]] == [(BLOCKED, "marie")]
     assert [(a["action"], a["name"], a["who"]) for a in body["actions"]] == [
