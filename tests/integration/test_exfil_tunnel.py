@@ -220,10 +220,13 @@ async def test_iodine_session_is_cut_off_within_seconds(tmp_path: Path, mode: st
     not (shutil.which("dns2tcpd") and shutil.which("dns2tcpc")),
     reason="dns2tcp is not installed (apt-get install dns2tcp)",
 )
-async def test_dns2tcp_session_is_detected_and_blocked(tmp_path: Path) -> None:
-    """dns2tcp's base64 needs case-preserving resolvers: through Parafoudre, which lower-cases
-    names it forwards, its authentication already fails (no working control run). The
-    detector still sees and blocks its queries within the first few."""
+@pytest.mark.parametrize("mode", ["block", "off"])
+async def test_dns2tcp_session_works_without_the_detector_and_is_cut_off_with_it(
+    tmp_path: Path, mode: str
+) -> None:
+    """dns2tcp's base64 needs a resolver that keeps the names' case (issue 14): with the
+    detector off, a real session carries data through Parafoudre (the control); with it on,
+    its queries are blocked within the first few."""
     echo, echo_port = await echo_server()
     port = free_udp_port()
     conf = tmp_path / "dns2tcpd.conf"
@@ -231,8 +234,9 @@ async def test_dns2tcp_session_is_detected_and_blocked(tmp_path: Path) -> None:
         f"listen = 127.0.0.1\nport = {port}\nuser = nobody\nchroot = /tmp\n"
         f"domain = tun.example.com\nresources = echo:127.0.0.1:{echo_port}\n"
     )
-    app, stage = _resolver(tmp_path, port, "block")
+    app, stage = _resolver(tmp_path, port, mode)
     local = free_udp_port()
+    echoed = 0
     await app.start()
     try:
         async with (
@@ -240,9 +244,14 @@ async def test_dns2tcp_session_is_detected_and_blocked(tmp_path: Path) -> None:
             process("dns2tcpc", "-z", "tun.example.com", "-r", "echo", "-l", str(local), LISTEN),
         ):
             if await wait_listening(local, time.monotonic() + 8):
-                await pump(local, 3.0)
+                echoed = await pump(local, 3.0)
         assert await asyncio.to_thread(app.blocklog.flush)
     finally:
         await app.stop()
         echo.close()
+    if mode == "off":
+        assert echoed >= 1024, echoed  # the data came back through the tunnel
+        assert _blocklog_rows(tmp_path) == []
+        return
+    assert echoed < 4096, echoed
     _assert_cut_off(app, stage, _blocklog_rows(tmp_path))
