@@ -28,11 +28,15 @@ from resolver.core.stage import (
     Stage,
     Versioned,
 )
-from resolver.core.steps import Drop, Forward, Reply, Trusted, Verdict
+from resolver.core.steps import Drop, Forward, Recheck, Reply, Trusted, Verdict
 
 # Clients whose admission to the fast lane is remembered; a commune has a few hundred machines.
 # Past this the memo is simply reset, which bounds it whatever source addresses a flood uses.
 _ADMITTED_MAX: Final = 4096
+# The way back of a cached answer rechecked: no server asked, the default upstreams' zone
+# (answers of conditional-forwarding zones are never cached).
+_RECHECK: Final = Forward(())
+_RECHECK_TRUSTED: Final = Forward((), trusted=True)
 
 
 class ChainFellOff(RuntimeError):
@@ -57,6 +61,7 @@ class Pipeline:
         self._versioned = tuple(s for s in stages if isinstance(s, Versioned))
         self._generations = [s.generation for s in self._versioned]
         self._judges = tuple((s, s.policy) for s in stages if isinstance(s, AnswerJudge))
+        self._rechecks = tuple((s, p) for s, p in self._judges if getattr(s, "rechecks", False))
 
     def changed(self) -> None:
         """Some stage now judges some answers differently (a list swapped, a cool-down began):
@@ -158,7 +163,21 @@ class Pipeline:
                 return step
             if isinstance(step, Trusted):
                 trusted = True
+            elif isinstance(step, Recheck):
+                return self._recheck(query, step.entry, trusted, now)
         raise ChainFellOff(query.qname)
+
+    def _recheck(self, query: Query, entry: CachedAnswer, trusted: bool, now: float) -> Reply:
+        """A cached answer from before a change of judgement: the answer judges that recheck
+        see it again (the cache's own keeps it under the new judgement), then it is served."""
+        fwd = _RECHECK_TRUSTED if trusted else _RECHECK
+        for stage, policy in self._rechecks:
+            if trusted and policy:
+                continue
+            out = stage.on_answer(query, fwd, entry, now)
+            if out is not None:
+                return out
+        return Reply(cached_answer.render(entry, query, now), Verdict.CACHED, "cache")
 
     def _notice_changes(self) -> None:
         gens = self._generations

@@ -10,7 +10,10 @@ when it is built, and honours them on every path, the fast lane included (ARCHIT
 - ``Versioned.generation``: a number the stage bumps whenever it would now judge some answer
   differently (a cool-down started); nothing judged before is then served from the fast lane.
 - ``AnswerJudge.on_answer``: judges the upstream's answer on its way back (CNAME targets on a
-  threat list, caching), in chain order, so policy speaks before the cache keeps an answer.
+  threat list, caching), in chain order, so policy speaks before the cache keeps an answer. A
+  judge with ``rechecks = True`` also judges a cached answer again when the cache takes it
+  back after a change of judgement (a list swap): CNAME targets and addresses newly listed are
+  blocked then too. Judges that count evidence from fresh answers only leave it unset.
 """
 
 from __future__ import annotations

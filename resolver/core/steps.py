@@ -92,6 +92,14 @@ class Drop:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Recheck:
+    """A cached answer judged before a change of judgement (a list swap): the pipeline passes
+    it through the stages that judge answers (those with ``rechecks``) before serving it."""
+
+    entry: CachedAnswer
+
+
 class Continue:
     """Pass the query to the next stage."""
 
@@ -107,4 +115,4 @@ class Trusted:
 CONTINUE: Final = Continue()
 TRUSTED: Final = Trusted()
 
-Step = Reply | Forward | Drop | Continue | Trusted
+Step = Reply | Forward | Drop | Continue | Trusted | Recheck

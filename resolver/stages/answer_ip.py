@@ -57,6 +57,7 @@ def addresses(entry: CachedAnswer, question: bytes) -> list[bytes]:
 class AnswerIpStage:
     name: ClassVar[str] = "answer-ip"
     policy: ClassVar[bool] = True
+    rechecks: ClassVar[bool] = True  # addresses listed since the answer was cached
 
     def __init__(self, lists: ListHolder, answer: BlockAnswer) -> None:
         self.lists = lists  # the same holder as the blocklist stage: swapped whole on reload

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 class BlocklistStage:
     name: ClassVar[str] = "blocklist"
     policy: ClassVar[bool] = True
+    rechecks: ClassVar[bool] = True  # CNAME targets listed since the answer was cached
 
     def __init__(
         self,

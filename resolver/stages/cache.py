@@ -5,9 +5,10 @@ When a stage's judgement changes (the lists swap, a cool-down starts: Pipeline.c
 cache is invalidated, not emptied: an entry from before the change is never served by the fast
 lane (which skips policy, and a name may have been listed since).
 The full path, whose policy stages have just judged the name against the new lists, takes such
-an entry back (``_revalidate``) instead of asking upstream again; and every entry is kept for
-serve-stale, so a feed update during an internet outage does not leave the commune without
-answers.
+an entry back (``_taken_back``) and has the answer judges check it again (``Recheck``: CNAME
+targets and addresses listed since) instead of asking upstream again; and every entry is kept
+for serve-stale, so a feed update during an internet outage does not leave the commune
+without answers.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from resolver.core import cached_answer
 from resolver.core.cached_answer import CachedAnswer
 from resolver.core.query import Query
 from resolver.core.stage import Rendered
-from resolver.core.steps import CONTINUE, Forward, Reply, Step, Verdict
+from resolver.core.steps import CONTINUE, Forward, Recheck, Reply, Step, Verdict
 
 RENDERED_MAX: Final = 16384  # distinct query messages remembered; reset when full
 # What one entry costs beyond its answer's bytes, measured with tracemalloc (2,000 entries):
@@ -56,6 +57,7 @@ class AnswerLru(LRUCache[bytes, CachedAnswer]):
 class CacheStage:
     name: ClassVar[str] = "cache"
     policy: ClassVar[bool] = False
+    rechecks: ClassVar[bool] = True  # keeps a rechecked answer under the new judgement
 
     def __init__(
         self,
@@ -86,7 +88,7 @@ class CacheStage:
         self.rendered_second = -1
         self.hits = 0
         self.misses = 0
-        self.revalidated = 0  # answers kept across a list change (see _revalidate)
+        self.revalidated = 0  # answers taken back across a list change (see _taken_back)
 
     def describe(self) -> str:
         e = self.entries
@@ -162,25 +164,23 @@ class CacheStage:
         """The entry for ``key`` whatever its age or list generation (for serve-stale)."""
         return self.entries.get(key)
 
-    def _revalidate(self, key: bytes, now: float) -> CachedAnswer | None:
-        """An unexpired answer from before the lists changed, if the new lists allow it.
+    def _taken_back(self, key: bytes, now: float) -> CachedAnswer | None:
+        """An unexpired answer from before a change of judgement, to be judged again.
 
-        This stage runs after the policy stages, so the query's name has just passed the new
-        lists; the answer stays good unless it was a block (the name is no longer listed) or
-        holds CNAME targets (which only the upstream path checks against the lists). Without
-        this, every feeds update sent every popular name back upstream at once.
+        This stage runs after the policy stages, so the query's name has just passed them; the
+        pipeline then passes the answer through the stages that judge answers (CNAME targets,
+        addresses on the lists, rebinding: ``Recheck``) and this stage's ``on_answer`` keeps it
+        under the new judgement. A block is not taken back (its name may no longer be listed).
+        Without this, every feeds update sent every popular name back upstream at once.
         """
         entry = self.entries.get(key)
         if (
             entry is None
             or entry.generation == self.generation
             or entry.blocked
-            or entry.cnames
             or now >= entry.stored_at + entry.ttl
         ):
             return None
-        entry = entry._replace(generation=self.generation)
-        self.entries[key] = entry  # the same answer: the memo of renderings stays valid
         self.revalidated += 1
         return entry
 
@@ -190,8 +190,9 @@ class CacheStage:
                 self.too_large += 1
                 return
             entries = self.entries
-            if key in entries:
-                self.rendered.clear()
+            old = entries.get(key)
+            if old is not None and old is not entry:
+                self.rendered.clear()  # another answer: its renderings are wrong now
             gen = self.generation
             # The entry itself carries its list generation: no (generation, entry) pair, one
             # object less for the cyclic GC to track per answer.
@@ -203,17 +204,19 @@ class CacheStage:
 
     def invalidate(self) -> None:
         """A stage's judgement changed: nothing cached before is fresh any more (but may serve
-        stale, and the full path may take it back: ``_revalidate``)."""
+        stale, and the full path may take it back: ``_taken_back``)."""
         self.generation += 1
         self.rendered.clear()
 
     def decide(self, query: Query, now: float) -> Step:
         entry = self.lookup(query.cache_key, now)
         if entry is None:
-            entry = self._revalidate(query.cache_key, now)
-            if entry is None:
+            old = self._taken_back(query.cache_key, now)
+            if old is None:
                 self.misses += 1
                 return CONTINUE
+            self.hits += 1
+            return Recheck(old)
         self.hits += 1
         out = cached_answer.render(entry, query, now)
         if entry.blocked:

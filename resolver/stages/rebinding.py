@@ -54,6 +54,7 @@ class RebindingStage:
     name: ClassVar[str] = "rebinding"
     # A policy stage: an allowlisted name (TRUSTED) is local by the operator's word.
     policy: ClassVar[bool] = True
+    rechecks: ClassVar[bool] = True  # the private networks or local names may have changed
 
     def __init__(self, local_names: Iterable[str], networks: Iterable[str]) -> None:
         self.local = frozenset(n.lower().rstrip(".") for n in local_names)

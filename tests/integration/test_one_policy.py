@@ -177,3 +177,51 @@ async def test_a_tunnel_through_a_forward_zone_is_cut(
         n = await start_tunnel(app, random.Random(5))
         assert n <= 50
         assert await ask(app, f"www.{TUNNEL}") == ("NXDOMAIN", [])
+
+
+@FAST
+async def test_a_list_swap_blocks_a_cached_answer_whose_cname_target_is_listed_since(
+    tmp_path: Path, upstream: FakeUpstream, fast: bool
+) -> None:
+    upstream.add("alias-exemple.fr. 300 IN CNAME cdn.tracker-exemple.fr.")
+    upstream.add("cdn.tracker-exemple.fr. 300 IN A 192.0.2.77")
+    lst = tmp_path / "block.txt"
+    lst.write_text("other-exemple.fr\n")
+    cfg = make_config(tmp_path, upstream.port, f"blocking:\n  lists:\n    - path: {lst}\n")
+    async with running(cfg) as app:
+        app.service.fast = fast
+        for _ in range(3):
+            assert await ask(app, "alias-exemple.fr") == (
+                "NOERROR",
+                ["192.0.2.77", "cdn.tracker-exemple.fr."],
+            )
+        asked = len(upstream.queries)
+        lst.write_text("tracker-exemple.fr\n")
+        assert await app.reload()
+        for _ in range(3):
+            assert await ask(app, "alias-exemple.fr") == ("NXDOMAIN", [])
+        assert await ask(app, "www.mairie-exemple.fr") == ("NOERROR", ["192.0.2.20"])
+        # The cached answer was judged again from the cache, not fetched again.
+        assert not any(
+            str(q.q.qname).lower() == "alias-exemple.fr." for q in upstream.queries[asked:]
+        )
+
+
+@FAST
+async def test_a_list_swap_blocks_a_cached_answer_into_an_address_listed_since(
+    tmp_path: Path, upstream: FakeUpstream, fast: bool
+) -> None:
+    from tests.integration.test_answer_ip import LISTED, compile_excerpt
+
+    upstream.add(f"fresh-c2-exemple.fr. 300 IN A {LISTED}")
+    compiled = tmp_path / "state" / "blocklist.pfb"
+    async with running(make_config(tmp_path, upstream.port)) as app:
+        app.service.fast = fast
+        for _ in range(3):  # no list knows the address yet: resolved and cached
+            assert await ask(app, "fresh-c2-exemple.fr") == ("NOERROR", [LISTED])
+        made = await compile_excerpt(tmp_path / "feeds")  # `parafoudre feeds update`
+        compiled.parent.mkdir(parents=True, exist_ok=True)
+        made.replace(compiled)
+        assert await app.reload()
+        for _ in range(3):
+            assert await ask(app, "fresh-c2-exemple.fr") == ("NXDOMAIN", [])

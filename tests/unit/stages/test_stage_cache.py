@@ -9,7 +9,7 @@ from dnslib import RCODE
 from resolver.core.block_answer import BlockAnswer
 from resolver.core.cached_answer import CachedAnswer, blocked_entry, from_upstream
 from resolver.core.query import Query
-from resolver.core.steps import CONTINUE, Reply, Verdict
+from resolver.core.steps import CONTINUE, Forward, Recheck, Reply, Verdict
 from resolver.stages.cache import CacheStage
 from tests.fakes import SOA, FakeClock, make_query, upstream_reply
 
@@ -191,7 +191,8 @@ def test_after_a_list_change_the_fast_lookup_misses_but_policy_checked_queries_k
 ):
     """A feeds update must not send every popular name back upstream at once (seen as a p99
     of 35 ms during reloads): the full path, which judged the name against the new lists just
-    before this stage, takes the answer back; blocks and CNAME chains are fetched again."""
+    before this stage, takes the answer back for the answer judges to check again (Recheck:
+    CNAME targets and addresses listed since); blocks are fetched again."""
     cache, clock, q = filled()
     evil = make_query("evil.test")
     cache.store(evil.cache_key, blocked_entry("evil.test", 1, 1, BlockAnswer(), "list", "", 0.0))
@@ -204,12 +205,16 @@ def test_after_a_list_change_the_fast_lookup_misses_but_policy_checked_queries_k
     clock.advance(10)
     assert cache.lookup(q.cache_key, clock()) is None  # never for the fast path, which skips policy
     step = cache.decide(q, clock())
-    assert isinstance(step, Reply) and step.verdict == Verdict.CACHED
-    assert dns.message.from_wire(step.wire).answer[0].ttl == 290  # the same answer, aged
+    assert isinstance(step, Recheck)
     assert cache.revalidated == 1
+    assert cache.lookup(q.cache_key, clock()) is None  # not before the judges said so
+    cache.on_answer(q, Forward(()), step.entry, clock())  # the pipeline's recheck keeps it
     assert cache.lookup(q.cache_key, clock()) is not None  # and the fast path has it again
+    again = cache.decide(q, clock())
+    assert isinstance(again, Reply) and again.verdict == Verdict.CACHED
+    assert dns.message.from_wire(again.wire).answer[0].ttl == 290  # the same answer, aged
     assert cache.decide(evil, clock()) is CONTINUE  # no longer blocked: ask upstream
-    assert cache.decide(www, clock()) is CONTINUE  # its CNAME target may be listed now
+    assert isinstance(cache.decide(www, clock()), Recheck)  # its CNAME target judged again
     clock.advance(300)
     cache.invalidate()
     assert cache.decide(q, clock()) is CONTINUE  # expired meanwhile: upstream as always
