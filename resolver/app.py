@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 
 from resolver.blocklist_holder import ListsHolder
 from resolver.blocklog.writer import BlockLogWriter
+from resolver.config.dga import DgaConfig
 from resolver.config.groups import GroupConfig
 from resolver.config.schema import Config, parse_hostport
 from resolver.core.block_answer import BlockAnswer
@@ -104,7 +105,9 @@ class _GroupStages(NamedTuple):
 
     cache: CacheStage
     blocklist: BlocklistStage
+    answer_ip: AnswerIpStage
     exfiltration: ExfiltrationStage | None
+    dga: DgaStage | None
 
 
 class App:
@@ -119,8 +122,6 @@ class App:
         b = cfg.blocking
         self.answer = BlockAnswer.build(b.mode, b.ttl, b.sinkhole_ipv4, b.sinkhole_ipv6)
         self.allowlist = AllowlistStage(self.lists.allowlist)
-        self.dga = DgaStage(cfg.dga, self.answer) if cfg.dga.mode != "off" else None
-        self.answer_ip = AnswerIpStage(self.lists.blocklist, self.answer)
         rl = cfg.rate_limit
         exempt = [ipaddress.ip_network(n, strict=False) for n in rl.exempt]
         self.rate_limit = (
@@ -135,8 +136,10 @@ class App:
         self.rebinding = self._rebinding(cfg)
         # Shared by every group's chain: they judge the client or the name, never per group.
         self._shared = self._shared_stages(cfg, worker)
+        self._dga_base: DgaStage | None = None  # what the commune resolves, for every group
         default = self._group_stages(cfg, None)
-        self.cache, self.blocklist, self.exfiltration = default
+        self.cache, self.blocklist, self.answer_ip, self.exfiltration, self.dga = default
+        self._owned = [default]  # every group's stages, for the detections' log
         self.stages = self._chain(cfg, worker, default, filtered=True)
         self.pipeline = Pipeline(self.stages, self.cache)
         self.chain: Pipeline | GroupedPipeline = self.pipeline
@@ -177,13 +180,16 @@ class App:
 
     def _group_stages(self, cfg: Config, group: GroupConfig | None) -> _GroupStages:
         """The stages each group has its own of: cache (answers never cross groups), and the
-        blocklist and detector where the group's choices differ from the default's."""
+        lists and detectors where the group's choices differ from the default's."""
         c = cfg.cache
         cache = CacheStage(c.size, c.min_ttl, c.max_ttl, c.max_bytes, c.max_entry_bytes)
+        if group is not None and not group.filter:
+            # Nothing judges its clients' names (the chain leaves these out): build nothing.
+            return _GroupStages(cache, self.blocklist, self.answer_ip, None, None)
         if group is not None and not (
-            group.categories or group.sources or group.block_mode or group.exfiltration
+            group.categories or group.sources or group.block_mode or group.exfiltration or group.dga
         ):
-            return _GroupStages(cache, self.blocklist, self.exfiltration)
+            return _GroupStages(cache, self.blocklist, self.answer_ip, self.exfiltration, self.dga)
         answer = self.answer
         if group is not None and group.block_mode:
             b = cfg.blocking
@@ -200,7 +206,24 @@ class App:
             ex = dataclasses.replace(ex, mode=group.exfiltration)
         zones = [z.zone for z in cfg.local_zone.forward_zones]
         exfil = ExfiltrationStage(ex, answer, zones=zones) if ex.mode != "off" else None
-        return _GroupStages(cache, blocklist, exfil)
+        answer_ip = AnswerIpStage(self.lists.blocklist, answer)
+        mode = group.dga if group is not None and group.dga else cfg.dga.mode
+        dga = self._dga(dataclasses.replace(cfg.dga, mode=mode), answer) if mode != "off" else None
+        return _GroupStages(cache, blocklist, answer_ip, exfil, dga)
+
+    def _dga(self, dcfg: DgaConfig, answer: BlockAnswer) -> DgaStage:
+        """A group's generated-domain detector. Its judgements are its own (a machine is in one
+        group), but what the commune resolves is one knowledge: a domain any machine resolved
+        is no generated name, whichever group it is in. The character model and the public
+        suffix list are read once."""
+        base = self._dga_base
+        if base is None:
+            self._dga_base = DgaStage(dcfg, answer)
+            return self._dga_base
+        stage = DgaStage(dcfg, answer, base.model, base.domains)
+        stage.resolved = base.resolved
+        stage.suffixes = base.suffixes
+        return stage
 
     def _groups(
         self, cfg: Config, worker: int, default: _GroupStages
@@ -208,6 +231,7 @@ class App:
         out = []
         for g in cfg.groups:
             gs = self._group_stages(cfg, g)
+            self._owned.append(gs)
             nets = [ipaddress.ip_network(n, strict=False) for n in g.networks]
             out.append((nets, Pipeline(self._chain(cfg, worker, gs, g.filter), gs.cache, g.name)))
         return out
@@ -221,9 +245,9 @@ class App:
         acl, protocol, local_zone, recursion, minimal_any, upstream = self._shared
         optional = (self.rate_limit, own.exfiltration if filtered else None)
         rate, exfiltration = ([s] if s is not None else [] for s in optional)
-        dga = [self.dga] if self.dga is not None and filtered else []
+        dga = [own.dga] if own.dga is not None and filtered else []
         rebinding = [self.rebinding] if self.rebinding is not None and filtered else []
-        policy: list[Stage] = [self.allowlist, own.blocklist, self.answer_ip] if filtered else []
+        policy: list[Stage] = [self.allowlist, own.blocklist, own.answer_ip] if filtered else []
         return [
             # Strangers first: nothing else runs for them, so the box is never an open resolver.
             acl,
@@ -341,6 +365,12 @@ class App:
             what = "not filtered" if not g.filter else "its own cache"
             if g.filter and (g.categories or g.sources):
                 what += ", blocks only " + ", ".join((*g.categories, *g.sources))
+            if g.filter and g.block_mode:
+                what += f", answer {g.block_mode}"
+            if g.filter and g.exfiltration:
+                what += f", exfiltration {g.exfiltration}"
+            if g.filter and g.dga:
+                what += f", generated domains {g.dga}"
             lines.append(f"-> group {g.name} ({', '.join(g.networks)}): {what}")
         return lines
 
@@ -388,10 +418,11 @@ class App:
         while True:
             await asyncio.sleep(interval)
             now = time.time()
-            if self.dga is not None:
-                self._report_dga(self.dga)
-            if self.exfiltration is not None:
-                _report_exfiltration(self.exfiltration.drain(), exfil, now)
+            dgas, exfils = self._detectors()
+            for dga in dgas:
+                self._report_dga(dga)
+            for ex in exfils:
+                _report_exfiltration(ex.drain(), exfil, now)
             if self.rate_limit is not None:
                 _report_limited(self.rate_limit, limited, now)
             if self.rebinding is not None:
@@ -399,6 +430,15 @@ class App:
             if int(now // 60) != minute:  # once a minute: what no line itemised
                 minute = int(now // 60)
                 _report_others(exfil.take_others(), limited.take_others())
+
+    def _detectors(self) -> tuple[list[DgaStage], list[ExfiltrationStage]]:
+        """Each group's detectors, each once (groups without choices of their own share the
+        default's)."""
+        dgas = {id(o.dga): o.dga for o in self._owned if o.dga is not None}
+        exfils = {
+            id(o.exfiltration): o.exfiltration for o in self._owned if o.exfiltration is not None
+        }
+        return list(dgas.values()), list(exfils.values())
 
     @staticmethod
     def _report_dga(stage: DgaStage) -> None:

@@ -48,6 +48,8 @@ class GroupConfig:
     block_mode: Literal["", "nxdomain", "null", "refused", "sinkhole"] = ""
     # Exfiltration detection for this group; "" = exfiltration.mode.
     exfiltration: Literal["", "off", "detect", "block"] = ""
+    # Generated-domain (DGA) detection for this group; "" = dga.mode.
+    dga: Literal["", "off", "detect", "block"] = ""
 
 
 def disjoint(groups: tuple[GroupConfig, ...]) -> tuple[GroupConfig, ...]:

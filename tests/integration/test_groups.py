@@ -4,23 +4,31 @@ the clients told apart by their 127.0.0.x source address."""
 
 from __future__ import annotations
 
+import random
+import string
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import dns.asyncquery
+import dns.edns
 import dns.message
 import dns.rcode
 import pytest
 
 from dashboard.metrics import _resolver_metrics
 from resolver.app import App
+from resolver.core.groups import GroupedPipeline
+from resolver.core.pipeline import Pipeline
+from resolver.stages.answer_ip import AnswerIpStage
+from resolver.stages.dga import DgaStage
 from tests.conftest import FakeUpstream, make_config, running
 
 ADMIN = "127.0.0.4"  # group "admin": threats only (malware)
 WIFI = "127.0.0.2"  # the default group: every category, adult content included
 DC = "127.0.0.5"  # group "dc": never filtered
+LAB = "127.0.0.6"  # group "lab": generated domains only detected (dga: detect)
 
 
 @pytest.fixture
@@ -127,3 +135,89 @@ async def test_blocks_are_counted_per_group(tmp_path: Path, upstream: FakeUpstre
     families = {m.name: m for m in _resolver_metrics(stats)}
     samples = {s.labels["group"]: s.value for s in families["parafoudre_group_blocks"].samples}
     assert samples == {"default": 3, "admin": 1}
+
+
+def family(n: int, seed: int) -> list[str]:
+    """Names drawn letter by letter at random (an arithmetic DGA's shape)."""
+    rng = random.Random(seed)
+    return [
+        "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(12, 16))) + ".com"
+        for _ in range(n)
+    ]
+
+
+async def dga_blocked(app: App, source: str, seed: int, n: int = 40) -> int | None:
+    """Run a generated family from ``source``: the index of the first try answered as blocked
+    with EDE 15 "dga", or None when none was."""
+    host, port = app.bound[0]
+    for i, name in enumerate(family(n, seed)):
+        q = dns.message.make_query(name, "A", use_edns=0)
+        r = await dns.asyncquery.udp(q, host, port=port, timeout=2, source=source)
+        if any(isinstance(o, dns.edns.EDEOption) and o.text == "dga" for o in r.options):
+            return i
+    return None
+
+
+def pipeline(app: App, group: str) -> Pipeline:
+    assert isinstance(app.chain, GroupedPipeline)
+    return next(p for p in app.chain.pipelines if p.name == group)
+
+
+def stage_of(app: App, group: str, kind: type[object]) -> list[object]:
+    return [s for s in pipeline(app, group).stages if isinstance(s, kind)]
+
+
+async def test_each_group_has_its_generated_domain_mode(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """dga.mode block for the default group; a group in detect mode only names its infected
+    machine; the domain controller (filter: false) is never judged at all."""
+    extra = groups_config(tmp_path, upstream.port) + (
+        f"  - name: lab\n    networks: [{LAB}/32]\n    dga: detect\nrate_limit:\n  enabled: false\n"
+    )
+    cfg = make_config(tmp_path, upstream.port, extra)
+    async with running(cfg) as app:
+        at = await dga_blocked(app, WIFI, seed=7)
+        assert at is not None and at < 20  # the default group: blocked once judged
+        assert await dga_blocked(app, LAB, seed=8) is None  # detect: named, never blocked
+        assert await dga_blocked(app, DC, seed=9) is None  # not filtered: never judged
+        (lab,) = stage_of(app, "lab", DgaStage)
+        assert isinstance(lab, DgaStage) and lab is not app.dga
+        assert lab.named == 1 and not lab.block
+        assert app.dga is not None and app.dga.named == 1
+        assert stage_of(app, "dc", DgaStage) == []
+        # One knowledge of what the commune resolves, whichever group resolved it.
+        assert lab.resolved is app.dga.resolved
+        assert any(
+            "group lab" in line and "generated domains detect" in line for line in app.describe()
+        )
+
+
+async def test_a_group_may_block_generated_domains_where_the_default_does_not(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    extra = (
+        "dga:\n  mode: 'off'\n"
+        f"groups:\n  - name: lab\n    networks: [{LAB}/32]\n    dga: block\n"
+        "rate_limit:\n  enabled: false\n"
+    )
+    cfg = make_config(tmp_path, upstream.port, extra)
+    async with running(cfg) as app:
+        assert app.dga is None
+        assert await dga_blocked(app, WIFI, seed=7) is None
+        at = await dga_blocked(app, LAB, seed=8)
+        assert at is not None and at < 20
+
+
+def test_a_group_that_is_not_filtered_has_no_policy_stage(tmp_path: Path) -> None:
+    """filter: false: no list, answer-ip, detector nor rebinding guard in its chain; a group
+    with its own block mode answers listed addresses in that mode too. Built without a loop."""
+    extra = groups_config(tmp_path, 53) + (
+        f"  - name: lab\n    networks: [{LAB}/32]\n    block_mode: refused\n"
+    )
+    app = App(make_config(tmp_path, 53, extra))
+    dc = {s.name for s in pipeline(app, "dc").stages}
+    assert not dc & {"allowlist", "blocklist", "answer-ip", "exfiltration", "dga", "rebinding"}
+    (lab,) = stage_of(app, "lab", AnswerIpStage)
+    assert isinstance(lab, AnswerIpStage) and lab.answer.mode == "refused"
+    assert app.answer_ip.answer.mode == "nxdomain"
