@@ -65,14 +65,21 @@ class TcpConnection(asyncio.Protocol):
             self.transport.close()
         self.limits.connections.pop(self, None)
 
-    def _arm(self) -> None:
+    def _arm(self, delay: float | None = None) -> None:
         loop = asyncio.get_running_loop()
-        self.timer = loop.call_at(loop.time() + self.limits.idle_timeout, self._check_idle)
+        wait = self.limits.idle_timeout if delay is None else delay
+        self.timer = loop.call_at(loop.time() + wait, self._check_idle)
 
     def _check_idle(self) -> None:
         idle = time.monotonic() - self.last_message
-        if self.inflight == 0 and idle >= self.limits.idle_timeout:
+        timeout = self.limits.idle_timeout
+        if self.inflight == 0 and idle >= timeout:
             self.close()
+        elif self.inflight == 0:
+            # Woken a little early (the loop's clock is coarser than time.monotonic, uvloop's
+            # by a millisecond) or a message came meanwhile: wait only what is left, not a
+            # whole timeout again (a silent connection lived up to twice the timeout).
+            self._arm(max(timeout - idle, 0.01))
         else:
             self._arm()
 

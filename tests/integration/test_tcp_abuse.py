@@ -196,6 +196,30 @@ async def test_half_a_length_prefix_then_silence_is_closed_after_the_idle_timeou
         assert not app.tcp_limits.connections
 
 
+async def test_a_connection_lives_one_idle_timeout_after_its_last_message_not_two(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """Issue 14: a connection silent since its last message was closed up to a whole idle
+    timeout late (the check, woken before the timeout had run from that message, waited a
+    whole timeout again)."""
+    idle = 1.0
+    cfg = make_config(tmp_path, upstream.port, f"server:\n  tcp_idle_timeout: {idle}\n")
+    async with running(cfg) as app:
+        host, port = app.bound[0]
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            await asyncio.sleep(idle / 2)  # the idle check was armed at connect time
+            writer.write(_framed("example.test", "A", 7))
+            size = int.from_bytes(await asyncio.wait_for(reader.readexactly(2), 3), "big")
+            await asyncio.wait_for(reader.readexactly(size), 3)
+            last = time.monotonic()
+            assert await asyncio.wait_for(reader.read(), idle * 3) == b""
+            lived = time.monotonic() - last
+        finally:
+            writer.close()
+    assert idle * 0.8 <= lived <= idle * 1.5, lived
+
+
 async def test_five_thousand_pipelined_queries_are_all_answered(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:
