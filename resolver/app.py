@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 from resolver.blocklist_holder import ListsHolder
 from resolver.blocklog.writer import BlockLogWriter
 from resolver.config.dga import DgaConfig
-from resolver.config.groups import GroupConfig
+from resolver.config.groups import GroupConfig, group_networks
 from resolver.config.schema import Config, parse_hostport
 from resolver.core.block_answer import BlockAnswer
 from resolver.core.groups import GroupedPipeline
@@ -229,11 +229,13 @@ class App:
         self, cfg: Config, worker: int, default: _GroupStages
     ) -> list[tuple[list[ipaddress.IPv4Network | ipaddress.IPv6Network], Pipeline]]:
         out = []
-        for g in cfg.groups:
+        # Networks, then the named clients' addresses (clients.names), checked at load.
+        nets = group_networks(cfg.groups, cfg.clients.names)
+        for g, (_, covered) in zip(cfg.groups, nets, strict=True):
             gs = self._group_stages(cfg, g)
             self._owned.append(gs)
-            nets = [ipaddress.ip_network(n, strict=False) for n in g.networks]
-            out.append((nets, Pipeline(self._chain(cfg, worker, gs, g.filter), gs.cache, g.name)))
+            chain = self._chain(cfg, worker, gs, g.filter)
+            out.append((covered, Pipeline(chain, gs.cache, g.name)))
         return out
 
     def _chain(self, cfg: Config, worker: int, own: _GroupStages, filtered: bool) -> list[Stage]:
@@ -371,7 +373,7 @@ class App:
                 what += f", exfiltration {g.exfiltration}"
             if g.filter and g.dga:
                 what += f", generated domains {g.dga}"
-            lines.append(f"-> group {g.name} ({', '.join(g.networks)}): {what}")
+            lines.append(f"-> group {g.name} ({', '.join((*g.networks, *g.clients))}): {what}")
         return lines
 
     async def start(self) -> None:

@@ -4,14 +4,17 @@ A mairie has several networks: the administration (threats only), the médiathè
 Wi-Fi (threats and adult content), the school, and machines never to filter (the domain
 controller). Each group names its networks; a client in none of them is in the default group,
 which is the rest of the config as it is (so a config without ``groups`` works as before).
+A group may also name machines of ``clients.names`` (its address there, as a /32 or /128).
 Pi-hole calls these groups, Blocky client groups; AdGuard Home's per-client rules are its most
 requested feature (issue #435).
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,6 +22,16 @@ from resolver.checks import check, networks
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 DEFAULT_GROUP = "default"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class KeyedError(ValueError):
+    """A check across sections ("message|hint"), with the key it is about, e.g. ("groups", 1,
+    "clients", 0): the loader points at that key's line."""
+
+    def __init__(self, path: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def _group_name(name: str) -> str:
@@ -35,7 +48,9 @@ class GroupConfig:
     # Shown on the page, in the API and in /metrics, e.g. wifi-public.
     name: str = field(metadata=check(_group_name))
     # The group's client networks (CIDR), e.g. [192.168.20.0/24]; a single machine is a /32.
-    networks: tuple[str, ...] = field(metadata=check(networks))
+    networks: tuple[str, ...] = field(default=(), metadata=check(networks))
+    # Machines named in clients.names, e.g. [accueil-pc]: their addresses there (/32, /128).
+    clients: tuple[str, ...] = ()
     # false: nothing is blocked nor detected for these clients (the domain controller, which
     # forwards for the others: they are judged on their own queries).
     filter: bool = True
@@ -51,9 +66,17 @@ class GroupConfig:
     # Generated-domain (DGA) detection for this group; "" = dga.mode.
     dga: Literal["", "off", "detect", "block"] = ""
 
+    def __post_init__(self) -> None:
+        if not self.networks and not self.clients:
+            raise ValueError(
+                f"group {self.name!r} covers no client|give it networks: [192.168.20.0/24] "
+                "and/or clients: [accueil-pc] (names of clients.names)"
+            )
+
 
 def disjoint(groups: tuple[GroupConfig, ...]) -> tuple[GroupConfig, ...]:
-    """Each client must belong to one group: no two groups' networks may overlap."""
+    """Each client must belong to one group: no two groups' networks may overlap (their
+    named clients are checked by ``check_members``, which knows clients.names)."""
     seen: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
     names: set[str] = set()
     for g in groups:
@@ -71,3 +94,66 @@ def disjoint(groups: tuple[GroupConfig, ...]) -> tuple[GroupConfig, ...]:
                     )
             seen.append((net, g.name))
     return groups
+
+
+def _addresses(names: Sequence[tuple[str, str]]) -> dict[str, list[Network]]:
+    """clients.names as name (case-folded) -> the addresses it names, as /32 or /128."""
+    out: dict[str, list[Network]] = {}
+    for address, name in names:
+        out.setdefault(name.casefold(), []).append(ipaddress.ip_network(address))
+    return out
+
+
+def group_networks(
+    groups: Sequence[GroupConfig], names: Sequence[tuple[str, str]]
+) -> list[tuple[str, list[Network]]]:
+    """Each group's name and the networks it covers: its networks, then its named clients'
+    addresses (``check_members`` has made sure each name is known)."""
+    known = _addresses(names)
+    out = []
+    for g in groups:
+        nets = [ipaddress.ip_network(n, strict=False) for n in g.networks]
+        for client in g.clients:
+            nets.extend(a for a in known.get(client.casefold(), ()) if a not in nets)
+        out.append((g.name, nets))
+    return out
+
+
+def _unknown(i: int, j: int, client: str, known: dict[str, list[Network]]) -> KeyedError:
+    close = difflib.get_close_matches(client.casefold(), list(known), 1)
+    hint = (
+        f"did you mean {close[0]!r}?"
+        if close
+        else f"name its address in clients.names, e.g. 192.168.1.23: {client[:63]}"
+    )
+    return KeyedError(
+        ("groups", i, "clients", j), f"{client[:63]!r} is not a name of clients.names|{hint}"
+    )
+
+
+def _overlap(a: Network, b: Network) -> bool:
+    return a.version == b.version and a.overlaps(b)
+
+
+def check_members(groups: Sequence[GroupConfig], names: Sequence[tuple[str, str]]) -> None:
+    """The groups' named clients exist in clients.names, and no address of one is in another
+    group's networks or named clients: each client belongs to one group (KeyedError)."""
+    known = _addresses(names)
+    seen: list[tuple[Network, str]] = [
+        (ipaddress.ip_network(n, strict=False), g.name) for g in groups for n in g.networks
+    ]
+    for i, g in enumerate(groups):
+        for j, client in enumerate(g.clients):
+            addresses = known.get(client.casefold())
+            if addresses is None:
+                raise _unknown(i, j, client, known)
+            for addr in addresses:
+                owner = next((o for n, o in seen if o != g.name and _overlap(addr, n)), None)
+                if owner is not None:
+                    raise KeyedError(
+                        ("groups", i, "clients", j),
+                        f"client {client[:63]} ({addr.network_address}) of group {g.name!r} "
+                        f"is also in group {owner!r}|a client belongs to one group: name it "
+                        "in one only, or take its network out of the other",
+                    )
+                seen.append((addr, g.name))

@@ -199,6 +199,24 @@ def _culprit(
     return node, path
 
 
+def _at(node: yaml.Node, key: str, path: tuple[str | int, ...]) -> tuple[yaml.Node, str]:
+    """The node and key a check across sections names (e.g. ("groups", 1, "clients", 0)), as
+    far down as the YAML has it: its line is the one to fix."""
+    for part in path:
+        if isinstance(part, int) and isinstance(node, yaml.SequenceNode):
+            if part >= len(node.value):
+                break
+            node, key = node.value[part], f"{key}[{part}]"
+        elif isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if k.value == part), None)
+            if found is None:
+                break
+            node, key = found, f"{key}.{part}" if key else str(part)
+        else:
+            break
+    return node, key
+
+
 def _describe(node: yaml.Node) -> str:
     if isinstance(node, yaml.MappingNode):
         return "a section"
@@ -252,7 +270,8 @@ def _build_section(ctx: _Ctx, cls: type[T], node: yaml.Node, key: str) -> T:
         return cls(**values)
     except ValueError as exc:  # cross-field checks in __post_init__
         message, _, hint = str(exc).partition("|")
-        raise ctx.fail(node, key, message, hint) from None
+        where, at = _at(node, key, getattr(exc, "path", ()))
+        raise ctx.fail(where, at, message, hint) from None
 
 
 def load_text(text: str, cls: type[T], file: str = "<config>") -> T:

@@ -27,7 +27,7 @@ from resolver.config.dashboard import DashboardConfig, ThresholdsConfig
 from resolver.config.dga import DgaConfig
 from resolver.config.exfiltration import ExfilThresholds, ExfiltrationConfig
 from resolver.config.feeds import FeedsConfig, FeedSource
-from resolver.config.groups import GroupConfig, disjoint
+from resolver.config.groups import GroupConfig, check_members, disjoint
 from resolver.config.local_zone import ForwardZone, LocalZoneConfig
 from resolver.config.logs import LoggingConfig
 from resolver.config.observatory import ObservatoryPushConfig
@@ -107,6 +107,10 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     # The weather page, its JSON API and /metrics (see dashboard/README.md).
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+
+    def __post_init__(self) -> None:
+        # Across sections: a group's named clients are machines of clients.names.
+        check_members(self.groups, self.clients.names)
 
     def state_path(self) -> Path:
         if self.state_dir:

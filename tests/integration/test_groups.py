@@ -103,13 +103,24 @@ async def test_a_group_that_is_not_filtered_lets_a_listed_name_through_for_it_on
         ),
         ("  - name: Wi Fi\n    networks: [10.0.0.0/8]\n", "is not a group name"),
         ("  - name: a\n    networks: [10.0.0.300/8]\n", "is not a network"),
+        ("  - name: a\n    filter: false\n", "group 'a' covers no client"),
+        (
+            "  - name: a\n    networks: [10.0.0.0/8]\n  - name: b\n    clients: [accueil-pc]\n",
+            "'accueil-pc' is not a name of clients.names (fix: did you mean 'accueil-pc2'?)",
+        ),
+        (
+            "  - name: a\n    networks: [192.168.1.0/24]\n"
+            "  - name: b\n    clients: [Accueil-PC2]\n",
+            "client Accueil-PC2 (192.168.1.23) of group 'b' is also in group 'a'",
+        ),
     ],
 )
 def test_a_bad_group_config_is_refused_in_one_line(
     tmp_path: Path, groups: str, message: str
 ) -> None:
     conf = tmp_path / "p.yaml"
-    conf.write_text(f"state_dir: {tmp_path}\ngroups:\n{groups}")
+    names = "clients:\n  names:\n    192.168.1.23: accueil-pc2\n"
+    conf.write_text(f"state_dir: {tmp_path}\ngroups:\n{groups}{names}")
     r = subprocess.run(
         [sys.executable, "-m", "resolver.cli", "check-config", "-c", str(conf)],
         capture_output=True,
@@ -221,3 +232,39 @@ def test_a_group_that_is_not_filtered_has_no_policy_stage(tmp_path: Path) -> Non
     (lab,) = stage_of(app, "lab", AnswerIpStage)
     assert isinstance(lab, AnswerIpStage) and lab.answer.mode == "refused"
     assert app.answer_ip.answer.mode == "nxdomain"
+
+
+def test_a_named_client_is_refused_at_its_own_line(tmp_path: Path) -> None:
+    from resolver.config import ConfigError, load
+
+    conf = tmp_path / "p.yaml"
+    conf.write_text(
+        "groups:\n"
+        "  - name: accueil\n"
+        "    clients:\n"
+        "      - accueil-pc\n"
+        "      - imprimante\n"  # line 5
+        "clients:\n  names:\n    192.168.1.23: accueil-pc\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load(conf)
+    assert (err.value.line, err.value.key) == (5, "groups[0].clients[1]")
+
+
+async def test_a_group_may_name_its_clients(tmp_path: Path, upstream: FakeUpstream) -> None:
+    """clients: [accueil-pc] covers the address clients.names gives that machine, and only it."""
+    accueil = "127.0.0.7"
+    extra = groups_config(tmp_path, upstream.port) + (
+        "  - name: accueil\n    clients: [Accueil-PC]\n    categories: [malware]\n"
+        f"clients:\n  names:\n    {accueil}: accueil-pc\n    ::1: accueil-pc\n"
+    )
+    cfg = make_config(tmp_path, upstream.port, extra)
+    async with running(cfg) as app:
+        assert await ask(app, "adult-exemple.fr", accueil) == "NOERROR"
+        assert await ask(app, "malware-exemple.fr", accueil) == "NXDOMAIN"
+        assert await ask(app, "adult-exemple.fr", "127.0.0.8") == "NXDOMAIN"  # default group
+        assert isinstance(app.chain, GroupedPipeline)
+        assert app.chain.group_of(accueil) == "accueil"
+        assert app.chain.group_of("::1") == "accueil"  # both its addresses (a /128 too)
+        assert app.chain.group_of("127.0.0.8") == "default"
+        assert any("group accueil (Accueil-PC)" in line for line in app.describe())
