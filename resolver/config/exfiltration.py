@@ -72,6 +72,11 @@ class ExfilThresholds:
     # fetches its tasks 4 octets per name, 60 names a burst; a test battery's wildcard zone
     # answers every name with one address.
     many_names: int = 24
+    # ...and (without the many varied answers above) at least this many octets of information
+    # per distinct name on average: a name that carries only a key (a counter and a 64-bit hash,
+    # as a DNS test battery's c36-f64e16-4f315, ~9 octets) is a lookup, not a data carrier;
+    # tunnels pack 20 to 120 octets a name. Low-information floods stay bounded by ``info``.
+    name_info: int = 12
     # Names shorter than this (octets left of the registered domain) count their length as
     # their information instead of being compressed: ~4 µs saved on most queries.
     info_min_chars: int = 12
@@ -96,6 +101,15 @@ class ExfilThresholds:
     beacon_min_gap: float = 5.0
     beacon_names: int = 3
     beacon_info: int = 96
+    # Temporal persistence (Giroire et al., "Exploiting Temporal Persistence to Detect Covert
+    # Botnet Channels", RAID 2009): new data-like names from one client to one domain in at
+    # least persist_slots of the last persist_span slots of persist_slot seconds (12 of the
+    # last 24 ten-minute slots: data sent on and on for two hours or more). Catches a slow
+    # beacon with random sleeps (SUNBURST: one encoded name every few minutes, ~300 octets an
+    # hour, under every bound of volume and too irregular for ``beacon``).
+    persist_slot: float = 600.0
+    persist_span: int = 24
+    persist_slots: int = 12
     # A registered domain asked by this many of the commune's machines within the long window
     # is popular: its weak signals are ignored (a tunnel serves one machine).
     popular_clients: int = 5
@@ -114,6 +128,8 @@ class ExfilThresholds:
                 raise _bad(f"{f.name} is {value}", "give a positive value")
         if self.long_window < self.window:
             raise _bad("long_window is shorter than window", "make long_window >= window")
+        if self.persist_span > 64:
+            raise _bad(f"persist_span is {self.persist_span}", "use 64 slots or fewer")
         if self.beacon_gaps > 8:
             raise _bad(f"beacon_gaps is {self.beacon_gaps}", "use 8 or fewer (gaps remembered)")
 

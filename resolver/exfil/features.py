@@ -139,7 +139,9 @@ def _reversed_ipv4(labels: list[str]) -> bool:
 
 
 def _reversed_ipv6(labels: list[str]) -> bool:
-    return len(labels) >= 32 and all(len(x) == 1 and x in _NIBBLES for x in labels[:32])
+    # 31 nibbles, not 32: under ip6.arpa the last nibble is part of the "registered domain"
+    # (the PSL lists ip6.arpa), so a reverse lookup's part holds 31 (RFC 3596 §2.5).
+    return len(labels) >= 31 and all(len(x) == 1 and x in _NIBBLES for x in labels[:31])
 
 
 def is_mail_shape(prefix: str) -> bool:
@@ -147,9 +149,9 @@ def is_mail_shape(prefix: str) -> bool:
 
     RFC 6376 (``<selector>._domainkey``), RFC 7489 (``_dmarc``), RFC 7208 (``_spf`` macro
     zones), MS-ADTS §6.3.6 (``_msdcs``), RFC 5782 §2.1 (DNSBL: the client address as four
-    reversed decimal labels, or 32 reversed nibbles for IPv6, §2.4). Such a name carries at
-    most a selector label, an address or a domain name: a tunnel could mimic it, at 4 to 63
-    octets per query; the rate and the strong signals still apply to it.
+    reversed decimal labels, or 32 reversed nibbles for IPv6, §2.4; reverse DNS, RFC 3596).
+    Such a name carries at most a selector label, an address or a domain name: a tunnel could
+    mimic it, at 4 to 63 octets per query; the rate and the strong signals still apply to it.
     """
     if "_" in prefix:
         for marker in _MAIL_LABELS:

@@ -116,6 +116,8 @@ class Track:
         "last_labels",
         "last_prefix",
         "long",
+        "persist_last",
+        "persist_mask",
         "recent",
         "short",
         "strikes",
@@ -142,6 +144,8 @@ class Track:
         self.first_strike = 0.0  # when the first of them came
         self.awaited: list[int] = []  # new names whose first answer has not come yet
         self.addresses: list[int] = []  # fingerprints of the last A/AAAA answers
+        self.persist_mask = 0  # bit i: a new data-like name came i slots ago (``persist``)
+        self.persist_last = -1  # the slot of bit 0
 
     def seen(self, key: int) -> bool:
         """True if ``key`` (a name's hash) was among the last RECENT names; remember it."""
@@ -181,15 +185,31 @@ class Track:
         addresses = self.addresses
         return len(addresses) < 4 or len(set(addresses)) >= 4
 
-    def tick(self, now: float, min_gap: float) -> None:
-        """Note a query at ``now``; gaps under ``min_gap`` (one burst) are not remembered."""
+    def tick(self, now: float, min_gap: float) -> float:
+        """Note a query at ``now``; gaps under ``min_gap`` (one burst) are not remembered.
+        Returns the gap since the previous query to this domain (-1 for the first)."""
         last = self.last_at
         self.last_at = now
-        if last >= 0 and now - last >= min_gap:
+        if last < 0:
+            return -1.0
+        gap = now - last
+        if gap >= min_gap:
             gaps = self.gaps
-            gaps.append(now - last)
+            gaps.append(gap)
             if len(gaps) > self.GAPS:
                 del gaps[0]
+        return gap
+
+    def persist(self, now: float, width: float, span: int) -> int:
+        """Note a new data-like name at ``now``; return in how many of the last ``span`` slots
+        of ``width`` seconds one came (temporal persistence, Giroire et al., RAID 2009)."""
+        slot = int(now // width)
+        shift = slot - self.persist_last
+        if shift < 0:  # a clock set back: start again
+            self.persist_mask, shift = 0, 0
+        self.persist_last = slot
+        self.persist_mask = ((self.persist_mask << shift) | 1) & ((1 << span) - 1)
+        return self.persist_mask.bit_count()
 
     def periodic(self, count: int, max_cv: float) -> bool:
         """Whether the last ``count`` gaps are regular: coefficient of variation <= max_cv."""

@@ -120,6 +120,9 @@ class ExfiltrationStage:
         self.zones = tuple(sorted({z.rstrip(".").lower() for z in zones}, key=lambda z: -len(z)))
         self.tracks: LruMap[tuple[str, str], Track] = LruMap(cfg.max_tracked)
         self.cooldowns: LruMap[tuple[str, str], _Cooldown] = LruMap(cfg.max_cooldowns)
+        # (client, domain) pairs once cooled down -> (when, persistence): their next track
+        # starts with strikes.
+        self.convicted: LruMap[tuple[str, str], tuple[float, int, int]] = LruMap(cfg.max_cooldowns)
         # Registered domain -> {client: last time it asked}: popularity across clients.
         self.audience: LruMap[str, dict[str, float]] = LruMap(cfg.max_domains)
         # The shell drains this after each query and logs each detection once (WARNING).
@@ -181,14 +184,17 @@ class ExfiltrationStage:
         key = (client, base)
         track = self.tracks.get(key)
         if track is None:
-            track = Track(self.t.window, self.t.long_window)
-            self.tracks.put(key, track)
-        track.tick(now, self.t.beacon_min_gap)
+            track = self._track(key)
+        gap = track.tick(now, self.t.beacon_min_gap)
         self._remember(query, prefix, base)
         if track.seen(hash(prefix)):
-            # A repeat carries no new data; but a beacon's check-ins to a domain that already
-            # had detections are repeated evidence (its data names are refused one by one).
-            if track.strikes and track.periodic(self.t.beacon_gaps, self.t.beacon_cv):
+            # A repeat carries no new data; but a client coming back, after a pause, with a name
+            # it asked before to a domain whose data names were refused is a beacon's heartbeat
+            # (Cobalt Strike's check-in: the same name each sleep): repeated evidence.
+            if track.strikes and (
+                (track.strikes >= self.t.escalate_after and gap >= self.t.beacon_min_gap)
+                or track.periodic(self.t.beacon_gaps, self.t.beacon_cv)
+            ):
                 return self._detected(query, key, track, ("beacon",), now)
             return CONTINUE
         track.expect(hash(prefix))
@@ -198,6 +204,18 @@ class ExfiltrationStage:
         if not signals:
             return CONTINUE
         return self._detected(query, key, track, signals, now)
+
+    def _track(self, key: tuple[str, str]) -> Track:
+        """A new track; a pair whose domain was cooled down before starts with its strikes
+        (a tunnel resumes after the cool-down: its first detection cuts it again)."""
+        track = Track(self.t.window, self.t.long_window)
+        self.tracks.put(key, track)
+        if len(self.convicted):
+            record = self.convicted.peek(key)
+            if record is not None:
+                track.strikes = self.t.escalate_after
+                track.first_strike, track.persist_mask, track.persist_last = record
+        return track
 
     def _add(
         self, track: Track, prefix: str, qtype: int, now: float, no_tld: bool
@@ -226,6 +244,8 @@ class ExfiltrationStage:
             signals.append("qtype")
         if short[state.DISTINCT] >= t.rate:
             signals.append("rate")
+        if ev.data and track.persist(now, t.persist_slot, t.persist_span) >= t.persist_slots:
+            signals.append("persist")
         if ev.data or info >= t.info_min_chars * 2:
             signals += self._weak(track, short, long, ev.data, no_tld)
         return tuple(signals)
@@ -237,8 +257,10 @@ class ExfiltrationStage:
         t = self.t
         out = []
         names = short[state.NAMES]
+        info = short[state.INFO]
         if names >= t.names and (
-            short[state.INFO] >= t.names_min_info or (names >= t.many_names and track.varied())
+            (info >= t.names_min_info and info >= t.name_info * short[state.DISTINCT])
+            or (names >= t.many_names and track.varied())
         ):
             out.append("names")
         if short[state.VOLUME] >= t.volume:
@@ -344,7 +366,9 @@ class ExfiltrationStage:
             self.cooldowns.put(scope_key, _Cooldown(until, reason))
             self._note_cooling(scope_key[0], until, now)
             self.generation += 1
-            self.tracks.pop(key)  # start afresh after the cool-down
+            self.tracks.pop(key)  # start afresh after the cool-down...
+            # ...but not with a clean record (``_track``): its strikes and its persistence.
+            self.convicted.put(key, (now, track.persist_mask, track.persist_last))
         if track.strikes == 1 or escalate:
             # Reported twice at most per track: the first name, then the domain.
             self.detected += 1
@@ -487,6 +511,9 @@ class ExfiltrationStage:
         for track_key in self.tracks.key_list():
             if track_key[1] == base:
                 self.tracks.pop(track_key)
+        for pair in self.convicted.key_list():
+            if pair[1] == base:
+                self.convicted.pop(pair)
         self.generation += 1
 
     def _reply(self, query: Query, reason: str) -> Reply:
