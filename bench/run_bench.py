@@ -69,7 +69,10 @@ READY_TIMEOUT = 60.0  # seconds for a server to answer after its start
 DNSMASQ_CACHE = 10_000  # dnsmasq warns that more "may cause performance issues"
 PARAFOUDRE_CACHE = 100_000
 SERVERS = ("parafoudre", "dnsmasq", "unbound")
-MAIN_WORKLOADS = ("cached", "blocked", "mixed", "latency")  # on the servers started once
+# On the servers started once. blocked-distinct and misses are first answers (issue 19): each
+# query a name the server never saw, read once from its file.
+MAIN_WORKLOADS = ("cached", "blocked", "blocked-distinct", "misses", "mixed", "latency")
+ONCE = frozenset({"blocked-distinct", "misses", "mixed", "latency"})  # dnsperf -n 1
 WORKLOADS = (*MAIN_WORKLOADS, "biglist", "reload")  # these two start instances of their own
 # biglist: every server with a big list, alone, after a short warm-up: time to ready, memory.
 BIGLIST_FULL = 1_000_000
@@ -92,12 +95,18 @@ RCODES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED")
 EXPECTED = {
     "cached": {"NOERROR": 1.0},
     "blocked": {"NXDOMAIN": 1.0},
+    "blocked-distinct": {"NXDOMAIN": 1.0},
+    "misses": {"NOERROR": 0.5, "NXDOMAIN": 0.5},
     "mixed": {"NOERROR": 0.925, "NXDOMAIN": 0.075},
     "latency": {"NOERROR": 0.925, "NXDOMAIN": 0.075},
 }
 DESCRIPTION = {
     "cached": "{n:,} names of the zone, answered once before (warm cache), looped {speed}",
     "blocked": "{n:,} blocked names (half as www.<listed name>), warmed, looped {speed}",
+    "blocked-distinct": "every query a listed name never asked before (d<N>.<listed name>), "
+    "{speed}; the file is read once",
+    "misses": "every query a name never asked before (half NOERROR, half NXDOMAIN from NSD), "
+    "{speed}; the file is read once",
     "mixed": "90 % cached names, 5 % blocked, 5 % never-seen names (half NOERROR, half NXDOMAIN "
     "from NSD), {speed}; the file is read once, so no miss repeats",
     "latency": "the mixed composition at a fixed {qps:,} q/s; latency of every query (dnsperf -v)",
@@ -306,6 +315,25 @@ def generate(tmp: Path, blocklist_size: int, rng: random.Random) -> Data:
     blocked = tmp / "q-blocked.txt"
     blocked.write_text("".join(f"{n} A\n" for n in blocked_names))
     return Data(zone, blocklist, txt, dm, ub, cached, blocked, cached_names, blocked_names)
+
+
+def first_answers_file(path: Path, data: Data, workload: str, lines: int, tag: str) -> None:
+    """Names never asked before, one per line: listed ones (blocked-distinct: a name under a
+    listed one, blocked by every server) or misses of the zone (half NOERROR, half NXDOMAIN)."""
+    listed = data.blocklist
+    with path.open("w") as fh:
+        for start in range(0, lines, 100_000):
+            if workload == "blocked-distinct":
+                chunk = [
+                    f"d{tag}{i}.{listed[i % len(listed)]} A\n"
+                    for i in range(start, min(lines, start + 100_000))
+                ]
+            else:
+                chunk = [
+                    f"{tag}{i}.{'miss' if i % 2 == 0 else 'nx'}.{ZONE} A\n"
+                    for i in range(start, min(lines, start + 100_000))
+                ]
+            fh.write("".join(chunk))
 
 
 def mixed_file(path: Path, data: Data, lines: int, tag: str, rng: random.Random) -> None:
@@ -838,7 +866,7 @@ def measure(
     rate: int = 0,
 ) -> Run:
     run = Run(proc.name, workload)
-    once = workload in ("mixed", "latency")
+    once = workload in ONCE
     verbose = workload == "latency"
     qps = LATENCY_QPS if verbose else rate
     cmd = dnsperf_cmd(proc.port, qfile, duration, load_cpu, once=once, qps=qps, verbose=verbose)
@@ -1396,6 +1424,7 @@ def targets(
     for w, limit, what in (
         ("cached", 1.0, "server CPU per cached answer"),
         ("blocked", 1.0, "server CPU per blocked answer"),
+        ("blocked-distinct", 1.0, "server CPU per first blocked answer (issue 19)"),
         ("mixed", 1.3, "server CPU per query, mixed"),
     ):
         r = cpu_ratio(w)
@@ -1405,6 +1434,14 @@ def targets(
                 f"| {what} ≤ {limit:.1f}× dnsmasq | {r:.2f}× ({p.cpu_us:.1f} µs vs "
                 f"{d.cpu_us:.1f} µs) | {'yes' if r <= limit else 'no'} |"
             )
+    misses = rows.get("misses", {})
+    pm, um = misses.get("parafoudre"), misses.get("unbound")
+    if pm is not None and um is not None and um.cpu_us and pm.cpu_us:
+        r = pm.cpu_us / um.cpu_us
+        out.append(
+            f"| server CPU per miss ≤ 1.5× unbound (issue 19) | {r:.2f}× ({pm.cpu_us:.1f} µs "
+            f"vs {um.cpu_us:.1f} µs) | {'yes' if r <= 1.5 else 'no'} |"
+        )
     lat = rows.get("latency", {})
     pl = lat.get("parafoudre")
     if pl is not None and pl.p99_ms is not None:
@@ -1766,6 +1803,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for w in main_workloads:
                     if w in ("cached", "blocked"):
                         qfile = data.cached if w == "cached" else data.blocked
+                    elif w in ("blocked-distinct", "misses"):
+                        qfile = tmp / f"q-{w}-{rnd}.txt"
+                        lines = int((args.rate or MIXED_MAX_QPS) * args.duration) + 1000
+                        log(f"writing {qfile.name} ({lines:,} lines)")
+                        first_answers_file(qfile, data, w, lines, f"{w[0]}{rnd}x")
                     else:
                         qfile = tmp / f"q-{w}-{rnd}.txt"
                         rate = LATENCY_QPS if w == "latency" else (args.rate or MIXED_MAX_QPS)
@@ -1797,7 +1839,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         if not run.error:
                             floor_runs.append(run)
                             log(f"  python floor: avg {run.avg_ms:.3f} ms, p99 {run.p99_ms:.3f} ms")
-                    if w in ("mixed", "latency"):
+                    if w in ONCE:
                         qfile.unlink()
                 order = order[1:] + order[:1]  # who goes first changes from round to round
 

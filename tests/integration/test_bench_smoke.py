@@ -32,7 +32,7 @@ def test_bench_quick_run_answers_right_and_writes_its_tables(tmp_path: Path) -> 
             "--servers",
             "parafoudre",
             "--workloads",
-            "cached,blocked,mixed",
+            "cached,blocked,blocked-distinct,misses,mixed",
             "--duration",
             "1",
             "--output",
