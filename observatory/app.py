@@ -40,6 +40,7 @@ from observatory import page
 from observatory.config import BoxConfig, ObservatoryServerConfig
 from observatory.domains import campaign_domain
 from observatory.i18n import Lang
+from observatory.pagecache import PageCache
 from observatory.retention import retention_start
 from observatory.store import MAX_CLIENT, MAX_QNAME, MAX_TEXT, Campaign, Event, Store
 
@@ -110,6 +111,10 @@ class Context:
     boxes: tuple[BoxConfig, ...]
     counters: IngestCounters
     refusals: RefusalLog = dataclasses.field(default_factory=RefusalLog)
+    # The rendered page by language and page number, and the figures behind it (shared by
+    # both languages, every page of the table and /metrics): cfg.page_cache seconds each.
+    pages: PageCache[str] = dataclasses.field(default_factory=lambda: PageCache(0))
+    figures: PageCache[Overview] = dataclasses.field(default_factory=lambda: PageCache(0))
 
 
 CONTEXT: Final = web.AppKey("observatory", Context)
@@ -532,15 +537,31 @@ def _lang(request: web.Request) -> Lang:
     return "en" if request.path.startswith("/en/") else "fr"
 
 
+def _page_number(request: web.Request, ctx: Context) -> int:
+    """?page=N of the commune table, clamped to the pages there are (so cache keys stay few)."""
+    text = request.query.get("page", "1")
+    if not (text.isdigit() and len(text) <= 6):
+        raise web.HTTPBadRequest(text="400: page must be a page number (?page=2)\n")
+    return max(1, min(int(text), page.page_count(len(ctx.boxes), ctx.cfg.page_size)))
+
+
 async def index(request: web.Request) -> web.Response:
-    """GET / (French) and /en/ (English): the page, rendered by Jinja2 (autoescape on)."""
+    """GET / (French) and /en/ (English), ?page=N: the page, rendered by Jinja2 (autoescape on),
+    kept ``page_cache`` seconds for the next viewers."""
     ctx = request.app[CONTEXT]
-    data = await overview(ctx)
-    response = aiohttp_jinja2.render_template(
-        "page.html.j2", request, page.context(data, ctx.cfg, _lang(request))
+    lang = _lang(request)
+    number = _page_number(request, ctx)
+
+    async def render() -> str:
+        data = await ctx.figures.get(None, lambda: overview(ctx))
+        return aiohttp_jinja2.render_string(
+            "page.html.j2", request, page.context(data, ctx.cfg, lang, number)
+        )
+
+    body = await ctx.pages.get((lang, number), render)
+    return web.Response(
+        text=body, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"}
     )
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 async def map_svg(request: web.Request) -> web.Response:
@@ -676,7 +697,8 @@ class _Collector(Collector):
 async def metrics(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(await overview(ctx), ctx.counters))
+    data = await ctx.figures.get(None, lambda: overview(ctx))
+    registry.register(_Collector(data, ctx.counters))
     return web.Response(
         body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )
@@ -698,6 +720,8 @@ def create_app(
         ingest_networks=parse_networks(cfg.ingest_allow),
         boxes=cfg.boxes,
         counters=IngestCounters(),
+        pages=PageCache(cfg.page_cache),
+        figures=PageCache(cfg.page_cache),
     )
     app.on_response_prepare.append(_security_headers)
     app.router.add_post("/ingest", ingest)

@@ -158,6 +158,12 @@ class ObservatoryServerConfig:
     max_batch_events: int = field(default=5000, metadata=_check(_at_least(1)))
     # Seconds between two refreshes of the open page (a meta refresh, no script).
     refresh: int = field(default=60, metadata=_check(_at_least(10)))
+    # Rows of the commune table per page (?page=2...); the map always shows every commune.
+    page_size: int = field(default=100, metadata=_check(_at_least(10)))
+    # Seconds a rendered page is shown again to the next viewers instead of being rebuilt
+    # (0: rebuilt for each). Bounded in time, not cleared on ingest: with hundreds of boxes a
+    # batch arrives every fraction of a second, and the figures are a push interval old anyway.
+    page_cache: int = field(default=5, metadata=_check(_at_least(0)))
     # Months of events kept besides the current one; older events and batch ids are deleted
     # (whole monthly partitions on PostgreSQL). Daily counts per commune are kept for the
     # yearly figures. 13 by default: a year to compare with, and the current month.

@@ -48,6 +48,9 @@ MESSAGES: Final[dict[Lang, dict[str, str]]] = {
         "silent_marker": " ; boîtier silencieux",
         "commune": "Commune",
         "last_30": "30 derniers jours",
+        "shown": "Communes {first} à {last} sur {n}, les plus touchées aujourd'hui d'abord ; "
+        "la carte les montre toutes.",
+        "pages": "Pages du tableau",
         "last_report": "Dernier envoi",
         "strip": "30 derniers jours : {total} blocage(s), au plus {top} le {day}",
         "strip_none": "30 derniers jours : aucun blocage",
@@ -105,6 +108,9 @@ MESSAGES: Final[dict[Lang, dict[str, str]]] = {
         "silent_marker": "; box silent",
         "commune": "Commune",
         "last_30": "Last 30 days",
+        "shown": "Communes {first} to {last} of {n}, the most hit today first; the map shows "
+        "them all.",
+        "pages": "Pages of the table",
         "last_report": "Last report",
         "strip": "Last 30 days: {total} block(s), at most {top} on {day}",
         "strip_none": "Last 30 days: no block",

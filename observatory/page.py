@@ -39,9 +39,17 @@ STRIP_H: Final = 24
 class Marker:
     x: str  # in the drawing's units, formatted once here, not in the template
     y: str
-    fill: str
     title: str
     silent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MarkerGroup:
+    """The markers of one weather: their colour is said once, on their group."""
+
+    weather: str
+    fill: str
+    markers: tuple[Marker, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +61,11 @@ class MapView:
     outline_d: str | None
     note: str  # why there is no outline, or ""
     radius: float
-    markers: tuple[Marker, ...]
+    groups: tuple[MarkerGroup, ...]  # calm weathers first: a storm is drawn on top
+
+    @property
+    def markers(self) -> tuple[Marker, ...]:
+        return tuple(m for g in self.groups for m in g.markers)
 
     @property
     def r(self) -> str:
@@ -83,17 +95,21 @@ def map_view(rows: tuple[CommuneRow, ...], cfg: ObservatoryServerConfig, lang: L
         for r in rows
     ]
     frame = francemap.layout(outline, coords)
-    # Calm communes first, so a storm is drawn on top of its neighbours.
-    placed = sorted(frame.placed, key=lambda p: rows[p.index].weather.level)
-    markers = []
-    for p in placed:
+    by_weather: dict[Weather, list[Marker]] = {w: [] for w in Weather}
+    for p in frame.placed:
         r = rows[p.index]
         title = t["marker"].format(
             name=r.name, weather=WEATHER[lang][r.weather], n=number(r.count, lang)
         )
         if r.silent:
             title += t["silent_marker"]
-        markers.append(Marker(f"{p.x:.2f}", f"{p.y:.2f}", COLOURS[r.weather], title, r.silent))
+        by_weather[r.weather].append(Marker(f"{p.x:.2f}", f"{p.y:.2f}", title, r.silent))
+    # Calm communes first, so a storm is drawn on top of its neighbours.
+    groups = tuple(
+        MarkerGroup(w.value, COLOURS[w], tuple(by_weather[w]))
+        for w in sorted(Weather, key=lambda w: w.level)
+        if by_weather[w]
+    )
     _x, _y, w, h = frame.view_box
     scale = MAP_PIXELS / max(w, h)
     return MapView(
@@ -104,8 +120,40 @@ def map_view(rows: tuple[CommuneRow, ...], cfg: ObservatoryServerConfig, lang: L
         outline_d=outline.d if outline else None,
         note="" if outline or not code else t["no_outline"].format(code=code),
         radius=frame.radius,
-        markers=tuple(markers),
+        groups=groups,
     )
+
+
+def page_count(communes: int, size: int) -> int:
+    return max(1, -(-communes // size))
+
+
+def _pager(data: Overview, cfg: ObservatoryServerConfig, lang: Lang, current: int) -> Any:
+    """The commune table's page ``current``: which rows, the sentence saying so, the links."""
+    t = MESSAGES[lang]
+    total = len(data.communes)
+    size = cfg.page_size
+    count = page_count(total, size)
+    current = max(1, min(current, count))
+    first = (current - 1) * size
+    rows = data.communes[first : first + size]
+    base = "/en/" if lang == "en" else "/"
+    return {
+        "rows": rows,
+        "shown": t["shown"].format(
+            first=number(first + 1, lang),
+            last=number(first + len(rows), lang),
+            n=number(total, lang),
+        )
+        if count > 1
+        else "",
+        "links": [
+            {"n": i, "href": base if i == 1 else f"{base}?page={i}", "current": i == current}
+            for i in range(1, count + 1)
+        ]
+        if count > 1
+        else [],
+    }
 
 
 def strip(row: CommuneRow, today: dt.date, lang: Lang) -> tuple[str, str]:
@@ -167,9 +215,13 @@ def _campaigns(data: Overview, lang: Lang) -> list[dict[str, Any]]:
     return out
 
 
-def context(data: Overview, cfg: ObservatoryServerConfig, lang: Lang) -> dict[str, Any]:
-    """Everything page.html.j2 shows, in ``lang``."""
+def context(
+    data: Overview, cfg: ObservatoryServerConfig, lang: Lang, page_number: int = 1
+) -> dict[str, Any]:
+    """Everything page.html.j2 shows, in ``lang``: the map with every commune, the table's
+    ``page_number`` (``page_size`` rows with their month, year and 30-day strip)."""
     t = MESSAGES[lang]
+    pager = _pager(data, cfg, lang, page_number)
     th = cfg.thresholds
     periods = [
         {
@@ -204,7 +256,9 @@ def context(data: Overview, cfg: ObservatoryServerConfig, lang: Lang) -> dict[st
         "map": map_view(data.communes, cfg, lang),
         "legend": [(COLOURS[w], WEATHER[lang][w]) for w in Weather],
         "standalone": False,
-        "communes": [_commune(r, data, cfg, lang) for r in data.communes],
+        "communes": [_commune(r, data, cfg, lang) for r in pager["rows"]],
+        "shown": pager["shown"],
+        "page_links": pager["links"],
         "strip_height": STRIP_H,
         "campaigns": _campaigns(data, lang),
         "campaigns_note": t["campaigns_note"].format(n=cfg.campaign_min_communes),

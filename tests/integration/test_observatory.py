@@ -369,6 +369,11 @@ async def test_three_boxes_report_weather_totals_and_campaigns(
             report = await r.text()
         async with s.get(url + "/static/storm.svg") as r:
             assert r.status == 200
+        # One page of the table here; a page number beyond it shows the last, junk is refused.
+        async with s.get(url + "/?page=7") as r:
+            assert r.status == 200 and await r.text() == page
+        async with s.get(url + "/?page=x") as r:
+            assert r.status == 400
     for c in COMMUNES:
         assert c.name in page
     assert '<svg class="map"' in page and "/static/storm.svg" in page

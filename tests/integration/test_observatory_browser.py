@@ -170,7 +170,7 @@ async def test_map_shows_three_communes_coloured_by_weather(
     # The page as the browser builds it: the outline, three dots named on hover, no script.
     dom = (await chromium(base + "/", tmp_path / "p1", "--dump-dom")).decode()
     assert dom.count('<path class="departement"') == 1
-    assert dom.count('<g class="marker">') == 3
+    assert dom.count("</title></circle>") == 3  # three dots, each named on hover
     for _name, _insee, _lat, _lon, n, _weather in COMMUNES:
         assert f"{n} blocage(s) aujourd'hui" in dom
     assert "<title>Saint-Étienne : Orage, 45 blocage(s) aujourd'hui</title>" in dom
