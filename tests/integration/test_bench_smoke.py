@@ -45,11 +45,12 @@ def test_bench_quick_run_answers_right_and_writes_its_tables(tmp_path: Path) -> 
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text()
-    for workload in ("cached", "blocked", "mixed"):
+    workloads = ("cached", "blocked", "blocked-distinct", "misses", "mixed")
+    for workload in workloads:
         assert f"## {workload}" in text
     # Right answers and nothing lost, on each load.
     rows = [line for line in text.splitlines() if line.startswith("| parafoudre |")]
-    assert len(rows) == 3
+    assert len(rows) == len(workloads)
     for row in rows:
         assert row.rstrip().endswith("| ok |"), row
         assert "| 0 / " in row, row
