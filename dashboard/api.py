@@ -27,6 +27,7 @@ from dashboard.summary import (
     HISTORY_MAX_DAYS,
     BlocksPage,
     DayWeather,
+    GroupCount,
     HourCell,
     Summary,
     load_blocks,
@@ -36,6 +37,7 @@ from dashboard.summary import (
 from dashboard.weather import Weather, local_date
 from resolver.blocklog.schema import QUEUE_DROPPED, WRITE_FAILED, BlockLogError
 from resolver.config.dashboard import DashboardConfig
+from resolver.config.groups import DEFAULT_GROUP
 from resolver.stats import StaleList
 
 log = logging.getLogger(__name__)
@@ -239,6 +241,8 @@ def summary_json(
             for n in s.top_names
         ],
         "top_clients": [_client_json(c, lang, names) for c in s.top_clients],
+        # Per policy group (config ``groups``); empty with one policy for everyone.
+        "groups": [_group_json(g, lang) for g in s.groups],
         "highlight": highlight,
         "highlight_text": highlight["text"] if highlight else i18n.text(lang, "highlight_none"),
         "losses": {"queue_dropped": dropped, "write_failed": failed},
@@ -270,6 +274,17 @@ def _client_json(c: ClientCount, lang: Lang, names: Names) -> JSON:
         "count": c.count,
         "category": c.category,
         "label": i18n.category_label(lang, c.category),
+    }
+
+
+def _group_json(g: GroupCount, lang: Lang) -> JSON:
+    label = i18n.text(lang, "group.default") if g.group == DEFAULT_GROUP else g.group
+    return {
+        "group": g.group,
+        "label": label,
+        "count": g.count,
+        "bypass": g.bypass,
+        "clients": g.clients,
     }
 
 
@@ -524,7 +539,7 @@ async def summary(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     lang, now = lang_of(request), ctx.clock()
     try:
-        s = await read_db(request.app, lambda conn: load_summary(conn, ctx.cfg, now))
+        s = await read_db(request.app, lambda conn: load_summary(conn, ctx.cfg, now, ctx.groups))
     except BlockLogError as exc:
         return _unavailable(exc)
     prot = protection_now(ctx, now, readable=True, last_heartbeat=s.last_heartbeat)

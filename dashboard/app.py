@@ -33,6 +33,7 @@ from dashboard.context import (
     remote_allowed,
 )
 from resolver.config.dashboard import DashboardConfig, parse_listen
+from resolver.config.groups import Network
 from resolver.errors import ParafoudreError
 from resolver.stats import StatsSnapshot
 
@@ -184,9 +185,11 @@ def create_app(
     clock: Callable[[], float] = time.time,
     allowing: Allowing | None = None,
     client_names: Callable[[str], str | None] | None = None,
+    groups: Sequence[tuple[str, Sequence[Network]]] = (),
 ) -> web.Application:
     """The dashboard application; ``stats`` and ``feeds_status`` are called at request time;
-    ``allowing`` (the operator's allowlist) lets logged-in operators allow names."""
+    ``allowing`` (the operator's allowlist) lets logged-in operators allow names; ``groups``
+    (the config's policy groups and their networks) shows blocks per group."""
     app = web.Application(middlewares=[check_host, allow_networks, require_token])
     app[HOSTS] = own_names(cfg)
     app[CONTEXT] = Context(
@@ -201,6 +204,7 @@ def create_app(
         allowing=allowing,
         client_names=client_names,
         sessions=Sessions(cfg.session_hours * 3600.0),
+        groups=groups,
     )
     views.setup_templates(app)
     app.cleanup_ctx.append(_executor_ctx)
@@ -223,6 +227,7 @@ async def start_dashboard(
     clock: Callable[[], float] = time.time,
     allowing: Allowing | None = None,
     client_names: Callable[[str], str | None] | None = None,
+    groups: Sequence[tuple[str, Sequence[Network]]] = (),
 ) -> web.AppRunner:
     """Serve the dashboard on ``cfg.listen`` on the running loop; ``await runner.cleanup()`` stops.
 
@@ -237,6 +242,7 @@ async def start_dashboard(
         clock=clock,
         allowing=allowing,
         client_names=client_names,
+        groups=groups,
     )
     host, port = parse_listen(cfg.listen)
     # No access log: an open page polls the API every few seconds.

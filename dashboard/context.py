@@ -16,6 +16,7 @@ from aiohttp import web
 from dashboard.auth import Sessions
 from resolver.blocklog.schema import open_db
 from resolver.config.dashboard import DashboardConfig
+from resolver.config.groups import Network
 from resolver.stats import FeedStatusRow as FeedStatusRow  # re-exported for the handlers
 from resolver.stats import StatsSnapshot
 
@@ -85,6 +86,9 @@ class Context:
     # A machine's name from its address (resolver/client_names.py); None: addresses only.
     client_names: Callable[[str], str | None] | None = None
     sessions: Sessions = field(default_factory=lambda: Sessions(8 * 3600.0))
+    # The config's groups, (name, networks) (resolver.config.groups.group_networks): the page
+    # counts blocks per group; empty: one policy, nothing shown per group.
+    groups: Sequence[tuple[str, Sequence[Network]]] = ()
 
     def uptime(self) -> float:
         started = self.stats().started_at if self.stats is not None else self.started_at

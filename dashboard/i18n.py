@@ -67,6 +67,16 @@ _TEXTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "history30": "Les 30 derniers jours",
                 "top_names": "Noms les plus bloqués aujourd'hui",
                 "top_clients": "Postes les plus concernés aujourd'hui",
+                "groups": "Blocages d'aujourd'hui par groupe",
+                "groups_note": (
+                    "Chaque réseau de la commune a sa protection (réglage groups). Un poste "
+                    "est compté dans le groupe où le réglage le place maintenant."
+                ),
+                "group.default": "autres postes (par défaut)",
+                "col.group": "Groupe",
+                "col.threats": "Menaces",
+                "col.bypass": "Contournements",
+                "col.machines": "Postes",
                 "feeds": "État des listes de menaces",
                 "feeds_none": "Aucune liste de menaces configurée.",
                 "col.feed": "Liste",
@@ -304,6 +314,16 @@ _TEXTS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
                 "history30": "The last 30 days",
                 "top_names": "Most blocked names today",
                 "top_clients": "Machines with most blocks today",
+                "groups": "Today's blocks per group",
+                "groups_note": (
+                    "Each network of the commune has its own protection (groups setting). A "
+                    "machine is counted in the group the setting puts it in now."
+                ),
+                "group.default": "other machines (default)",
+                "col.group": "Group",
+                "col.threats": "Threats",
+                "col.bypass": "Bypass attempts",
+                "col.machines": "Machines",
                 "feeds": "Threat lists status",
                 "feeds_none": "No threat list configured.",
                 "col.feed": "List",

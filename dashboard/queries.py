@@ -196,6 +196,19 @@ def top_clients(
     return result
 
 
+def threats_by_client(
+    conn: sqlite3.Connection, start: float, end: float, limit: int = 100_000
+) -> list[tuple[str, int, int]]:
+    """(client, threats, bypass attempts) for each machine with blocks in [start, end)."""
+    rows = conn.execute(
+        f"SELECT client, SUM(CASE WHEN category IN {NON_THREAT_SQL} THEN 0 ELSE count END),"  # noqa: S608 -- constant SQL
+        f" SUM(CASE WHEN category IN {NON_THREAT_SQL} THEN count ELSE 0 END) FROM blocks"
+        " WHERE ts >= ? AND ts < ? GROUP BY client LIMIT ?",
+        (start, end, limit),
+    ).fetchall()
+    return [(str(c), int(n), int(b)) for c, n, b in rows]
+
+
 def losses(conn: sqlite3.Connection) -> dict[str, int]:
     """Blocks lost since the log was created: queue full, write failed."""
     rows = conn.execute(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dashboard import queries
@@ -22,6 +23,11 @@ from dashboard.queries import (
 )
 from dashboard.weather import Weather, day_bounds, last_days, local_date, weather_for
 from resolver.config.dashboard import DashboardConfig
+from resolver.config.groups import DEFAULT_GROUP, Network, group_of
+
+# The config's groups as (name, networks), networks and named clients' addresses together
+# (resolver.config.groups.group_networks); empty: one policy, no groups shown.
+GroupNetworks = Sequence[tuple[str, Sequence[Network]]]
 
 HISTORY_MAX_DAYS = 400  # the block log keeps 400 days by default; older days are not in `blocks`
 
@@ -62,6 +68,16 @@ class HourCell:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupCount:
+    """Today's blocks of one group of the commune's clients (config ``groups``)."""
+
+    group: str
+    count: int  # threats
+    bypass: int  # attempts to get around the filter
+    clients: int  # machines with a block
+
+
+@dataclass(frozen=True, slots=True)
 class Summary:
     day: dt.date  # today, in the configured time zone
     start: float  # local midnight, unix seconds
@@ -78,6 +94,7 @@ class Summary:
     running_since: float | None = None  # start of the current run, if it began today
     last_heartbeat: float | None = None  # the block log's newest heartbeat
     hours: tuple[HourCell, ...] = ()  # today, hour by hour (23 to 25 of them)
+    groups: tuple[GroupCount, ...] = ()  # per group, when the config has groups
 
     @property
     def bypass(self) -> int:
@@ -99,8 +116,10 @@ class BlocksPage:
         return max(1, -(-self.rows // self.page_size))
 
 
-def load_summary(conn: sqlite3.Connection, cfg: DashboardConfig, now: float) -> Summary:
-    """Today's figures, since local midnight in ``cfg.timezone``."""
+def load_summary(
+    conn: sqlite3.Connection, cfg: DashboardConfig, now: float, groups: GroupNetworks = ()
+) -> Summary:
+    """Today's figures, since local midnight in ``cfg.timezone``; per group with ``groups``."""
     day = local_date(now, cfg.timezone)
     start, end = day_bounds(day, cfg.timezone)
     by_category = queries.counts_by_category(conn, start, end)
@@ -127,7 +146,24 @@ def load_summary(conn: sqlite3.Connection, cfg: DashboardConfig, now: float) -> 
         running_since=current[0] if current is not None and current[0] > start else None,
         last_heartbeat=queries.last_heartbeat(conn),
         hours=_hours(conn, runs, start, end, now),
+        groups=by_group(conn, start, end, groups) if groups else (),
     )
+
+
+def by_group(
+    conn: sqlite3.Connection, start: float, end: float, groups: GroupNetworks
+) -> tuple[GroupCount, ...]:
+    """Blocks in [start, end) per group, each machine's group judged from the config now (as
+    the resolver chooses it: the block log keeps no group). Every group is listed, in the
+    config's order, the default group last."""
+    found = {name: [0, 0, 0] for name, _ in groups}
+    found[DEFAULT_GROUP] = [0, 0, 0]
+    for client, threats, bypass in queries.threats_by_client(conn, start, end):
+        counts = found[group_of(client, groups)]
+        counts[0] += threats
+        counts[1] += bypass
+        counts[2] += 1
+    return tuple(GroupCount(name, *counts) for name, counts in found.items())
 
 
 def _hours(

@@ -138,6 +138,8 @@ def page_context(
         "block_cols": cols("time", "client", "name", "type", "category", "source"),
         "top_names": summary["top_names"] if summary else [],
         "top_clients": summary["top_clients"] if summary else [],
+        "groups": summary["groups"] if summary else [],
+        "group_cols": cols("group", "threats", "bypass", "machines"),
         "name_cols": cols("name", "category", "count"),
         "client_cols": cols("client", "category", "count"),
         "feeds": feeds["feeds"],
@@ -159,7 +161,7 @@ async def page(request: web.Request) -> web.Response:
 
     def load(conn: Any) -> tuple[Any, Any, Any, float | None]:
         return (
-            load_summary(conn, cfg, now),
+            load_summary(conn, cfg, now, ctx.groups),
             load_blocks(conn, cfg, today, page=page_no),
             load_history(conn, cfg, now, 30),
             queries.last_heartbeat(conn),

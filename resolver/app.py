@@ -640,6 +640,8 @@ async def _start_page(
             # Allowing from the page writes the file every worker watches (lists.watch).
             allowing=OperatorAllowlist(app.lists.operator_path, cfg.blocklog_path()),
             client_names=names.name,
+            # Blocks per group: each machine's group judged from the config (networks, names).
+            groups=group_networks(cfg.groups, cfg.clients.names),
         )
     except ParafoudreError as exc:
         # The page is a convenience; the commune's DNS must not stop for it.

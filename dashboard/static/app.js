@@ -211,6 +211,10 @@
     fillTable("top-clients", s.top_clients.map(function (c) {
       return [c.client_text || c.client, c.label, c.count];
     }));
+    // Only when the page has the table (the config has groups).
+    fillTable("groups", (s.groups || []).map(function (g) {
+      return [g.label, g.count, g.bypass, g.clients];
+    }));
     setText("updated", s.updated_text, 120);
   }
 

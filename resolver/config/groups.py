@@ -157,3 +157,18 @@ def check_members(groups: Sequence[GroupConfig], names: Sequence[tuple[str, str]
                         "in one only, or take its network out of the other",
                     )
                 seen.append((addr, g.name))
+
+
+def group_of(address: str, groups: Sequence[tuple[str, Sequence[Network]]]) -> str:
+    """The group a client address is in (as the resolver chooses it, resolver/core/groups.py:
+    a dual-stack socket's ::ffff:a.b.c.d is a.b.c.d, a scope is ignored), else the default."""
+    try:
+        addr = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return DEFAULT_GROUP
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    for name, nets in groups:
+        if any(addr in n for n in nets):
+            return name
+    return DEFAULT_GROUP

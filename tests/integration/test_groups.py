@@ -16,9 +16,13 @@ import dns.edns
 import dns.message
 import dns.rcode
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from dashboard.app import create_app
 from dashboard.metrics import _resolver_metrics
 from resolver.app import App
+from resolver.blocklog.schema import open_db
+from resolver.config.groups import group_networks
 from resolver.core.groups import GroupedPipeline
 from resolver.core.pipeline import Pipeline
 from resolver.stages.answer_ip import AnswerIpStage
@@ -268,3 +272,57 @@ async def test_a_group_may_name_its_clients(tmp_path: Path, upstream: FakeUpstre
         assert app.chain.group_of("::1") == "accueil"  # both its addresses (a /128 too)
         assert app.chain.group_of("127.0.0.8") == "default"
         assert any("group accueil (Accueil-PC)" in line for line in app.describe())
+
+
+async def test_the_page_and_the_api_show_blocks_per_group(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """Real blocks from real queries, through the resolver's block log, then the page over
+    HTTP: today's blocks per group, each machine in the group the config puts it in (networks
+    and named clients); a canary is a bypass attempt, not a threat."""
+    accueil = "127.0.0.7"
+    extra = groups_config(tmp_path, upstream.port) + (
+        "  - name: accueil\n    clients: [accueil-pc]\n"
+        f"clients:\n  names:\n    {accueil}: accueil-pc\n"
+    )
+    cfg = make_config(tmp_path, upstream.port, extra)
+    async with running(cfg) as app:
+        for _ in range(3):
+            await ask(app, "adult-exemple.fr", WIFI)  # the default group
+        await ask(app, "adult-exemple.fr", "127.0.0.9")  # the default group, another machine
+        await ask(app, "malware-exemple.fr", ADMIN)
+        await ask(app, "malware-exemple.fr", DC)  # not filtered: no block
+        await ask(app, "malware-exemple.fr", accueil)
+        await ask(app, "use-application-dns.net", accueil)  # Firefox's canary: bypass
+    page = create_app(
+        cfg.dashboard,
+        db_path=cfg.blocklog_path(),
+        groups=group_networks(cfg.groups, cfg.clients.names),
+    )
+    async with TestClient(TestServer(page, host="127.0.0.1")) as client:
+        resp = await client.get("/api/summary?lang=en")
+        assert resp.status == 200
+        groups = {g["group"]: g for g in (await resp.json())["groups"]}
+        html = await (await client.get("/?lang=en")).text()
+    assert list(groups) == ["admin", "dc", "accueil", "default"]  # the config's order
+    counts = {name: (g["count"], g["bypass"], g["clients"]) for name, g in groups.items()}
+    assert counts == {
+        "admin": (1, 0, 1),
+        "dc": (0, 0, 0),
+        "accueil": (1, 1, 1),
+        "default": (4, 0, 2),
+    }
+    assert groups["default"]["label"] == "other machines (default)"
+    assert "s blocks per group</h2>" in html  # Today's, escaped
+    assert '<tr data-group="accueil"><td>accueil</td><td>1</td><td>1</td><td>1</td></tr>' in html
+    assert '<tr data-group="default"><td>other machines (default)</td><td>4</td>' in html
+
+
+async def test_without_groups_the_page_shows_none(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, 53)
+    cfg.blocklog_path().parent.mkdir(parents=True)
+    open_db(cfg.blocklog_path()).close()  # an empty block log, as the resolver creates it
+    page = create_app(cfg.dashboard, db_path=cfg.blocklog_path())
+    async with TestClient(TestServer(page, host="127.0.0.1")) as client:
+        assert (await (await client.get("/api/summary")).json())["groups"] == []
+        assert 'id="groups-section"' not in await (await client.get("/")).text()
