@@ -392,6 +392,14 @@ class App:
         if self.worker == 0:  # every worker has the same chain: say it once
             for line in self.describe():
                 log.info("%s", line)
+            if not len(self.lists.blocklist.current):
+                # A fresh install blocks nothing until the feeds are downloaded: say so first,
+                # with what to do (issue 22), not as an INFO count among others.
+                log.warning(
+                    "no threat list is loaded: nothing is blocked by name until you run "
+                    "`parafoudre feeds update -c FILE` (deploy/parafoudre-feeds.timer runs it "
+                    "every hour)"
+                )
         # IPv6 in brackets, as in the config: "[::1]:53", never the ambiguous "::1:53".
         where = ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.bound)
         if self.workers > 1:

@@ -409,3 +409,21 @@ async def test_truncated_upstream_answer_is_asked_once_over_udp_then_tcp(
         # One UDP query (answered truncated), then TCP: the UDP query is not repeated.
         assert len(upstream.queries) - upstream.tcp_queries == 1
         assert upstream.tcp_queries == 1
+
+
+async def test_a_box_without_threat_lists_says_so_at_start_with_the_command_to_run(
+    tmp_path: Path, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO")
+    async with running(make_config(tmp_path, upstream.port)):
+        pass
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("parafoudre feeds update" in w for w in warnings), warnings
+    lst = tmp_path / "block.txt"
+    lst.write_text("evil.test\n")
+    caplog.clear()
+    async with running(
+        make_config(tmp_path, upstream.port, f"blocking:\n  lists:\n    - path: {lst}\n")
+    ):
+        pass
+    assert not any("feeds update" in r.getMessage() for r in caplog.records)
