@@ -4,6 +4,8 @@ the clients told apart by their 127.0.0.x source address."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
 import string
 import subprocess
@@ -16,6 +18,7 @@ import dns.edns
 import dns.message
 import dns.rcode
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from dashboard.app import create_app
@@ -28,6 +31,7 @@ from resolver.core.pipeline import Pipeline
 from resolver.stages.answer_ip import AnswerIpStage
 from resolver.stages.dga import DgaStage
 from tests.conftest import FakeUpstream, make_config, running
+from tests.integration.cdp import CHROMIUM, chromium_page
 
 ADMIN = "127.0.0.4"  # group "admin": threats only (malware)
 WIFI = "127.0.0.2"  # the default group: every category, adult content included
@@ -326,3 +330,50 @@ async def test_without_groups_the_page_shows_none(tmp_path: Path) -> None:
     async with TestClient(TestServer(page, host="127.0.0.1")) as client:
         assert (await (await client.get("/api/summary")).json())["groups"] == []
         assert 'id="groups-section"' not in await (await client.get("/")).text()
+
+
+ROWS = """JSON.stringify([...document.querySelectorAll("#groups tr")].map(
+  tr => [...tr.children].map(td => td.textContent)))"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+async def test_the_open_page_keeps_its_groups_table_current(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """In headless Chromium: the page refreshes itself from /api/summary (static/app.js), the
+    per-group table included, while the resolver keeps blocking."""
+    extra = groups_config(tmp_path, upstream.port) + "dashboard:\n  refresh: 5\n"
+    cfg = make_config(tmp_path, upstream.port, extra)
+    async with running(cfg) as app:
+        await ask(app, "malware-exemple.fr", ADMIN)
+        assert await asyncio.to_thread(app.blocklog.flush, 10)  # in the log before the page
+        page_app = create_app(
+            cfg.dashboard,
+            db_path=cfg.blocklog_path(),
+            groups=group_networks(cfg.groups, cfg.clients.names),
+        )
+        runner = web.AppRunner(page_app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/?lang=en"
+        try:
+            async with chromium_page(tmp_path / "profile") as page:
+                await page.goto(url)
+                await page.wait_for("document.body.dataset.refreshed")
+                first = await page.evaluate("document.body.dataset.refreshed")
+                assert json.loads(await page.evaluate(ROWS)) == [
+                    ["admin", "1", "0", "1"],
+                    ["dc", "0", "0", "0"],
+                    ["other machines (default)", "0", "0", "0"],
+                ]
+                for _ in range(2):
+                    await ask(app, "adult-exemple.fr", WIFI)
+                # The next refresh (every 5 s) after the block log's write window shows them.
+                want = ["other machines (default)", "2", "0", "1"]
+                last = json.dumps(json.dumps(want, separators=(",", ":")))
+                await page.wait_for(f"JSON.stringify(JSON.parse({ROWS}).at(-1)) === {last}", 15)
+                rows = json.loads(await page.evaluate(ROWS))
+                assert await page.evaluate("document.body.dataset.refreshed") != first
+        finally:
+            await runner.cleanup()
+    assert rows[0] == ["admin", "1", "0", "1"]
