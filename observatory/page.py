@@ -10,6 +10,7 @@ observatory may run offline, and the Content-Security-Policy allows neither.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -86,24 +87,44 @@ def departement(cfg: ObservatoryServerConfig) -> str:
     return departement_of(cfg.boxes[0].insee) if cfg.boxes else ""
 
 
+Places = tuple[tuple[str, float, float], ...]  # (INSEE code, latitude, longitude), sorted
+
+
+@functools.lru_cache(maxsize=8)
+def _placed(
+    code: str, places: Places
+) -> tuple[francemap.MapLayout, dict[tuple[str, float, float], tuple[str, str]]]:
+    """The frame and each commune's formatted centre: they depend on the config only, so
+    they are computed once, not for each page (measured: 1.5 of the ~12 ms that building a
+    1,000-commune page takes in Python)."""
+    outline = francemap.load_outline(code) if code else None
+    frame = francemap.layout(outline, [(lat, lon) for _i, lat, lon in places])
+    return frame, {places[p.index]: (f"{p.x:.2f}", f"{p.y:.2f}") for p in frame.placed}
+
+
 def map_view(rows: tuple[CommuneRow, ...], cfg: ObservatoryServerConfig, lang: Lang) -> MapView:
     t = MESSAGES[lang]
     code = departement(cfg)
-    outline = francemap.load_outline(code) if code else None
-    coords = [
-        (r.latitude, r.longitude) if r.latitude is not None and r.longitude is not None else None
-        for r in rows
-    ]
-    frame = francemap.layout(outline, coords)
+    places = tuple(
+        sorted(
+            (r.insee, r.latitude, r.longitude)
+            for r in rows
+            if r.latitude is not None and r.longitude is not None
+        )
+    )
+    frame, centres = _placed(code, places)
+    outline = frame.outline
     by_weather: dict[Weather, list[Marker]] = {w: [] for w in Weather}
-    for p in frame.placed:
-        r = rows[p.index]
+    for r in rows:
+        if r.latitude is None or r.longitude is None:
+            continue
+        centre = centres[(r.insee, r.latitude, r.longitude)]
         title = t["marker"].format(
             name=r.name, weather=WEATHER[lang][r.weather], n=number(r.count, lang)
         )
         if r.silent:
             title += t["silent_marker"]
-        by_weather[r.weather].append(Marker(f"{p.x:.2f}", f"{p.y:.2f}", title, r.silent))
+        by_weather[r.weather].append(Marker(*centre, title, r.silent))
     # Calm communes first, so a storm is drawn on top of its neighbours.
     groups = tuple(
         MarkerGroup(w.value, COLOURS[w], tuple(by_weather[w]))
