@@ -71,6 +71,21 @@ def capacity(labels: list[str], before: list[str]) -> int:
     return (total + 79) // 80
 
 
+_HEX: Final = str.maketrans("", "", "0123456789abcdef")
+
+
+def is_key(prefix: str) -> bool:
+    """Whether the longest label of ``prefix`` is a lookup key: a UUID (RFC 9562, 8-4-4-4-12
+    hex digits) or a hex digest of at most 40 digits (MD5, SHA-1). Such a label is an
+    identifier of a fixed 16 to 20 octets: AD and DNS-SD GUIDs, telemetry request ids,
+    reputation lookups of a file's hash. Only the slow ``persist`` signal asks (rarely)."""
+    label = max(prefix.split("."), key=len)
+    if len(label) == 36 and label.count("-") == 4:
+        dashes = (label[8], label[13], label[18], label[23])
+        return dashes == ("-", "-", "-", "-") and not label.replace("-", "").translate(_HEX)
+    return len(label) <= 40 and not label.translate(_HEX)
+
+
 class NameEvidence(NamedTuple):
     """Per-query evidence about a name part (a tuple: built on every query)."""
 

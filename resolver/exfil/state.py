@@ -118,6 +118,7 @@ class Track:
         "long",
         "persist_last",
         "persist_mask",
+        "plain",
         "recent",
         "short",
         "strikes",
@@ -126,6 +127,9 @@ class Track:
     # Names remembered to recognise a repeat: a repeat says nothing new (a client retrying, a
     # record with TTL 0), and tunnels never repeat a name on purpose.
     RECENT: Final = 32
+    # Plain (not data-like) names remembered apart, so that a burst of data names does not
+    # push a beacon's fixed check-in name out of memory (see ``keep_plain``).
+    PLAIN: Final = 8
     # Gaps between queries remembered to recognise a beacon's period.
     GAPS: Final = 8
     # Addresses of the last A/AAAA answers remembered (see ``varied``).
@@ -135,6 +139,7 @@ class Track:
         self.short = Window(window, 6)
         self.long = Window(long_window, 12)
         self.recent: list[int] = []
+        self.plain: list[int] = []
         self.info: Info | None = None  # made at the second long name only: most tracks see one
         self.last_prefix = ""
         self.last_labels: list[str] = []
@@ -148,14 +153,22 @@ class Track:
         self.persist_last = -1  # the slot of bit 0
 
     def seen(self, key: int) -> bool:
-        """True if ``key`` (a name's hash) was among the last RECENT names; remember it."""
+        """True if ``key`` (a name's hash) was among the last RECENT names, or the last PLAIN
+        plain ones; remember it."""
         recent = self.recent
-        if key in recent:
+        if key in recent or key in self.plain:
             return True
         recent.append(key)
         if len(recent) > self.RECENT:
             del recent[0]
         return False
+
+    def keep_plain(self, key: int) -> None:
+        """The name just remembered (``seen``) is plain: keep it also apart from the data names."""
+        plain = self.plain
+        plain.append(key)
+        if len(plain) > self.PLAIN:
+            del plain[0]
 
     def expect(self, key: int) -> None:
         """A new name was passed on: its first answer will count (``fresh``)."""

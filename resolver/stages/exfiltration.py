@@ -50,6 +50,7 @@ from resolver.exfil import known_good, state
 from resolver.exfil.features import (
     STRONG_TYPES,
     WEAK_TYPES,
+    is_key,
     is_mail_shape,
     measure,
 )
@@ -187,7 +188,8 @@ class ExfiltrationStage:
             track = self._track(key)
         gap = track.tick(now, self.t.beacon_min_gap)
         self._remember(query, prefix, base)
-        if track.seen(hash(prefix)):
+        name_key = hash(prefix)
+        if track.seen(name_key):
             # A repeat carries no new data; but a client coming back, after a pause, with a name
             # it asked before to a domain whose data names were refused is a beacon's heartbeat
             # (Cobalt Strike's check-in: the same name each sleep): repeated evidence.
@@ -197,8 +199,8 @@ class ExfiltrationStage:
             ):
                 return self._detected(query, key, track, ("beacon",), now)
             return CONTINUE
-        track.expect(hash(prefix))
-        signals = self._add(track, prefix, query.qtype, now, base is UNKNOWN_TLD)
+        track.expect(name_key)
+        signals = self._add(track, prefix, name_key, query.qtype, now, base is UNKNOWN_TLD)
         if signals and popular:
             signals = tuple(s for s in signals if s in STRONG_SIGNALS)
         if not signals:
@@ -218,11 +220,13 @@ class ExfiltrationStage:
         return track
 
     def _add(
-        self, track: Track, prefix: str, qtype: int, now: float, no_tld: bool
+        self, track: Track, prefix: str, name_key: int, qtype: int, now: float, no_tld: bool
     ) -> tuple[str, ...]:
         """Count this new name; return the signals whose threshold it reached (usually none)."""
         t = self.t
         ev = measure(prefix, t)
+        if not ev.data:
+            track.keep_plain(name_key)
         strong = int(qtype in STRONG_TYPES)
         odd = 1 if ev.odd else 0
         if not odd and is_mail_shape(prefix):
@@ -244,7 +248,12 @@ class ExfiltrationStage:
             signals.append("qtype")
         if short[state.DISTINCT] >= t.rate:
             signals.append("rate")
-        if ev.data and track.persist(now, t.persist_slot, t.persist_span) >= t.persist_slots:
+        if (
+            ev.data
+            and info >= t.name_info  # more than a lookup key (an update's 8-hex hash)
+            and track.persist(now, t.persist_slot, t.persist_span) >= t.persist_slots
+            and not is_key(prefix)
+        ):
             signals.append("persist")
         if ev.data or info >= t.info_min_chars * 2:
             signals += self._weak(track, short, long, ev.data, no_tld)

@@ -65,3 +65,14 @@ def test_thresholds_are_honoured() -> None:
     assert not is_data("a1b2c3d4", T)  # shorter than min_data_chars
     assert is_data("a1b2c3d4", ExfilThresholds(min_data_chars=8))
     assert not is_data("a1b2c3d4e5f6g7h8", ExfilThresholds(min_switches=40))
+
+
+def test_lookup_keys_are_uuids_and_hex_digests() -> None:
+    from resolver.exfil.features import is_key
+
+    assert is_key("a97e835c-c02f-6874-16d1-07b6b5fd20c3.clo")
+    assert is_key("76ae4b2e70e23e2d3c21057a22efbc2b.b")  # an MD5
+    assert is_key("b6903d2e.tlu.dl.delivery.mp")
+    assert not is_key("3xrilav63fv9cykfwqp47l7a8volbdm.appsync-api.eu-west-1")  # base36 data
+    assert not is_key("a" * 41)
+    assert not is_key("a97e835c-c02f-6874-16d1-07b6b5fd20cz")

@@ -89,3 +89,21 @@ def test_lru_map_evicts_the_least_recently_used() -> None:
     assert len(m) == 1
     m.clear()
     assert len(m) == 0
+
+
+def test_persistence_counts_the_slots_with_data_over_the_span() -> None:
+    t = Track(60.0, 3600.0)
+    assert t.persist(0.0, 600.0, 24) == 1
+    assert t.persist(10.0, 600.0, 24) == 1  # the same slot
+    assert t.persist(700.0, 600.0, 24) == 2
+    assert t.persist(700.0 + 23 * 600.0, 600.0, 24) == 2  # the first slot has left the span
+    assert t.persist(100.0, 600.0, 24) == 1  # a clock set back starts again
+
+
+def test_plain_names_outlive_a_burst_of_data_names() -> None:
+    t = Track(60.0, 3600.0)
+    assert not t.seen(7)
+    t.keep_plain(7)
+    for k in range(100, 200):
+        t.seen(k)
+    assert t.seen(7)

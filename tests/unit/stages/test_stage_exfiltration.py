@@ -456,3 +456,101 @@ def test_a_tunnel_through_the_mairies_own_zone_is_still_caught() -> None:
     names = [tunnel_name(rng, "mairie.local") for _ in range(30)]
     first = first_block(run(st, names))
     assert first is not None and first < 15
+
+
+def battery_names(rng: random.Random, n: int) -> list[str]:
+    return [f"c{i}-{rng.randbytes(3).hex()}-{rng.randbytes(3).hex()[:5]}.wild.dnscheck.tools"
+            for i in range(n)]  # fmt: skip
+
+
+def test_a_test_battery_answered_by_its_wildcard_passes_whole() -> None:
+    """Each name carries a counter and a short hash (~9 octets): lookup keys, not data; the
+    zone's wildcard answers them all with one address (issue 15, held-out corpus)."""
+    st = stage()
+    clock = FakeClock(T0)
+    for name in battery_names(random.Random(31), 60):
+        q = make_query(name, "A")
+        assert st.decide(q, clock()) is CONTINUE
+        wire = answer(q, 12)[:-4] + bytes([203, 0, 113, 7])  # the wildcard's one address
+        assert st.on_answer(q, PUBLIC, wire, clock()) is None
+        clock.advance(0.05)
+    assert st.detected == 0
+
+
+def beacon_round(
+    st: ExfiltrationStage, rng: random.Random, bid: str, clock: FakeClock, tasks: int
+) -> list[object]:
+    """A Cobalt-Strike-style round: the check-in (the same name each time), then ``tasks``
+    task names answered with varied addresses (4 octets of the task each)."""
+    steps: list[object] = []
+    q = make_query(f"{bid}.cdn.static-upd.net", "A")
+    steps.append(st.decide(q, clock()))
+    for i in range(tasks):
+        clock.advance(0.01)
+        q = make_query(f"{i:x}.{rng.randrange(1 << 28):07x}.{bid}.cdn.static-upd.net", "A")
+        step = st.decide(q, clock())
+        steps.append(step)
+        if step is CONTINUE:
+            st.on_answer(q, PUBLIC, answer(q, 12)[:-4] + rng.randbytes(4), clock())
+    return steps
+
+
+def test_a_beacons_heartbeat_after_its_refused_tasks_cuts_the_domain() -> None:
+    """The check-in repeated after the tasks were refused one by one: the heartbeat."""
+    rng = random.Random(5)
+    st = stage()
+    clock = FakeClock(T0)
+    steps = beacon_round(st, rng, "3da876fc", clock, 60)
+    assert any(isinstance(s, Reply) for s in steps) and not st.cooldowns.key_list()
+    clock.advance(280.0)
+    step = beacon_round(st, rng, "3da876fc", clock, 0)[0]
+    assert reason(step) == "exfil:cooldown,beacon"
+
+
+def test_a_tunnel_resuming_after_its_cool_down_is_cut_again_at_its_first_detection() -> None:
+    rng = random.Random(6)
+    st = stage(cooldown=600.0)
+    clock = FakeClock(T0)
+    run(st, [tunnel_name(rng) for _ in range(40)], clock=clock, step=5.0)
+    assert st.cooldowns.key_list()
+    clock.advance(601.0)
+    steps = run(st, [tunnel_name(rng) for _ in range(10)], clock=clock)
+    i = first_block(steps)  # its record was kept: its first detection cuts the domain
+    assert i is not None and reason(steps[i]).startswith("exfil:cooldown,")
+    assert st.decide(make_query("www.example.org"), clock()) is CONTINUE  # other domains pass
+
+
+def test_a_slow_beacon_with_random_sleeps_is_caught_by_its_persistence() -> None:
+    """SUNBURST-style: an encoded id plus a few encoded octets, one name every 1 to 10
+    minutes: under every volume bound, too irregular for a period; data hour after hour."""
+    rng = random.Random(7)
+    alnum = string.ascii_lowercase + string.digits
+    victim = "".join(rng.choice(alnum) for _ in range(15))
+    st = stage()
+    t = T0
+    steps = []
+    for _ in range(48):
+        part = "".join(rng.choice(alnum) for _ in range(16))
+        steps.append(st.decide(make_query(f"{victim}{part}.appsync-api.eu-west-1.avsvm.com"), t))
+        t += rng.uniform(60, 600)
+    i = first_block(steps)
+    assert i is not None and i < 35 and "persist" in reason(steps[i])
+
+
+def test_a_few_data_names_a_day_are_not_persistent() -> None:
+    """An update check with a hashed name every hour: present, but in few of the slots."""
+    rng = random.Random(8)
+    st = stage()
+    names = [tunnel_name(rng, "updates.example-vendor.com", 40) for _ in range(24)]
+    assert first_block(run(st, names, step=3600.0)) is None
+
+
+def test_a_telemetry_request_id_every_few_minutes_all_day_is_not_a_beacon() -> None:
+    """A fresh UUID per request, for hours: persistent, but each name a 16-octet key."""
+    rng = random.Random(9)
+    st = stage()
+    t = T0
+    for _ in range(100):
+        uid = "-".join(rng.randbytes(n).hex() for n in (4, 2, 2, 2, 6))
+        assert st.decide(make_query(f"{uid}.clo.telemetry-vendor.com"), t) is CONTINUE
+        t += rng.uniform(60, 600)
