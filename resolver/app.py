@@ -206,7 +206,12 @@ class App:
             ex = dataclasses.replace(ex, mode=group.exfiltration)
         zones = [z.zone for z in cfg.local_zone.forward_zones]
         exfil = ExfiltrationStage(ex, answer, zones=zones) if ex.mode != "off" else None
-        answer_ip = AnswerIpStage(self.lists.blocklist, answer)
+        answer_ip = AnswerIpStage(
+            self.lists.blocklist,
+            answer,
+            group.categories if group is not None else (),
+            group.sources if group is not None else (),
+        )
         mode = group.dga if group is not None and group.dga else cfg.dga.mode
         dga = self._dga(dataclasses.replace(cfg.dga, mode=mode), answer) if mode != "off" else None
         return _GroupStages(cache, blocklist, answer_ip, exfil, dga)

@@ -12,6 +12,7 @@ reason naming the feed and the address.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, ClassVar, Final, Protocol
 
 from resolver.core import responses
@@ -59,9 +60,20 @@ class AnswerIpStage:
     policy: ClassVar[bool] = True
     rechecks: ClassVar[bool] = True  # addresses listed since the answer was cached
 
-    def __init__(self, lists: ListHolder, answer: BlockAnswer) -> None:
+    def __init__(
+        self,
+        lists: ListHolder,
+        answer: BlockAnswer,
+        categories: Collection[str] = (),
+        sources: Collection[str] = (),
+    ) -> None:
         self.lists = lists  # the same holder as the blocklist stage: swapped whole on reload
         self.answer = answer
+        # A group's choice (config groups[]), as the blocklist stage: only these categories /
+        # lists block (a sinkhole's address counts as c2, as it is shown); none: all.
+        self.categories = frozenset(categories)
+        self.sources = frozenset(sources)
+        self._filtered = bool(self.categories or self.sources)
 
     def describe(self) -> str:
         ranges = getattr(self.lists.current, "ranges", 0)
@@ -85,9 +97,15 @@ class AnswerIpStage:
             return None  # the cache's own parse accepted it; nothing here to judge
         for packed in found:
             m = match_ip(packed)
-            if m is not None:
+            if m is not None and (not self._filtered or self._applies(m)):
                 return self._reply(query, m)
         return None
+
+    def _applies(self, m: Match) -> bool:
+        category = "c2" if m.category == _SINKHOLE else m.category
+        return (not self.categories or category in self.categories) and (
+            not self.sources or m.source in self.sources
+        )
 
     def _reply(self, query: Query, m: Match) -> Reply:
         reason = f"{m.source} answer-ip:{m.entry}"

@@ -377,3 +377,29 @@ async def test_the_open_page_keeps_its_groups_table_current(
         finally:
             await runner.cleanup()
     assert rows[0] == ["admin", "1", "0", "1"]
+
+
+async def test_answers_into_listed_addresses_follow_each_groups_choices(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """answer-ip (a feed's IP lines) per group: blocked for the default group, answered in the
+    group's own block mode, let through where the group keeps other categories only, and never
+    judged for a group that is not filtered."""
+    from tests.integration.test_answer_ip import LISTED, compile_excerpt
+
+    compiled = await compile_excerpt(tmp_path)  # URLhaus's IP lines, category malware
+    upstream.add(f"fresh-c2-exemple.fr. 300 IN A {LISTED}")
+    extra = (
+        f"blocking:\n  compiled: {compiled}\n"
+        "groups:\n"
+        f"  - name: school\n    networks: [{ADMIN}/32]\n    categories: [adult]\n"
+        f"  - name: dc\n    networks: [{DC}/32]\n    filter: false\n"
+        f"  - name: lab\n    networks: [{LAB}/32]\n    block_mode: refused\n"
+    )
+    cfg = make_config(tmp_path, upstream.port, extra)
+    async with running(cfg) as app:
+        for _ in range(2):  # the second time from each group's own cache, or judged again
+            assert await ask(app, "fresh-c2-exemple.fr", WIFI) == "NXDOMAIN"
+            assert await ask(app, "fresh-c2-exemple.fr", LAB) == "REFUSED"
+            assert await ask(app, "fresh-c2-exemple.fr", ADMIN) == "NOERROR"
+            assert await ask(app, "fresh-c2-exemple.fr", DC) == "NOERROR"
