@@ -72,6 +72,9 @@ class ExfilThresholds:
     # fetches its tasks 4 octets per name, 60 names a burst; a test battery's wildcard zone
     # answers every name with one address.
     many_names: int = 24
+    # (And from ``names`` on when their last ``names`` A/AAAA answers are all different and in
+    # nearly as many /8 networks: data carried down 4 octets an answer. A wildcard, a zone's
+    # own hosts or a CDN's pool sit in a few networks.)
     # ...and (without the many varied answers above) at least this many octets of information
     # per distinct name on average: a name that carries only a key (a counter and a 64-bit hash,
     # as a DNS test battery's c36-f64e16-4f315, ~9 octets) is a lookup, not a data carrier;

@@ -132,7 +132,7 @@ class Track:
     PLAIN: Final = 8
     # Gaps between queries remembered to recognise a beacon's period.
     GAPS: Final = 8
-    # Addresses of the last A/AAAA answers remembered (see ``varied``).
+    # Addresses of the last A/AAAA answers remembered (see ``varied``, ``scattered``).
     ADDRESSES: Final = 16
 
     def __init__(self, window: float, long_window: float) -> None:
@@ -197,6 +197,15 @@ class Track:
         tunnel's A records differ each time. True until enough answers came to tell."""
         addresses = self.addresses
         return len(addresses) < 4 or len(set(addresses)) >= 4
+
+    def scattered(self, count: int) -> bool:
+        """Whether the last ``count`` answers are all different and scattered over the address
+        space (as many first octets, but two): 4 octets of data each, as a channel's A records
+        carry down. A zone's own hosts, a CDN's pool or a wildcard sit in a few networks."""
+        last = self.addresses[-count:]
+        if len(last) < count or len(set(last)) < count:
+            return False
+        return len({a >> 24 for a in last}) >= count - 2
 
     def tick(self, now: float, min_gap: float) -> float:
         """Note a query at ``now``; gaps under ``min_gap`` (one burst) are not remembered.

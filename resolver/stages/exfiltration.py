@@ -19,7 +19,14 @@ and a long window. Where each signal comes from:
   their payload down);
 * ``beacon`` - regular gaps between a client's queries to one domain, as command-and-control
   check-ins keep (Hu et al., "BAYWATCH: Robust Beaconing Detection to Identify Infected Hosts
-  in Large-Scale Enterprise Networks", IEEE/IFIP DSN 2016, doi:10.1109/DSN.2016.50);
+  in Large-Scale Enterprise Networks", IEEE/IFIP DSN 2016, doi:10.1109/DSN.2016.50); also the
+  heartbeat: a name asked before, asked again after a pause to a domain whose data names were
+  refused (Cobalt Strike's check-in, the same name each sleep);
+* ``persist`` - temporal persistence: new names carrying more than a lookup key in many of the
+  ten-minute slots of the last hours (Giroire et al., "Exploiting Temporal Persistence to
+  Detect Covert Botnet Channels", RAID 2009, doi:10.1007/978-3-642-04342-0_17): a slow beacon
+  with random sleeps (SUNBURST: an encoded id and a few octets a name, FireEye/Mandiant 2020),
+  under every volume bound and too irregular for ``beacon``;
 * ``nxtld`` - data-like names under a top-level domain the Public Suffix List does not know
   (dnscat2's direct mode): nothing on the Internet resolves them;
 * ``rate`` - distinct names of any shape per domain in a minute.
@@ -28,9 +35,13 @@ Known-good evidence lowers the weight of the weak signals: a domain many of the 
 machines use (popularity across clients), names in the shapes mail servers ask by design (DKIM
 RFC 6376, DMARC RFC 7489, SPF RFC 7208, DNSBL RFC 5782), the known-good list.
 
+A name that carries only a key (a counter and a short hash: a DNS test battery; a UUID)
+is a lookup, not a data carrier: ``names`` needs ``name_info`` octets of information per name.
+
 Escalation: a first detection blocks (or, in detect mode, reports) that name only; the
 registered domain is blocked for that client (scope "client") during a cool-down only on a
-strong signal or after ``escalate_after`` detections.
+strong signal or after ``escalate_after`` detections. A pair once cooled down keeps its record:
+after the cool-down its first detection (or heartbeat) cuts it again.
 """
 
 from __future__ import annotations
@@ -270,6 +281,7 @@ class ExfiltrationStage:
         if names >= t.names and (
             (info >= t.names_min_info and info >= t.name_info * short[state.DISTINCT])
             or (names >= t.many_names and track.varied())
+            or track.scattered(t.names)
         ):
             out.append("names")
         if short[state.VOLUME] >= t.volume:
@@ -461,7 +473,8 @@ class ExfiltrationStage:
             size = max(len(answer) - 12 - len(query.question), 0)
             tail = answer[-4:]
         if query.qtype in ADDRESS_TYPES and size and not rcode:
-            track.address(hash(tail))  # the last record's address (or its last 4 octets)
+            # the last record's address (or the last 4 octets of the answer)
+            track.address(int.from_bytes(tail, "big"))
         # Only the first answer to a new name counts: an answer asked again once its TTL ran
         # out carries nothing new.
         carried = size if query.qtype in ANSWER_TYPES and track.fresh(hash(prefix)) else 0

@@ -107,3 +107,15 @@ def test_plain_names_outlive_a_burst_of_data_names() -> None:
     for k in range(100, 200):
         t.seen(k)
     assert t.seen(7)
+
+
+def test_scattered_answers_are_all_different_over_many_networks() -> None:
+    rng = random.Random(3)
+    data = Track(60.0, 3600.0)
+    pool = Track(60.0, 3600.0)
+    for i in range(8):
+        data.address(int.from_bytes(rng.randbytes(4), "big"))
+        pool.address((23 << 24) + (rng.choice((5, 6)) << 16) + i)  # a CDN's pool: one /8
+    assert data.scattered(8)
+    assert not pool.scattered(8)
+    assert not Track(60.0, 3600.0).scattered(8)  # no answers yet: nothing to tell

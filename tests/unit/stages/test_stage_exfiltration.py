@@ -507,6 +507,14 @@ def test_a_beacons_heartbeat_after_its_refused_tasks_cuts_the_domain() -> None:
     assert reason(step) == "exfil:cooldown,beacon"
 
 
+def test_task_fetches_answered_with_scattered_addresses_are_refused_early() -> None:
+    """Cobalt Strike's A mode fetches its task 4 octets per answer: addresses all over the
+    address space, which no zone's hosts are; refused from the 9th name, not the 25th."""
+    steps = beacon_round(stage(), random.Random(4), "45802f93", FakeClock(T0), 60)
+    i = first_block(steps)
+    assert i is not None and i <= 10
+
+
 def test_a_tunnel_resuming_after_its_cool_down_is_cut_again_at_its_first_detection() -> None:
     rng = random.Random(6)
     st = stage(cooldown=600.0)
