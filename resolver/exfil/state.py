@@ -177,13 +177,23 @@ class Track:
         if len(awaited) > 8:
             del awaited[0]
 
-    def fresh(self, key: int) -> bool:
-        """True once for a name passed on as new: the first answer to it."""
-        try:
-            self.awaited.remove(key)
-        except ValueError:
-            return False
-        return True
+    def mark_data(self, key: int) -> None:
+        """The name just expected looks like data: its answer counts as information too."""
+        awaited = self.awaited
+        if awaited and awaited[-1] == key:
+            awaited[-1] = ~key
+
+    def fresh(self, key: int) -> int:
+        """Once for a name passed on as new (its first answer): 2 if it looked like data
+        (``mark_data``), else 1; 0 for any other answer."""
+        awaited = self.awaited
+        if key in awaited:
+            awaited.remove(key)
+            return 1
+        if ~key in awaited:
+            awaited.remove(~key)
+            return 2
+        return 0
 
     def address(self, fingerprint: int) -> None:
         """Note the address an A/AAAA answer gave (the last ADDRESSES are kept)."""

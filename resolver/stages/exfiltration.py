@@ -238,6 +238,8 @@ class ExfiltrationStage:
         ev = measure(prefix, t)
         if not ev.data:
             track.keep_plain(name_key)
+        else:
+            track.mark_data(name_key)
         strong = int(qtype in STRONG_TYPES)
         odd = 1 if ev.odd else 0
         if not odd and is_mail_shape(prefix):
@@ -477,8 +479,13 @@ class ExfiltrationStage:
             track.address(int.from_bytes(tail, "big"))
         # Only the first answer to a new name counts: an answer asked again once its TTL ran
         # out carries nothing new.
-        carried = size if query.qtype in ANSWER_TYPES and track.fresh(hash(prefix)) else 0
-        values = (0, 0, 0, 0, 0, 0, carried, 1, int(rcode == 3))
+        fresh = track.fresh(hash(prefix)) if query.qtype in ANSWER_TYPES else 0
+        carried = size if fresh else 0
+        # What a data-like name brings down is information of the channel as much as what it
+        # carried up: the bound of Paxson et al. (names going up) applied to the downlink of
+        # the same names. A TXT task fetch "api.<nonce>" carries 4 octets up and 189 down.
+        down = carried if fresh == 2 else 0
+        values = (0, 0, 0, 0, 0, down, carried, 1, int(rcode == 3))
         short = track.short.add(now, values)
         long = track.long.add(now, values)
         t = self.t

@@ -119,3 +119,13 @@ def test_scattered_answers_are_all_different_over_many_networks() -> None:
     assert data.scattered(8)
     assert not pool.scattered(8)
     assert not Track(60.0, 3600.0).scattered(8)  # no answers yet: nothing to tell
+
+
+def test_the_first_answer_to_a_new_name_says_if_the_name_looked_like_data() -> None:
+    t = Track(60.0, 3600.0)
+    t.expect(11)
+    t.expect(12)
+    t.mark_data(12)
+    assert t.fresh(12) == 2
+    assert t.fresh(11) == 1
+    assert t.fresh(11) == 0  # only the first answer counts

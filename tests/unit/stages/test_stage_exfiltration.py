@@ -515,6 +515,24 @@ def test_task_fetches_answered_with_scattered_addresses_are_refused_early() -> N
     assert i is not None and i <= 10
 
 
+def test_task_fetches_bringing_their_payload_down_in_txt_are_refused_early() -> None:
+    """Cobalt Strike's TXT mode: 4 octets of nonce up, 189 octets of task down per name; what
+    comes down counts toward the information bound of the pair."""
+    rng = random.Random(12)
+    st = stage()
+    clock = FakeClock(T0)
+    first = None
+    for i in range(40):
+        q = make_query(f"api.{rng.randrange(1 << 28):07x}.539817ee.ns.telemetry-srv.com", "TXT")
+        step = st.decide(q, clock())
+        if step is CONTINUE:
+            st.on_answer(q, PUBLIC, answer(q, 201), clock())
+        elif first is None:
+            first = i
+        clock.advance(0.01)
+    assert first is not None and first <= 8
+
+
 def test_a_tunnel_resuming_after_its_cool_down_is_cut_again_at_its_first_detection() -> None:
     rng = random.Random(6)
     st = stage(cooldown=600.0)
