@@ -8,7 +8,8 @@ It is not cleared on ingest: at 1,000 boxes a batch arrives every few tens of mi
 which would empty it before anyone reads it. Viewers arriving while a page is being rendered
 wait for that rendering instead of starting their own.
 
-Keys are bounded by the caller (language and a page number clamped to the pages that exist).
+Keys are bounded by the caller (language and a page number clamped to the pages that exist),
+and entries past their time are dropped whenever a page is rendered.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ class PageCache(Generic[T]):
             body = await render()
         finally:
             del self._pending[key]
+        # Only pages still fresh are held: memory is what was rendered in the last seconds,
+        # not every page of the table ever asked for.
+        now = self.clock()
+        for stale in [k for k, (until, _b) in self._entries.items() if until <= now]:
+            del self._entries[stale]
         if self.seconds > 0:
             self._entries[key] = (expires, body)
         return body

@@ -118,6 +118,9 @@ async def test_page_kept_for_its_seconds_then_rendered_again() -> None:
     assert await cache.get("en", build) == "page 2"  # by language
     now[0] += 0.2  # 5.1 s after the first rendering started
     assert await cache.get("fr", build) == "page 3"
+    now[0] += 4.85  # the English page's time is over, not yet the new French one's
+    assert await cache.get(("fr", 2), build) == "page 4"
+    assert set(cache._entries) == {"fr", ("fr", 2)}  # the stale English page is not held
 
 
 async def test_viewers_arriving_together_share_one_rendering() -> None:
