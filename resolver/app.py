@@ -153,17 +153,7 @@ class App:
             retention_days=cfg.blocklog.retention_days,
         )
         self.upstream = UpstreamClient(cfg.upstream.timeout, cfg.upstream.total_timeout)
-        self.service = Service(
-            self.chain,
-            self.upstream,
-            self.blocklog.offer,
-            server_payload=cfg.server.udp_payload,
-            max_inflight=cfg.server.max_inflight,
-            stale_max_age=cfg.cache.stale_max_age,
-            stale_answer_after=cfg.cache.stale_answer_after,
-            prefetch=Forward(upstream_addresses(cfg.upstream)) if cfg.cache.prefetch else None,
-            errors=self.errors.allow if self.errors is not None else None,
-        )
+        self.service = self._service(cfg)
         self.tcp_limits = TcpLimits(
             cfg.server.tcp_idle_timeout,
             cfg.server.tcp_max_connections,
@@ -177,6 +167,19 @@ class App:
         self._watch: asyncio.Task[None] | None = None
         self._detections: asyncio.Task[None] | None = None
         self.started_at = time.time()
+
+    def _service(self, cfg: Config) -> Service:
+        return Service(
+            self.chain,
+            self.upstream,
+            self.blocklog.offer,
+            server_payload=cfg.server.udp_payload,
+            max_inflight=cfg.server.max_inflight,
+            stale_max_age=cfg.cache.stale_max_age,
+            stale_answer_after=cfg.cache.stale_answer_after,
+            prefetch=Forward(upstream_addresses(cfg.upstream)) if cfg.cache.prefetch else None,
+            errors=self.errors.allow if self.errors is not None else None,
+        )
 
     def _group_stages(self, cfg: Config, group: GroupConfig | None) -> _GroupStages:
         """The stages each group has its own of: cache (answers never cross groups), and the
@@ -663,6 +666,24 @@ async def _start_page(
     return runner, tasks
 
 
+def _start_push(cfg: Config, stop: asyncio.Event) -> asyncio.Task[None] | None:
+    """One outbox per box: the first worker pushes the (shared) block log's new rows."""
+    if not cfg.observatory.enabled:
+        return None
+    from resolver.observatory_push.outbox import run_pusher
+
+    task = asyncio.get_running_loop().create_task(
+        run_pusher(
+            cfg.observatory,
+            blocklog_path=cfg.blocklog_path(),
+            state_dir=cfg.state_path(),
+            stop=stop,
+        )
+    )
+    task.add_done_callback(_log_pusher_end)
+    return task
+
+
 async def serve(
     cfg: Config, ready: asyncio.Event | None = None, worker: int = 0, workers: int = 1
 ) -> int:
@@ -697,20 +718,7 @@ async def serve(
         on_hup()
     dashboard, page_tasks = await _start_page(app, cfg) if worker == 0 else (None, [])
     push_stop = asyncio.Event()
-    push_task: asyncio.Task[None] | None = None
-    if cfg.observatory.enabled and worker == 0:
-        # One outbox per box: the first worker pushes the (shared) block log's new rows.
-        from resolver.observatory_push.outbox import run_pusher
-
-        push_task = loop.create_task(
-            run_pusher(
-                cfg.observatory,
-                blocklog_path=cfg.blocklog_path(),
-                state_dir=cfg.state_path(),
-                stop=push_stop,
-            )
-        )
-        push_task.add_done_callback(_log_pusher_end)
+    push_task = _start_push(cfg, push_stop) if worker == 0 else None
     _tune_gc()
     if ready is not None:
         ready.set()
