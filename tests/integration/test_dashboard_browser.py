@@ -22,8 +22,8 @@ from dashboard.app import FeedStatusRow, create_app
 from resolver.blocklog.writer import BlockEvent, BlockLogWriter
 from resolver.config.dashboard import DashboardConfig
 from resolver.stats import StatsSnapshot
+from tests.chromium import CHROMIUM, run_headless
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
     reason="Chromium is not installed (Debian: apt-get install chromium); .ci/run installs it",
@@ -182,35 +182,8 @@ async def base_url(tmp_path: Path) -> AsyncIterator[str]:
 
 
 async def chromium(url: str, profile: Path, *args: str) -> str:
-    """Run headless Chromium on ``url``; its stdout. Bounded: killed after 60 seconds."""
-    assert CHROMIUM is not None
-    proc = await asyncio.create_subprocess_exec(
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=3000",
-        *args,
-        url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
-    return out.decode()
+    """Run headless Chromium on ``url``; its stdout (tests/chromium.py)."""
+    return (await run_headless(url, profile, *args)).decode()
 
 
 async def test_page_in_chromium(base_url: str, tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ Set PARAFOUDRE_SCREENSHOT_OBSERVATORY=docs/screenshot-observatory.png to keep a 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
 import shutil
@@ -27,8 +26,8 @@ from observatory.config import ObservatoryServerConfig, hash_token
 from observatory.server import RunningObservatory, start_observatory
 from observatory.store import Event
 from resolver.config.loader import load_text
+from tests.chromium import CHROMIUM, run_headless
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
     reason="Chromium is not installed (Debian: apt-get install chromium); .ci/run installs it",
@@ -76,36 +75,8 @@ async def observatory(tmp_path: Path) -> AsyncIterator[RunningObservatory]:
 
 
 async def chromium(url: str, profile: Path, *args: str) -> bytes:
-    """Headless Chromium on ``url``; its stdout. Bounded: killed after 60 seconds."""
-    assert CHROMIUM is not None
-    proc = await asyncio.create_subprocess_exec(
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        "--force-device-scale-factor=1",
-        f"--user-data-dir={profile}",
-        "--virtual-time-budget=2000",
-        *args,
-        url,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
-    return out
+    """Headless Chromium on ``url``; its stdout (tests/chromium.py)."""
+    return await run_headless(url, profile, "--force-device-scale-factor=1", *args, budget_ms=2000)
 
 
 def read_png(path: Path) -> tuple[int, int, list[bytes]]:
