@@ -196,7 +196,7 @@ class ExfiltrationStage:
         key = (client, base)
         track = self.tracks.get(key)
         if track is None:
-            track = self._track(key)
+            track = self._track(key, now)
         gap = track.tick(now, self.t.beacon_min_gap)
         self._remember(query, prefix, base)
         name_key = hash(prefix)
@@ -218,14 +218,15 @@ class ExfiltrationStage:
             return CONTINUE
         return self._detected(query, key, track, signals, now)
 
-    def _track(self, key: tuple[str, str]) -> Track:
-        """A new track; a pair whose domain was cooled down before starts with its strikes
-        (a tunnel resumes after the cool-down: its first detection cuts it again)."""
+    def _track(self, key: tuple[str, str], now: float) -> Track:
+        """A new track; a pair whose domain was cooled down lately (the cool-down plus one long
+        window) starts with its strikes: a tunnel resuming after the cool-down is cut at its
+        first detection or heartbeat, a false detection is not held against the pair all day."""
         track = Track(self.t.window, self.t.long_window)
         self.tracks.put(key, track)
         if len(self.convicted):
             record = self.convicted.peek(key)
-            if record is not None:
+            if record is not None and now - record[0] < self.cfg.cooldown + self.t.long_window:
                 track.strikes = self.t.escalate_after
                 track.first_strike, track.persist_mask, track.persist_last = record
         return track

@@ -580,3 +580,16 @@ def test_a_telemetry_request_id_every_few_minutes_all_day_is_not_a_beacon() -> N
         uid = "-".join(rng.randbytes(n).hex() for n in (4, 2, 2, 2, 6))
         assert st.decide(make_query(f"{uid}.clo.telemetry-vendor.com"), t) is CONTINUE
         t += rng.uniform(60, 600)
+
+
+def test_the_record_of_a_cool_down_fades_after_a_long_window() -> None:
+    """A false detection is not held against the pair all day."""
+    rng = random.Random(6)
+    st = stage(cooldown=600.0)
+    clock = FakeClock(T0)
+    run(st, [tunnel_name(rng) for _ in range(40)], clock=clock, step=5.0)
+    assert st.cooldowns.key_list()
+    clock.advance(600.0 + ExfilThresholds().long_window + 1)
+    steps = run(st, [tunnel_name(rng) for _ in range(10)], clock=clock)
+    i = first_block(steps)
+    assert i is not None and reason(steps[i]) == "exfil:names"  # a name, not the domain
