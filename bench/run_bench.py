@@ -1807,7 +1807,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         qfile = tmp / f"q-{w}-{rnd}.txt"
                         lines = int((args.rate or MIXED_MAX_QPS) * args.duration) + 1000
                         log(f"writing {qfile.name} ({lines:,} lines)")
-                        first_answers_file(qfile, data, w, lines, f"{w[0]}{rnd}x")
+                        # Tags of their own: a miss of the mixed load (m<round>x) must not
+                        # have been asked before by this one.
+                        tag = "bd" if w == "blocked-distinct" else "fm"
+                        first_answers_file(qfile, data, w, lines, f"{tag}{rnd}x")
                     else:
                         qfile = tmp / f"q-{w}-{rnd}.txt"
                         rate = LATENCY_QPS if w == "latency" else (args.rate or MIXED_MAX_QPS)
