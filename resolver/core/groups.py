@@ -64,9 +64,6 @@ class GroupedPipeline:
     def recall(self, tail: bytes, client: str, now: float) -> Rendered | Drop | None:
         return self.route(client).recall(tail, client, now)
 
-    def meter(self, client: str, now: float) -> Drop | None:
-        return self.route(client).meter(client, now)
-
     def handle(self, query: Query, now: float) -> Reply | Forward | Drop:
         return self.route(query.client).handle(query, now)
 

@@ -50,9 +50,9 @@ class Pipeline:
         self.stages = tuple(stages)
         self.cache = cache
         self.name = name  # the group of clients this chain serves
-        # client -> may its queries be answered from the cache without the chain. Only True
-        # admits; a client absent or False takes the full path, which decides again.
-        self.admitted: dict[str, bool] = {}
+        # Clients whose queries may be answered from the cache without the chain; any other
+        # takes the full path, which asks the admitting stages again.
+        self.admitted: set[str] = set()
         # Bound methods, found once: the fast lane calls them without a lookup per query.
         self._meters = tuple(s.meter for s in stages if isinstance(s, Metered))
         self._hit = cache.hit
@@ -73,7 +73,7 @@ class Pipeline:
 
     def cached(self, key: bytes, client: str, now: float) -> CachedAnswer | Drop | None:
         """The cached answer the chain would give now, a Drop, or None: take the full path."""
-        if self.admitted.get(client) is not True:
+        if client not in self.admitted:
             return None
         entry = self._hit(key, now)
         if entry is None:
@@ -87,7 +87,7 @@ class Pipeline:
     def recall(self, tail: bytes, client: str, now: float) -> Rendered | Drop | None:
         """This second's rendering of the same query message (``tail``: less its ID), if the
         client is admitted and every metered stage lets it through; a Drop; or None."""
-        if self.admitted.get(client) is not True:
+        if client not in self.admitted:
             return None
         hit = self._recall(tail)
         if hit is None:
@@ -122,18 +122,6 @@ class Pipeline:
 
     def group_of(self, client: str) -> str:
         return self.name
-
-    def meter(self, client: str, now: float) -> Drop | None:
-        """Let every metered stage count this query; a Drop if one refuses it."""
-        for meter in self._meters:
-            drop = meter(client, now)
-            if drop is not None:
-                return drop
-        return None
-
-    def admits(self, client: str) -> bool:
-        """May this client's repeats be answered without the chain (see ``cached``)?"""
-        return self.admitted.get(client) is True
 
     # --- the chain -----------------------------------------------------------------------------
 
@@ -187,17 +175,11 @@ class Pipeline:
                 self.changed()
 
     def _admit(self, client: str, now: float) -> None:
-        ok = True
-        for stage in self._admitting:
-            if not stage.admits(client, now):
-                ok = False
-                break
-        admitted = self.admitted
-        if len(admitted) >= _ADMITTED_MAX:
-            admitted.clear()
-        if ok:
-            admitted[client] = True
         # A client refused now is asked again next time: its state (a cool-down) may end.
+        if all(stage.admits(client, now) for stage in self._admitting):
+            if len(self.admitted) >= _ADMITTED_MAX:
+                self.admitted.clear()
+            self.admitted.add(client)
 
     def complete(self, query: Query, fwd: Forward, response: bytes | None, now: float) -> Reply:
         """Turn the upstream's response (None: none came) into the client's reply.
@@ -239,8 +221,6 @@ class Chain(Protocol):
     def cached(self, key: bytes, client: str, now: float) -> CachedAnswer | Drop | None: ...
 
     def recall(self, tail: bytes, client: str, now: float) -> Rendered | Drop | None: ...
-
-    def meter(self, client: str, now: float) -> Drop | None: ...
 
     def handle(self, query: Query, now: float) -> Reply | Forward | Drop: ...
 

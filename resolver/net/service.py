@@ -54,7 +54,6 @@ class Dropped:
 OVERLOAD: Final = Dropped("overload")  # too many queries waiting for upstreams
 UNANSWERABLE: Final = Dropped("malformed", ends_stream=False)
 ERRORS_LIMITED: Final = Dropped("error_limit")  # too many error answers to this source network
-_DROPPED: dict[str, Dropped] = {}  # one Dropped per reason, made once
 
 _UDP = Transport.UDP
 _BUG_LOG_INTERVAL: Final = 60.0  # seconds between two tracebacks of pipeline bugs
@@ -65,14 +64,6 @@ _PARSED_MAX: Final = 8192
 # Answers shorter-lived than this are not prefetched: they change too often to be worth it.
 _PREFETCH_MIN_TTL: Final = 10
 _DROP_VERDICT: Final = "dropped"
-
-
-def dropped(drop: Drop) -> Dropped:
-    """The transport-side Dropped for a pipeline Drop (shared per reason: no allocation)."""
-    d = _DROPPED.get(drop.reason)
-    if d is None:
-        d = _DROPPED[drop.reason] = Dropped(drop.reason)
-    return d
 
 
 class Service:
@@ -117,6 +108,7 @@ class Service:
         # Blocks per policy group, counted only when there are groups (config groups:).
         self.blocks_by_group: dict[str, int] | None = None if isinstance(pipeline, Pipeline) else {}
         self._last_bug_log = -_BUG_LOG_INTERVAL
+        self._dropped: dict[str, Dropped] = {}  # one Dropped per pipeline Drop reason
 
     @property
     def dropped(self) -> int:
@@ -133,9 +125,15 @@ class Service:
                 group = self.pipeline.group_of(event.client)
                 by_group[group] = by_group.get(group, 0) + 1
 
-    def drop(self, reason: Dropped) -> Dropped:
+    def drop(self, why: Drop | Dropped) -> Dropped:
+        """Count a drop; the transport's Dropped for it (one per reason: no allocation)."""
         self.account(_DROP_VERDICT)
-        return reason
+        if isinstance(why, Dropped):
+            return why
+        d = self._dropped.get(why.reason)
+        if d is None:
+            d = self._dropped[why.reason] = Dropped(why.reason)
+        return d
 
     # --- answering now -------------------------------------------------------------------------
 
@@ -151,7 +149,7 @@ class Service:
                 entry = self.pipeline.cached(fq[0], client, now)
                 if entry is not None:
                     if isinstance(entry, Drop):
-                        return self.drop(dropped(entry))
+                        return self.drop(entry)
                     out = self._fast_answer(data, fq, entry, client, transport, now)
                     if transport is _UDP:
                         self._remember(client, tail, out, entry, fq[2], now)
@@ -185,7 +183,7 @@ class Service:
         if isinstance(step, Reply):
             return self._send(q, step, now)
         if isinstance(step, Drop):
-            return self.drop(dropped(step))
+            return self.drop(step)
         if self.inflight >= self.max_inflight:
             return self.drop(OVERLOAD)  # the client retries; better than queueing without bound
         self.inflight += 1  # released when the answer is delivered (forward)
@@ -198,7 +196,7 @@ class Service:
         if hit is None:
             return None
         if isinstance(hit, Drop):
-            return self.drop(dropped(hit))
+            return self.drop(hit)
         answer, event = hit
         if event is None:
             self.account(Verdict.CACHED)
