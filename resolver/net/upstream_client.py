@@ -5,18 +5,16 @@ and judges every reply: ``exchange_soon`` makes plain UDP tries with callbacks (
 needs no task) and hands over to a task only for TCP or an encrypted upstream; ``exchange``
 is the same loop as a coroutine. Neither decides anything itself.
 
-Spoofing defences (RFC 5452): a fresh random ID and a fresh socket (so a fresh random source port)
-per try; a reply counts only if it comes from the server we asked, with our ID and our question.
+Spoofing defences (RFC 5452): a fresh random ID per try, sent from a pool of sockets on random
+source ports that keep changing (``resolver.net.upstream_udp``, as unbound's outgoing-range); a
+reply counts only if it comes from the server we asked, with our ID and our question.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import select
-import socket
 import ssl
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -28,13 +26,12 @@ from resolver.net import framing
 from resolver.net.upstream_https import HttpsUpstream
 from resolver.net.upstream_query import build_probe, build_upstream_query, matches
 from resolver.net.upstream_tls import TlsUpstream
+from resolver.net.upstream_udp import UdpPool
 from resolver.stats import LATENCY_BUCKETS
 
 # Re-exported: callers and tests imported them from here before upstream_query existed.
 __all__ = ["OnAnswer", "UpstreamClient", "build_upstream_query", "matches"]
 
-# Non-blocking from creation: one ioctl less per upstream query.
-_DGRAM_NONBLOCK = socket.SOCK_DGRAM | getattr(socket, "SOCK_NONBLOCK", 0)
 # What a failed try raises: no reply, a broken connection, a reply that is not one.
 _NO_REPLY = (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError)
 
@@ -43,89 +40,6 @@ log = logging.getLogger(__name__)
 # What an exchange does with its outcome: the answer, an upstream's error answer when every
 # server gave one, or None when no upstream replied (timeout, ICMP error).
 OnAnswer = Callable[[bytes | None], None]
-
-
-class _UdpWaiters:
-    """Upstream UDP sockets awaiting their answer, in one epoll set the loop watches.
-
-    Each query has its own socket (a fresh random source port, RFC 5452), but registering each
-    with the event loop costs uvloop a dozen system calls (poll handle, epoll add/modify/delete,
-    fork checks); in our own epoll set it is one, and closing the socket removes it. The outcome
-    goes to a plain callback, so a cache miss needs no task or coroutine of its own.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        # Elsewhere than Linux (a developer's laptop), each socket goes to the loop itself.
-        self.epoll = select.epoll() if hasattr(select, "epoll") else None
-        # fd -> (socket, query sent, callback, timeout handle)
-        self.waiting: dict[int, tuple[socket.socket, bytes, OnAnswer, asyncio.TimerHandle]] = {}
-        if self.epoll is not None:
-            loop.add_reader(self.epoll.fileno(), self._ready)
-
-    def send(self, host: str, port: int, sent: bytes, wait: float, on_answer: OnAnswer) -> None:
-        """Send ``sent`` from a new socket; ``on_answer`` gets the outcome, exactly once, later.
-
-        Raises OSError if it cannot even be sent (then ``on_answer`` is never called).
-        """
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, _DGRAM_NONBLOCK)
-        try:
-            # Connected: the kernel drops datagrams from any other address, and reports an ICMP
-            # port unreachable as an error on the socket, so we fail over at once.
-            sock.connect((host, port))
-            sock.send(sent)
-            fd = sock.fileno()
-            if self.epoll is not None:
-                self.epoll.register(fd, select.EPOLLIN)
-            else:
-                self.loop.add_reader(fd, self._readable, fd)
-        except BaseException:
-            sock.close()
-            raise
-        timer = self.loop.call_later(wait, self._expire, fd)
-        self.waiting[fd] = (sock, sent, on_answer, timer)
-
-    def _done(self, fd: int, answer: bytes | None) -> None:
-        sock, _, on_answer, timer = self.waiting.pop(fd)
-        timer.cancel()
-        if self.epoll is None:
-            self.loop.remove_reader(fd)
-        sock.close()  # which also takes it out of the epoll set
-        on_answer(answer)
-
-    def _expire(self, fd: int) -> None:
-        if fd in self.waiting:
-            self._done(fd, None)
-
-    def _ready(self) -> None:
-        assert self.epoll is not None
-        for fd, _ in self.epoll.poll(0, 256):
-            self._readable(fd)
-
-    def _readable(self, fd: int) -> None:
-        w = self.waiting.get(fd)
-        if w is None:
-            return
-        sock, sent = w[0], w[1]
-        for _ in range(16):  # bounded: a flood of foreign datagrams cannot hold the loop
-            try:
-                data = sock.recv(65535)
-            except BlockingIOError:
-                return
-            except OSError:
-                self._done(fd, None)  # e.g. ICMP port unreachable: fail over at once
-                return
-            if matches(data, sent):
-                self._done(fd, data)
-                return
-
-    def close(self) -> None:
-        for fd in list(self.waiting):
-            self._done(fd, None)
-        if self.epoll is not None:
-            with contextlib.suppress(Exception):  # the loop may be closed already
-                self.loop.remove_reader(self.epoll.fileno())
-            self.epoll.close()
 
 
 class _RandomIds:
@@ -173,7 +87,7 @@ class UpstreamClient:
         )
         # One long-lived DNS-over-TLS connection or HTTPS session per encrypted upstream.
         self.encrypted: dict[Upstream, TlsUpstream | HttpsUpstream] = {}
-        self._waiters: _UdpWaiters | None = None
+        self._pool: UdpPool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.TimerHandle | None = None
@@ -204,7 +118,7 @@ class UpstreamClient:
     ) -> asyncio.Task[None] | None:
         """``exchange`` with the outcome to a callback: plain UDP tries need no task.
 
-        Each UDP try is a socket and a callback; a try over TCP (after truncation) or to an
+        Each UDP try is a datagram and a callback; a try over TCP (after truncation) or to an
         encrypted upstream runs the rest of the resolution in a task, which is then returned
         if it is the first try (None otherwise). ``on_answer`` is called exactly once.
         """
@@ -230,7 +144,7 @@ class UpstreamClient:
                 return self._keep(self._finish(res, query, on_answer))
             sent = build_upstream_query(query, self._ids.next())
             try:
-                self._waiters_for(loop).send(
+                self._pool_for(loop).send(
                     t.server.host, t.server.port, sent, t.wait, self._then(res, query, on_answer)
                 )
                 return None
@@ -358,24 +272,26 @@ class UpstreamClient:
         return transport
 
     async def close(self) -> None:
-        """Close the encrypted upstreams' connections (and our epoll set)."""
+        """Close the UDP socket pool and the encrypted upstreams' connections."""
         self._closing = True
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        if self._waiters is not None:
-            self._waiters.close()
-            self._waiters = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         transports = list(self.encrypted.values())
         self.encrypted.clear()
         for transport in transports:
             await transport.close()
 
-    def _waiters_for(self, loop: asyncio.AbstractEventLoop) -> _UdpWaiters:
-        waiters = self._waiters
-        if waiters is None or waiters.loop is not loop:
-            waiters = self._waiters = _UdpWaiters(loop)
-        return waiters
+    def _pool_for(self, loop: asyncio.AbstractEventLoop) -> UdpPool:
+        pool = self._pool
+        if pool is None or pool.loop is not loop:
+            if pool is not None:
+                pool.close()  # a previous loop's (tests run one loop each): free its sockets
+            pool = self._pool = UdpPool(loop, self._ids.next)
+        return pool
 
     async def _udp(self, server: Upstream, sent: bytes, wait: float) -> bytes:
         loop = asyncio.get_running_loop()
@@ -385,7 +301,7 @@ class UpstreamClient:
             if not done.done():
                 done.set_result(answer)
 
-        self._waiters_for(loop).send(server.host, server.port, sent, wait, on_answer)
+        self._pool_for(loop).send(server.host, server.port, sent, wait, on_answer)
         answer = await done
         if answer is None:
             raise TimeoutError

@@ -1,0 +1,294 @@
+"""A pool of upstream UDP sockets, each carrying many queries, as unbound's ``outgoing-range``.
+
+A socket per query (a fresh random source port per try) is the textbook RFC 5452 defence, but
+creating, registering and closing it cost a fifth of a cache miss's CPU. unbound keeps a set of
+open ports (``outgoing-range``, ``outside_network.c``): a query goes out on a randomly chosen
+one, many queries share a port while it is busy, and a port is closed once idle, so the ports in
+use keep changing. This pool does the same, with these choices:
+
+* **Random ports, never a fixed one.** Each socket is bound by the kernel to a random ephemeral
+  port (Linux picks it at random in ``ip_local_port_range``, RFC 6056); a query goes out on a
+  socket drawn at random from its server's pool, with a random ID not in flight on that socket.
+  A socket is retired after ``max_uses`` queries or ``max_age`` seconds, whichever comes first
+  (closed once its last answer is in), and a new one with a new port takes its place: an
+  attacker who learnt a port has it for seconds, and must still guess the ID (RFC 5452 §9.2).
+* **Connected, one pool per server**, not unconnected sockets shared by every server with
+  ``sendto``: the kernel then drops datagrams from any other address or port before we read
+  them (a spoofing flood costs no Python), and reports an ICMP port unreachable as an error on
+  the socket, so a server that is not listening fails its tries at once instead of after the
+  timeout. Upstreams are few (one to four), so per-server pools cost a few sockets.
+* **An answer counts** only on the socket that sent the query (so from the server asked, kernel
+  checked), with an ID in flight there and our question (``matches``, RFC 5452 §9.1); anything
+  else is read and dropped, at most ``_READS`` datagrams per wake-up so a flood cannot hold
+  the loop.
+* **One timer for every try**: deadlines go to a heap checked by a single ``call_at`` timer,
+  at most every ``_TICK`` seconds while anything is in flight, instead of a timer armed and
+  cancelled per try. A try expires at its deadline or up to ``_TICK`` later, never earlier.
+* **IDs never run out**: a socket carries at most ``per_socket`` queries at once (well below
+  the 65,536 IDs, and few enough that a burst of answers fits its receive buffer); when the
+  drawn socket is full, the least busy one is used, and when every one is full, another is
+  opened, up to ``max_sockets`` per server (then the try fails as a send error would).
+
+Each socket is registered with the event loop once, for its whole life (hundreds of queries),
+so the loop's own ``add_reader`` costs nothing per query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import heapq
+import itertools
+import socket
+from collections.abc import Callable
+from typing import Final
+
+from resolver.net.upstream_query import matches
+
+# Non-blocking from creation: one ioctl less per socket.
+_DGRAM_NONBLOCK: Final = socket.SOCK_DGRAM | getattr(socket, "SOCK_NONBLOCK", 0)
+_TICK: Final = 0.01  # seconds between two expiry checks at most (expiry is this coarse)
+_READS: Final = 64  # datagrams read per socket per wake-up at most
+_MAX_ANSWER: Final = 65535  # a UDP answer is never larger
+
+POOL_SIZE: Final = 4  # sockets per server in normal use
+MAX_USES: Final = 200  # queries a socket sends before it is retired
+MAX_AGE: Final = 10.0  # seconds a socket is used before it is retired
+PER_SOCKET: Final = 100  # queries in flight on one socket at most
+MAX_SOCKETS: Final = 64  # sockets per server at most (so 6,400 queries in flight per server)
+
+# What a try does with its outcome: the answer, or None (timeout, ICMP error, pool closed).
+OnAnswer = Callable[[bytes | None], None]
+# A query in flight: what we sent (to match the answer) and who gets the outcome.
+_Waiter = tuple[bytes, OnAnswer]
+
+
+class _Port:
+    """One pool socket: connected to one server, its queries in flight by ID."""
+
+    __slots__ = ("closed", "fd", "retire_at", "retired", "server", "sock", "uses", "waiting")
+
+    def __init__(self, sock: socket.socket, server: tuple[str, int], retire_at: float) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.server = server
+        self.waiting: dict[int, _Waiter] = {}
+        self.uses = 0
+        self.retire_at = retire_at
+        self.retired = False  # no new query; closed once ``waiting`` is empty
+        self.closed = False
+
+
+class UdpPool:
+    """Upstream UDP sockets shared by queries; see the module docstring.
+
+    ``draw`` gives random 16-bit numbers (a CSPRNG's): for the socket choice and for a new ID
+    when the one given collides with one in flight on the chosen socket.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        draw: Callable[[], int],
+        *,
+        size: int = POOL_SIZE,
+        max_uses: int = MAX_USES,
+        max_age: float = MAX_AGE,
+        per_socket: int = PER_SOCKET,
+        max_sockets: int = MAX_SOCKETS,
+    ) -> None:
+        self.loop = loop
+        self._draw = draw
+        self.size = size
+        self.max_uses = max_uses
+        self.max_age = max_age
+        self.per_socket = per_socket
+        self.max_sockets = max_sockets
+        self._live: dict[tuple[str, int], list[_Port]] = {}  # per server, the ones in use
+        self._open: dict[int, _Port] = {}  # by fd: live and retired ones not yet closed
+        self._deadlines: list[tuple[float, int, _Port, int, _Waiter]] = []  # a heap
+        self._seq = itertools.count()  # breaks ties in the heap (ports do not compare)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+        self.in_flight = 0
+        self.opened = 0  # sockets opened so far (tests, and to see the ports change)
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def send(self, host: str, port: int, sent: bytes, wait: float, on_answer: OnAnswer) -> None:
+        """Send ``sent``; ``on_answer`` gets the answer or None, exactly once, later.
+
+        Raises OSError if it cannot even be sent (then ``on_answer`` is never called). The ID
+        in ``sent`` is kept unless a query with that ID is in flight on the chosen socket.
+        """
+        now = self.loop.time()
+        p = self._pick((host, port), now)
+        qid = (sent[0] << 8) | sent[1]
+        waiting = p.waiting
+        if qid in waiting:
+            qid = self._free_id(waiting)
+            sent = qid.to_bytes(2, "big") + sent[2:]
+        try:
+            p.sock.send(sent)
+        except OSError:
+            # A pending ICMP error is reported by send too, and is then consumed: the queries
+            # in flight on this socket went to the same dead port, so they fail too (soon,
+            # not from inside this call, whose caller is in the middle of a try).
+            if waiting:
+                self.loop.call_soon(self._refused, p)
+            elif p.retired:
+                self._close(p)
+            raise
+        w = (sent, on_answer)
+        waiting[qid] = w
+        self.in_flight += 1
+        deadline = now + wait
+        heapq.heappush(self._deadlines, (deadline, next(self._seq), p, qid, w))
+        if deadline < self._timer_at:
+            self._arm(deadline)
+
+    def _pick(self, server: tuple[str, int], now: float) -> _Port:
+        """A socket to ``server`` drawn at random, retired if this was its last use."""
+        live = self._live.get(server)
+        if live is None:
+            live = self._live[server] = []
+        n = len(live)
+        if n < self.size:
+            return self._new(server, live, now)
+        p = live[self._draw() % n]
+        if len(p.waiting) >= self.per_socket:
+            p = min(live, key=_busy)
+            if len(p.waiting) >= self.per_socket:
+                if n >= self.max_sockets:
+                    raise OSError(errno.ENOBUFS, "too many upstream queries in flight")
+                return self._new(server, live, now)
+        p.uses += 1
+        if p.uses >= self.max_uses or now >= p.retire_at:
+            self._retire(p, live)
+        return p
+
+    def _new(self, server: tuple[str, int], live: list[_Port], now: float) -> _Port:
+        sock = socket.socket(
+            socket.AF_INET6 if ":" in server[0] else socket.AF_INET, _DGRAM_NONBLOCK
+        )
+        try:
+            # connect() binds the socket to a random ephemeral port, chosen by the kernel.
+            sock.connect(server)
+            p = _Port(sock, server, now + self.max_age)
+            self.loop.add_reader(p.fd, self._readable, p)
+        except BaseException:
+            sock.close()
+            raise
+        p.uses = 1
+        live.append(p)
+        self._open[p.fd] = p
+        self.opened += 1
+        return p
+
+    def _free_id(self, waiting: dict[int, _Waiter]) -> int:
+        # At most ``per_socket`` of 65,536 IDs are taken: a few draws find a free one.
+        while True:
+            qid = self._draw()
+            if qid not in waiting:
+                return qid
+
+    # --- answers, errors, expiry --------------------------------------------------------------
+
+    def _readable(self, p: _Port) -> None:
+        recv = p.sock.recv
+        for _ in range(_READS):
+            try:
+                data = recv(_MAX_ANSWER)
+            except BlockingIOError:
+                return
+            except OSError:
+                self._refused(p)  # e.g. ICMP port unreachable: fail over at once
+                return
+            if len(data) < 12:
+                continue
+            qid = (data[0] << 8) | data[1]
+            w = p.waiting.get(qid)
+            if w is not None and matches(data, w[0]):
+                self._done(p, qid, w[1], data)
+                if p.closed:  # its last answer, on a retired socket
+                    return
+
+    def _done(self, p: _Port, qid: int, on_answer: OnAnswer, answer: bytes | None) -> None:
+        del p.waiting[qid]
+        self.in_flight -= 1
+        if p.retired and not p.waiting:
+            self._close(p)
+        on_answer(answer)
+
+    def _refused(self, p: _Port) -> None:
+        """An ICMP error on ``p``: every query on it went to that server's closed port."""
+        if p.closed:
+            return
+        waiting, p.waiting = p.waiting, {}
+        self.in_flight -= len(waiting)
+        if p.retired:
+            self._close(p)
+        for _, on_answer in waiting.values():
+            on_answer(None)
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_at(when, self._expire)
+        self._timer_at = when
+
+    def _expire(self) -> None:
+        """The one timer: fail the tries whose deadline has passed, then wait for the next."""
+        self._timer = None
+        self._timer_at = float("inf")
+        now = self.loop.time()
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            _, _, p, qid, w = heapq.heappop(heap)
+            # Answered tries stay in the heap until their deadline: skip them here.
+            if p.waiting.get(qid) is w:
+                self._done(p, qid, w[1], None)
+        if not self.in_flight:
+            heap.clear()  # only answered tries were left
+        elif heap and heap[0][0] < self._timer_at:
+            self._arm(max(heap[0][0], now + _TICK))
+
+    # --- the sockets' lives -----------------------------------------------------------------
+
+    def _retire(self, p: _Port, live: list[_Port]) -> None:
+        # Not closed here: the query being sent is its last; its answer (or expiry, or a send
+        # error) closes it.
+        live.remove(p)
+        p.retired = True
+
+    def _close(self, p: _Port) -> None:
+        p.closed = True
+        del self._open[p.fd]
+        with contextlib.suppress(Exception):  # the loop may be closed already
+            self.loop.remove_reader(p.fd)
+        p.sock.close()
+
+    def ports(self, host: str, port: int) -> list[int]:
+        """The local ports of the sockets in use for ``host``:``port`` (tests, diagnostics)."""
+        return [p.sock.getsockname()[1] for p in self._live.get((host, port), ())]
+
+    def close(self) -> None:
+        """Close every socket; the queries in flight get None."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = float("inf")
+        self._deadlines.clear()
+        self._live.clear()
+        for p in list(self._open.values()):
+            p.retired = True
+            waiting, p.waiting = p.waiting, {}
+            self.in_flight -= len(waiting)
+            self._close(p)
+            for _, on_answer in waiting.values():
+                on_answer(None)
+
+
+def _busy(p: _Port) -> int:
+    return len(p.waiting)
