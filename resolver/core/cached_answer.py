@@ -102,7 +102,9 @@ def _read_records(
         raw_ttl = 0 if ttl & 0x80000000 else ttl  # RFC 2181 §8: top bit set means 0
         ttl_at.append(rr.ttl_at - qend)
         ttls.append(min(max(raw_ttl, min_ttl), max_ttl))
-    segments.append(resp[last:])
+    # Up to the end of the last record: bytes after it (junk from a broken upstream) would sit
+    # between the records and the OPT record rendered for the asker, and break the answer.
+    segments.append(resp[last : rrs[-1].rdata_at + rrs[-1].rdlength if rrs else qend])
     return bytearray(b"".join(segments)), (an, ns, ar), ttl_at, ttls, cnames, neg_ttl
 
 

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from typing import Final
 
+from resolver.core import wire
+from resolver.core.query import MIN_UDP, Query, Transport
+from resolver.core.wire import Edns
+
 _LOWER: Final = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 _COUNTS_NO_EDNS: Final = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _COUNTS_EDNS: Final = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 _FLAG_BYTES: Final = (b"\x00", b"\x01", b"\x02", b"\x03")
 _OPT_HEAD: Final = b"\x00\x00\x29"  # root owner name, type OPT
+# What stays as itself in a name's text (wire.labels_to_text), and the dot between labels.
+_PLAIN_OR_DOT: Final = b"abcdefghijklmnopqrstuvwxyz0123456789-_*."
+_TCP_LIMIT: Final = 65535
 
 # (cache key, flags, question, EDNS payload or -1 without EDNS, DO bit): all but the ID, so
 # that the parse of a message can be reused for the same bytes under another ID.
@@ -70,3 +77,47 @@ def parse_fast(data: bytes) -> FastQuery | None:
     flag = (1 if do else 0) | ((data[3] & 0x10) >> 3)
     key = data[12:name_end].translate(_LOWER) + data[name_end:qend] + _FLAG_BYTES[flag]
     return key, (data[2] << 8) | data[3], data[12:qend], payload, do
+
+
+def name_text(key: bytes) -> str:
+    """The text of a cache key's name (lower case, no trailing dot), as ``Query.qname`` has it.
+
+    The same text as ``wire.labels_to_text``, which it calls only for names with odd octets:
+    replacing each length octet by a dot is all an ordinary name needs.
+    """
+    end = len(key) - 6  # the root label, type, class and the flags octet follow the name
+    if end <= 0:
+        return ""
+    text = bytearray(key[1:end])
+    labels = 1
+    pos = key[0]
+    n = len(text)
+    while pos < n:
+        ln = text[pos]
+        text[pos] = 46
+        pos += ln + 1
+        labels += 1
+    if text.translate(None, _PLAIN_OR_DOT) or text.count(46) != labels - 1:
+        return wire.labels_to_text(wire.read_name(key, 0)[0])  # \DDD escapes, dots in labels
+    return text.decode("ascii")
+
+
+def query_from_fast(
+    data: bytes, fq: FastQuery, name: str, client: str, transport: Transport, server_payload: int
+) -> Query:
+    """The Query ``query.from_wire`` would give for ``data``, from its fast parse: no second
+    parse of a query the fast lane could not answer."""
+    key, flags, question, payload, do = fq
+    qtype = (question[-4] << 8) | question[-3]
+    qclass = (question[-2] << 8) | question[-1]
+    qid = (data[0] << 8) | data[1]
+    if payload < 0:
+        edns = None
+        limit = MIN_UDP
+    else:
+        # RFC 6891 §6.1.3: the extended RCODE is the first octet of the OPT's TTL.
+        edns = Edns(payload, 0, do, data[12 + len(question) + 5])
+        limit = max(MIN_UDP, min(payload, server_payload))
+    if transport is Transport.TCP:
+        limit = _TCP_LIMIT
+    return Query(qid, flags, name, qtype, qclass, question, edns, client, transport, limit, key)

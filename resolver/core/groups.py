@@ -64,8 +64,11 @@ class GroupedPipeline:
     def recall(self, tail: bytes, client: str, now: float) -> Rendered | Drop | None:
         return self.route(client).recall(tail, client, now)
 
-    def handle(self, query: Query, now: float) -> Reply | Forward | Drop:
-        return self.route(query.client).handle(query, now)
+    def first(self, key: bytes, name: str, client: str, now: float) -> CachedAnswer | Drop | int:
+        return self.route(client).first(key, name, client, now)
+
+    def handle(self, query: Query, now: float, start: int = 0) -> Reply | Forward | Drop:
+        return self.route(query.client).handle(query, now, start)
 
     def complete(self, query: Query, fwd: Forward, response: bytes | None, now: float) -> Reply:
         return self.route(query.client).complete(query, fwd, response, now)

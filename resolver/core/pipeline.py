@@ -23,7 +23,9 @@ from resolver.core.stage import (
     Admitting,
     AnswerCache,
     AnswerJudge,
+    Full,
     Metered,
+    NameJudge,
     Rendered,
     Stage,
     Versioned,
@@ -62,6 +64,14 @@ class Pipeline:
         self._generations = [s.generation for s in self._versioned]
         self._judges = tuple((s, s.policy) for s in stages if isinstance(s, AnswerJudge))
         self._rechecks = tuple((s, p) for s, p in self._judges if getattr(s, "rechecks", False))
+        # The stages ``first`` runs: the chain's head up to the first stage without on_name.
+        lane = []
+        for stage in stages:
+            if not isinstance(stage, NameJudge):
+                break
+            lane.append(stage.on_name)
+        self._lane = tuple(lane)
+        self._store = cache.store
 
     def changed(self) -> None:
         """Some stage now judges some answers differently (a list swapped, a cool-down began):
@@ -98,6 +108,29 @@ class Pipeline:
                 return drop
         return hit
 
+    def first(self, key: bytes, name: str, client: str, now: float) -> CachedAnswer | Drop | int:
+        """A question the cache has not seen (``cached`` said None), judged from its name by
+        the stages' ``on_name`` in chain order: a stage's answer (a listed name: cached as the
+        full path caches it), a Drop, or the index of the stage from which ``handle`` must
+        run (the stages before it would pass the query on, and have seen it: a metered stage
+        counted it). ``key`` is the fast parse's cache key, ``name`` its text."""
+        if client not in self.admitted:
+            return 0
+        qtype = (key[-5] << 8) | key[-4]
+        qclass = (key[-3] << 8) | key[-2]
+        i = 0
+        for on_name in self._lane:
+            step = on_name(name, qtype, qclass, client, now)
+            if step is not None:
+                if isinstance(step, Full):
+                    return i
+                if isinstance(step, Drop):
+                    return step
+                self._store(key, step)
+                return step
+            i += 1
+        return i
+
     def tick(self, now: float) -> None:
         """A new batch of datagrams at ``now`` (the memo of renderings ages by the second)."""
         self.cache.tick(now)
@@ -125,9 +158,9 @@ class Pipeline:
 
     # --- the chain -----------------------------------------------------------------------------
 
-    def handle(self, query: Query, now: float) -> Reply | Forward | Drop:
-        """Run the stages in order until one decides."""
-        step = self._run(query, now)
+    def handle(self, query: Query, now: float, start: int = 0) -> Reply | Forward | Drop:
+        """Run the stages in order until one decides, from ``start`` (what ``first`` said)."""
+        step = self._run(query, now, self.stages[start:] if start else self.stages)
         if self._versioned:
             self._notice_changes()
         client = query.client
@@ -135,15 +168,15 @@ class Pipeline:
             self._admit(client, now)
         return step
 
-    def _run(self, query: Query, now: float) -> Reply | Forward | Drop:
+    def _run(self, query: Query, now: float, stages: tuple[Stage, ...]) -> Reply | Forward | Drop:
         trusted = False
-        for stage in self.stages:
+        for stage in stages:
             if trusted and stage.policy:
                 continue
             step = stage.decide(query, now)
             if isinstance(step, Reply):
                 if step.entry is not None:
-                    self.cache.store(query.cache_key, step.entry)
+                    self._store(query.cache_key, step.entry)
                 return step
             if isinstance(step, Forward):
                 return replace(step, trusted=True) if trusted and not step.trusted else step
@@ -222,7 +255,11 @@ class Chain(Protocol):
 
     def recall(self, tail: bytes, client: str, now: float) -> Rendered | Drop | None: ...
 
-    def handle(self, query: Query, now: float) -> Reply | Forward | Drop: ...
+    def first(
+        self, key: bytes, name: str, client: str, now: float
+    ) -> CachedAnswer | Drop | int: ...
+
+    def handle(self, query: Query, now: float, start: int = 0) -> Reply | Forward | Drop: ...
 
     def complete(self, query: Query, fwd: Forward, response: bytes | None, now: float) -> Reply: ...
 

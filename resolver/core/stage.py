@@ -14,6 +14,12 @@ when it is built, and honours them on every path, the fast lane included (ARCHIT
   judge with ``rechecks = True`` also judges a cached answer again when the cache takes it
   back after a change of judgement (a list swap): CNAME targets and addresses newly listed are
   blocked then too. Judges that count evidence from fresh answers only leave it unset.
+- ``NameJudge.on_name``: what ``decide`` would say, from the question's name, type and class
+  alone, for an admitted client's plain query (one question, QUERY, RD set: what
+  resolver.core.fastpath accepts). The pipeline runs the stages that have it, in chain order,
+  for a question the cache has not seen (``Pipeline.first``): a listed name is then answered
+  without a Query being built, and a name no stage stopped goes on from the first stage
+  without the hook. A stage that cannot tell from the name says ``FULL``: ``decide`` runs.
 """
 
 from __future__ import annotations
@@ -67,6 +73,27 @@ class AnswerJudge(Protocol):
     def on_answer(
         self, query: Query, fwd: Forward, entry: CachedAnswer, now: float
     ) -> Reply | None: ...
+
+
+class Full:
+    """``on_name`` cannot tell: the stage's ``decide`` must see the whole query."""
+
+    __slots__ = ()
+
+
+FULL = Full()
+
+# ``on_name`` says: None (``decide`` would pass the query on), a Drop, the stage's answer as a
+# CachedAnswer (served and cached as ``decide``'s Reply would be), or FULL.
+
+
+@runtime_checkable
+class NameJudge(Protocol):
+    """A stage that can judge a plain query from its name (see the module's docstring)."""
+
+    def on_name(
+        self, name: str, qtype: int, qclass: int, client: str, now: float
+    ) -> CachedAnswer | Drop | Full | None: ...
 
 
 # An answer as rendered for a query message (its first two bytes the first asker's ID), and

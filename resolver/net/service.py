@@ -18,7 +18,7 @@ from resolver.blocklog.writer import BlockEvent
 from resolver.core import cached_answer, responses, wire
 from resolver.core import query as query_mod
 from resolver.core.cached_answer import CachedAnswer, render_parts, stale_copy
-from resolver.core.fastpath import FastQuery, parse_fast
+from resolver.core.fastpath import FastQuery, name_text, parse_fast, query_from_fast
 from resolver.core.pipeline import Chain, Pipeline
 from resolver.core.query import MIN_UDP, MalformedQuery, Query, Transport
 from resolver.core.steps import LOGGED, Drop, Forward, Reply, Verdict
@@ -146,14 +146,23 @@ class Service:
                 fq = self._parse(tail, data)
             if fq is not None:
                 now = self.clock()
-                entry = self.pipeline.cached(fq[0], client, now)
-                if entry is not None:
-                    if isinstance(entry, Drop):
-                        return self.drop(entry)
-                    out = self._fast_answer(data, fq, entry, client, transport, now)
-                    if transport is _UDP:
-                        self._remember(client, tail, out, entry, fq[2], now)
-                    return out
+                pipeline = self.pipeline
+                entry = pipeline.cached(fq[0], client, now)
+                if entry is None:
+                    # Not seen: judged from its name (a listed one answered here), or the
+                    # chain goes on from where the name's judges stopped, without a re-parse.
+                    name = name_text(fq[0])
+                    lane = pipeline.first(fq[0], name, client, now)
+                    if isinstance(lane, int):
+                        q = query_from_fast(data, fq, name, client, transport, self.server_payload)
+                        return self._decide(q, now, lane)
+                    entry = lane
+                if isinstance(entry, Drop):
+                    return self.drop(entry)
+                out = self._fast_answer(data, fq, entry, client, transport, now)
+                if transport is _UDP:
+                    self._remember(client, tail, out, entry, fq[2], now)
+                return out
         return self._full(data, client, transport)
 
     def _parse(self, tail: bytes, data: bytes) -> FastQuery | None:
@@ -175,9 +184,12 @@ class Service:
             if errors is not None and transport is _UDP and not errors(client, self.clock()):
                 return self.drop(ERRORS_LIMITED)
             return exc.response
-        now = self.clock()
+        return self._decide(q, self.clock(), 0)
+
+    def _decide(self, q: Query, now: float, start: int) -> Answer | Pending | Dropped:
+        """Run the chain from stage ``start`` (0, or where ``Pipeline.first`` stopped)."""
         try:
-            step = self.pipeline.handle(q, now)
+            step = self.pipeline.handle(q, now, start)
         except Exception:
             return self._bug(q)
         if isinstance(step, Reply):

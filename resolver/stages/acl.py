@@ -58,6 +58,10 @@ class AclStage:
         """Strangers never get the fast lane: their every query meets ``decide``."""
         return self.allowed(client)
 
+    def on_name(self, name: str, qtype: int, qclass: int, client: str, now: float) -> None:
+        """The lane runs for admitted clients only: ``allowed``, so ``decide`` passes them."""
+        return None
+
     def decide(self, query: Query, now: float) -> Step:
         if self.allowed(query.client):
             return CONTINUE

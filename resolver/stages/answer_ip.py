@@ -82,6 +82,9 @@ class AnswerIpStage:
     def decide(self, query: Query, now: float) -> Step:
         return CONTINUE  # judges answers only
 
+    def on_name(self, name: str, qtype: int, qclass: int, client: str, now: float) -> None:
+        return None
+
     def on_answer(
         self, query: Query, fwd: Forward, entry: CachedAnswer, now: float
     ) -> Reply | None:

@@ -59,6 +59,17 @@ class BlocklistStage:
             cached_answer.render(entry, query, now), Verdict.BLOCKED, m.source, m.category, entry
         )
 
+    def on_name(
+        self, name: str, qtype: int, qclass: int, client: str, now: float
+    ) -> CachedAnswer | None:
+        """``decide`` from the name alone: the blocked answer, or None (a clean name)."""
+        m = self.lists.current.match(name)
+        if m is None or (self._filtered and not self._applies(m)):
+            return None
+        return cached_answer.blocked_entry(
+            name, qtype, qclass, self.answer, m.source, m.category, now
+        )
+
     def on_answer(
         self, query: Query, fwd: Forward, entry: CachedAnswer, now: float
     ) -> Reply | None:

@@ -23,6 +23,7 @@ from typing import ClassVar, Final
 from resolver.core import responses, wire
 from resolver.core.categories import BYPASS
 from resolver.core.query import Query
+from resolver.core.stage import FULL, Full
 from resolver.core.steps import CONTINUE, Reply, Step, Verdict
 
 CATEGORY: Final = BYPASS
@@ -103,6 +104,14 @@ class CanaryStage:
         if name.endswith(_ZONE) and (name == _ZONE or name.endswith(_SUFFIX)):
             return self._resolver_arpa(query)
         return CONTINUE
+
+    def on_name(self, name: str, qtype: int, qclass: int, client: str, now: float) -> Full | None:
+        """A canary or resolver.arpa goes to ``decide`` (which counts it); any other passes."""
+        if name in self.canaries or (
+            name.endswith(_ZONE) and (name == _ZONE or name.endswith(_SUFFIX))
+        ):
+            return FULL
+        return None
 
     def _resolver_arpa(self, query: Query) -> Reply:
         self.hits["ddr"] = self.hits.get("ddr", 0) + 1

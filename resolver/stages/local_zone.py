@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from resolver.core import responses, wire
 from resolver.core.query import Query
+from resolver.core.stage import FULL, Full
 from resolver.core.steps import CONTINUE, TRUSTED, Reply, Step, Verdict
 from resolver.stages.upstream import under as _under
 
@@ -134,6 +135,21 @@ class LocalZoneStage:
         elif name.endswith("localhost") and _under(name, "localhost"):  # RFC 6761 §6.3
             return self._nxdomain(query, "localhost", "local")
         return CONTINUE
+
+    def on_name(self, name: str, qtype: int, qclass: int, client: str, now: float) -> Full | None:
+        """``decide`` without building an answer: whatever it would answer or trust is FULL."""
+        if qclass == wire.C_CH or name in self.records:
+            return FULL
+        for zone, trusted in self.forwards:
+            if _under(name, zone):
+                return FULL if trusted else None
+        if name.endswith(".arpa"):
+            for zone in self.private_reverse:
+                if _under(name, zone):
+                    return FULL
+        elif name.endswith("localhost") and _under(name, "localhost"):
+            return FULL
+        return None
 
     def _nxdomain(self, query: Query, zone: str, reason: str) -> Reply:
         """NXDOMAIN with the zone's SOA, so askers can cache the negation (RFC 2308 §3)."""

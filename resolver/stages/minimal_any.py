@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from resolver.core import responses, wire
 from resolver.core.query import Query
+from resolver.core.stage import FULL, Full
 from resolver.core.steps import CONTINUE, Reply, Step, Verdict
 
 # RFC 8482 §4.2: a synthesised HINFO with CPU "RFC8482" and an empty OS.
@@ -19,6 +20,9 @@ class MinimalAnyStage:
 
     def describe(self) -> str:
         return "ANY answered with RFC 8482 HINFO"
+
+    def on_name(self, name: str, qtype: int, qclass: int, client: str, now: float) -> Full | None:
+        return FULL if qtype == wire.T_ANY else None
 
     def decide(self, query: Query, now: float) -> Step:
         if query.qtype != wire.T_ANY:

@@ -17,6 +17,7 @@ from typing import ClassVar, Final
 
 from resolver.core import responses, wire
 from resolver.core.query import Query
+from resolver.core.stage import FULL, Full
 from resolver.core.steps import CONTINUE, Reply, Step, Verdict
 
 T_IXFR: Final = 251
@@ -50,6 +51,12 @@ class ProtocolStage:
         if qtype in _NOT_QUESTIONS:
             return self._error(query, wire.FORMERR, Verdict.FORMERR, "meta-type")
         return CONTINUE
+
+    def on_name(self, name: str, qtype: int, qclass: int, client: str, now: float) -> Full | None:
+        """``decide``'s two comparisons: anything it would answer goes to it."""
+        if qclass not in _SERVED_CLASSES or (wire.T_OPT <= qtype <= _T_MAILA):
+            return FULL
+        return None
 
     @staticmethod
     def _error(query: Query, rcode: int, verdict: str, reason: str) -> Reply:

@@ -120,6 +120,9 @@ class RateLimitStage:
         drop = self.meter(query.client, now)
         return CONTINUE if drop is None else drop
 
+    def on_name(self, name: str, qtype: int, qclass: int, client: str, now: float) -> Drop | None:
+        return self.meter(client, now)
+
 
 class ErrorLimiter:
     """Error answers per source network, RRL-style (BIND's ``errors-per-second`` and ``slip``).

@@ -24,6 +24,10 @@ class RecursionStage:
     def describe(self) -> str:
         return "queries without RD answered from local data only, else REFUSED"
 
+    def on_name(self, name: str, qtype: int, qclass: int, client: str, now: float) -> None:
+        """The lane sees only queries with RD (resolver.core.fastpath): ``decide`` passes them."""
+        return None
+
     def decide(self, query: Query, now: float) -> Step:
         if query.flags & wire.RD:
             return CONTINUE
