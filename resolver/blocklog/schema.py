@@ -16,7 +16,7 @@ from resolver.errors import ParafoudreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 6
+SCHEMA_VERSION: Final = 7
 
 # Blocks of these categories are not threats: the box stopped a machine getting around the filter
 # (Firefox's canary, iCloud Private Relay's, a public DNS-over-HTTPS resolver listed by a
@@ -111,6 +111,10 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # alone (30 day totals of a 1,000,000-row log: 2,492 -> 8 ms), and the threats are all
     # blocks (blocks_ts_count) minus these.
     ("CREATE INDEX blocks_category_ts_count ON blocks (category, ts, count)",),
+    # 6 -> 7: blocks_ts is a prefix of blocks_ts_count, which serves every query it served
+    # (retention, recent rows); one b-tree less to update per row: a burst of distinct blocked
+    # names cost the writer 6.5 us of CPU per row with it, 5.1 without.
+    ("DROP INDEX IF EXISTS blocks_ts",),
 )
 
 

@@ -148,9 +148,13 @@ def blocked_entry(
     reason: str,
     category: str,
     now: float,
+    ede: bytes | None = None,
 ) -> CachedAnswer:
-    """The answer to a blocked name, with an Extended DNS Error saying which list (RFC 8914)."""
-    ede = wire.ede_option(EDE_BLOCKED, reason)
+    """The answer to a blocked name, with an Extended DNS Error saying which list (RFC 8914).
+
+    ``ede``: that option, if the caller keeps it per reason (``ede_blocked``)."""
+    if ede is None:
+        ede = ede_blocked(reason)
     rcode, body, an = wire.NOERROR, b"", 0
     if how.mode == "nxdomain":
         rcode = wire.NXDOMAIN
@@ -186,6 +190,11 @@ def blocked_entry(
         reason,
         category,
     )
+
+
+def ede_blocked(reason: str) -> bytes:
+    """The EDE option of a block for ``reason`` (RFC 8914 §4.16, Blocked)."""
+    return wire.ede_option(EDE_BLOCKED, reason)
 
 
 STALE_TTL = 30  # RFC 8767 §4: TTL of records served stale

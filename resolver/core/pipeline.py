@@ -25,6 +25,7 @@ from resolver.core.stage import (
     AnswerJudge,
     Full,
     Metered,
+    NameHook,
     NameJudge,
     Rendered,
     Stage,
@@ -64,12 +65,16 @@ class Pipeline:
         self._generations = [s.generation for s in self._versioned]
         self._judges = tuple((s, s.policy) for s in stages if isinstance(s, AnswerJudge))
         self._rechecks = tuple((s, p) for s, p in self._judges if getattr(s, "rechecks", False))
-        # The stages ``first`` runs: the chain's head up to the first stage without on_name.
-        lane = []
-        for stage in stages:
+        # The stages ``first`` runs, with their place: the chain's head up to the first stage
+        # without on_name, less those that pass every plain query of an admitted client.
+        lane: list[tuple[int, NameHook]] = []
+        self._lane_end = len(stages)
+        for i, stage in enumerate(stages):
             if not isinstance(stage, NameJudge):
+                self._lane_end = i
                 break
-            lane.append(stage.on_name)
+            if not getattr(stage, "passes_names", False):
+                lane.append((i, stage.on_name))
         self._lane = tuple(lane)
         self._store = cache.store
 
@@ -110,26 +115,25 @@ class Pipeline:
 
     def first(self, key: bytes, name: str, client: str, now: float) -> CachedAnswer | Drop | int:
         """A question the cache has not seen (``cached`` said None), judged from its name by
-        the stages' ``on_name`` in chain order: a stage's answer (a listed name: cached as the
-        full path caches it), a Drop, or the index of the stage from which ``handle`` must
-        run (the stages before it would pass the query on, and have seen it: a metered stage
-        counted it). ``key`` is the fast parse's cache key, ``name`` its text."""
+        the stages' ``on_name`` in chain order: a stage's answer (a listed name), a Drop, or
+        the index of the stage from which ``handle`` must run (the stages before it would
+        pass the query on, and have seen it: a metered stage counted it). ``key`` is the fast
+        parse's cache key, ``name`` its text.
+
+        A listed name's answer is not cached: answering it again here costs what a cache hit
+        costs, and a burst of distinct listed names (a malware's domain list) would otherwise
+        evict the commune's answers from the cache."""
         if client not in self.admitted:
             return 0
         qtype = (key[-5] << 8) | key[-4]
         qclass = (key[-3] << 8) | key[-2]
-        i = 0
-        for on_name in self._lane:
+        for i, on_name in self._lane:
             step = on_name(name, qtype, qclass, client, now)
             if step is not None:
                 if isinstance(step, Full):
                     return i
-                if isinstance(step, Drop):
-                    return step
-                self._store(key, step)
                 return step
-            i += 1
-        return i
+        return self._lane_end
 
     def tick(self, now: float) -> None:
         """A new batch of datagrams at ``now`` (the memo of renderings ages by the second)."""

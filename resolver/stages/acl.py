@@ -24,6 +24,7 @@ _UDP = Transport.UDP
 class AclStage:
     name: ClassVar[str] = "acl"
     policy: ClassVar[bool] = False
+    passes_names: ClassVar[bool] = True  # its on_name says None: left out of the lane
 
     def __init__(self, networks: Iterable[IPNetwork], errors: ErrorLimiter | None = None) -> None:
         self.networks = tuple(networks)

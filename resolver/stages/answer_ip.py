@@ -58,6 +58,7 @@ def addresses(entry: CachedAnswer, question: bytes) -> list[bytes]:
 class AnswerIpStage:
     name: ClassVar[str] = "answer-ip"
     policy: ClassVar[bool] = True
+    passes_names: ClassVar[bool] = True  # its on_name says None: left out of the lane
     rechecks: ClassVar[bool] = True  # addresses listed since the answer was cached
 
     def __init__(

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from resolver.core.cached_answer import CachedAnswer
 
 
+_EDE_MAX = 256
+
+
 class BlocklistStage:
     name: ClassVar[str] = "blocklist"
     policy: ClassVar[bool] = True
@@ -36,6 +39,8 @@ class BlocklistStage:
         self.categories = frozenset(categories)
         self.sources = frozenset(sources)
         self._filtered = bool(self.categories or self.sources)
+        # EDE option per block reason: the lists' sources, a handful (bounded all the same).
+        self._ede: dict[str, bytes] = {}
 
     def describe(self) -> str:
         only = ""
@@ -66,8 +71,14 @@ class BlocklistStage:
         m = self.lists.current.match(name)
         if m is None or (self._filtered and not self._applies(m)):
             return None
+        reason = m.source
+        ede = self._ede.get(reason)
+        if ede is None:
+            if len(self._ede) >= _EDE_MAX:
+                self._ede.clear()
+            ede = self._ede[reason] = cached_answer.ede_blocked(reason)
         return cached_answer.blocked_entry(
-            name, qtype, qclass, self.answer, m.source, m.category, now
+            name, qtype, qclass, self.answer, reason, m.category, now, ede
         )
 
     def on_answer(

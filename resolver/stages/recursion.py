@@ -20,6 +20,7 @@ from resolver.core.steps import CONTINUE, Reply, Step, Verdict
 class RecursionStage:
     name: ClassVar[str] = "recursion"
     policy: ClassVar[bool] = False
+    passes_names: ClassVar[bool] = True  # its on_name says None: left out of the lane
 
     def describe(self) -> str:
         return "queries without RD answered from local data only, else REFUSED"
