@@ -37,3 +37,38 @@ def test_long_names_give_the_same_answer_as_the_full_lookup() -> None:
     assert prefix == ".".join(labels[:-1])
     deep = ".".join(labels) + ".tunnel.example.org"
     assert D.split(deep) == (".".join(labels) + ".tunnel", "example.org")
+
+
+def _names_of_every_rule() -> list[str]:
+    """Each rule of the bundled list as a name, under one to three labels, its wildcard filled
+    and its exception taken literally: every branch of the library's matching."""
+    rules = sorted(getattr(D._psl, "_publicsuffix"))  # noqa: B009 - the list as the library read it
+    names = []
+    for i, rule in enumerate(rules):
+        body = rule.lstrip("!")
+        heads = (*("", "a", "x1.www", "k.l.m")[i % 4 :], "q.r.s.t.u.v")
+        for head in heads:
+            for name in (rule, body, body.removeprefix("*."), body.replace("*", "w")):
+                names.append(f"{head}.{name}" if head else name)
+    return names
+
+
+def test_the_memo_gives_the_library_answer_for_every_rule() -> None:
+    """The memo keys on the longest rule suffix of a name: asked twice (the second time from
+    the memo), every name splits as the library alone splits it."""
+    fresh = RegisteredDomains()
+    names = [*_names_of_every_rule(), "a.b.ck", "b.ck", "www.ck", "a.www.ck", "x.kobe.jp"]
+    for name in names + names:
+        assert fresh.split(name) == fresh._split_library(name), name
+
+
+@pytest.mark.parametrize("qname", ["Www.Example.COM", "a..example.com", ".example.com", "1.2"])
+def test_names_the_memo_does_not_take_go_to_the_library(qname: str) -> None:
+    assert D.split(qname) == D._split_library(qname)
+
+
+def test_unknown_top_level_domains_are_remembered_as_unknown() -> None:
+    fresh = RegisteredDomains()
+    assert not fresh.tld_exists("a.b.mairie.lan")
+    assert not fresh.tld_exists("c.lan")  # from the memo of unknown ones
+    assert fresh.tld_exists("example.com")
