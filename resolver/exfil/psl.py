@@ -4,11 +4,12 @@ The private section matters: ``x.duckdns.org`` and ``y.duckdns.org`` belong to t
 a tunnel on one never borrows the other's history, and a big shared suffix is never one target.
 
 Every query the detectors judge needs its registered domain, and the library's lookup costs
-3 to 6 µs (it lowers, splits, then joins and tests every suffix of up to 8 labels). The answer only depends on the longest
-suffix of the name that some rule ends with, and on whether labels stand left of it (the
-library's wildcard rule ``*.ck`` makes ``a.b.ck`` public down to ``b.ck`` but ``b.ck`` itself its
-own root): that pair is remembered, so a new name under a known domain costs a few set lookups.
-There are at most as many such pairs as the list has suffixes: no traffic can grow the memo.
+3 to 6 µs (it lowers, splits, then joins and tests every suffix of up to 8 labels). The answer
+only depends on the longest suffix of the name that some rule ends with, and on whether labels
+stand left of it (the library's wildcard rule ``*.ck`` makes ``a.b.ck`` public down to ``b.ck``
+but ``b.ck`` itself its own root): that pair is remembered, so a new name under a known domain
+costs a few set lookups. There are at most as many such pairs as the list has suffixes: no
+traffic can grow the memo.
 """
 
 from __future__ import annotations
