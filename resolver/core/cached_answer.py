@@ -88,6 +88,7 @@ def _read_records(
             # resolvers always put OPT last, so refuse the odd message instead of mangling it.
             raise WireError("record after OPT")
         ttl = rr.ttl
+        raw_ttl = 0 if ttl & 0x80000000 else ttl  # RFC 2181 §8: top bit set means 0
         if rr.section == 0:
             an += 1
             if rr.rtype in _ALIASES:
@@ -96,10 +97,11 @@ def _read_records(
             ns += 1
             if rr.rtype == _T_SOA and rr.rdlength >= 20:
                 minimum = U32.unpack_from(resp, rr.rdata_at + rr.rdlength - 4)[0]
-                neg_ttl = min(ttl, minimum)  # RFC 2308 §5
+                # RFC 2308 §5; MINIMUM is a TTL too: top bit set means 0, never a negation
+                # held for max_ttl while the SOA itself says 0.
+                neg_ttl = min(raw_ttl, 0 if minimum & 0x80000000 else minimum)
         else:
             ar += 1
-        raw_ttl = 0 if ttl & 0x80000000 else ttl  # RFC 2181 §8: top bit set means 0
         ttl_at.append(rr.ttl_at - qend)
         ttls.append(min(max(raw_ttl, min_ttl), max_ttl))
     # Up to the end of the last record: bytes after it (junk from a broken upstream) would sit
