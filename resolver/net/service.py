@@ -51,6 +51,41 @@ class Dropped:
         self.ends_stream = ends_stream
 
 
+class _Waiter:
+    """One query waiting for an upstream answer: how to deliver it, and its stale fallback."""
+
+    __slots__ = ("answered", "deliver", "pending", "stale", "timer")
+
+    def __init__(self, pending: Pending, deliver: Callable[[bytes], None]) -> None:
+        self.pending = pending
+        self.deliver = deliver
+        self.stale: CachedAnswer | None = None  # an expired answer to serve if none comes
+        self.timer: asyncio.TimerHandle | None = None  # when to serve it
+        self.answered = False  # the stale answer went out: the late one only fills the cache
+
+
+class _Flight:
+    """One upstream exchange, from send to answer, and the queries waiting for it."""
+
+    __slots__ = ("key", "service", "waiters")
+
+    def __init__(self, service: Service, key: tuple[bytes, Forward], first: _Waiter) -> None:
+        self.service = service
+        self.key = key
+        self.waiters = [first]
+
+    def landed(self, response: bytes | None) -> None:
+        service = self.service
+        flights = service._flights
+        if flights.get(self.key) is self:
+            del flights[self.key]
+        for w in self.waiters:
+            try:
+                service._landed(w, response)
+            except Exception:  # one waiter's fault must not leave the others unanswered
+                log.exception("answer to a coalesced query not delivered")
+
+
 OVERLOAD: Final = Dropped("overload")  # too many queries waiting for upstreams
 UNANSWERABLE: Final = Dropped("malformed", ends_stream=False)
 ERRORS_LIMITED: Final = Dropped("error_limit")  # too many error answers to this source network
@@ -98,8 +133,8 @@ class Service:
         # May an error answer to a malformed query go to this client now (ErrorLimiter)?
         self.errors = errors
         self._refreshing: set[bytes] = set()
-        # (cache key, Forward) -> what to do with the answer, for each query waiting for it.
-        self._flights: dict[tuple[bytes, Forward], list[Callable[[bytes | None], None]]] = {}
+        # (cache key, Forward) -> the exchange in flight for it, and the queries it answers.
+        self._flights: dict[tuple[bytes, Forward], _Flight] = {}
         self.coalesced = 0  # queries answered by another query's upstream exchange
         self.prefetches = 0
         self.inflight = 0
@@ -278,93 +313,66 @@ class Service:
     # --- waiting for the upstream --------------------------------------------------------------
 
     def forward(self, pending: Pending, deliver: Callable[[bytes], None]) -> None:
-        """Ask the upstream with callbacks (no task); ``deliver`` gets the answer, once."""
+        """Ask the upstream (no task, no closure); ``deliver`` gets the answer, once.
+
+        With an expired answer at hand (RFC 8767 §5), the client gets it after
+        ``stale_answer_after`` if the upstream is still silent; its late answer still
+        refreshes the cache.
+        """
+        w = _Waiter(pending, deliver)
         stale = self._stale_entry(pending.query, pending.fwd, self.clock())
         if stale is not None:
-            self._forward_or_stale(pending, stale, deliver)
-            return
+            w.stale = stale
+            w.timer = asyncio.get_running_loop().call_later(
+                self.stale_answer_after, self._stale_due, w
+            )
+        self._exchange(w)
 
-        def done(response: bytes | None) -> None:
-            self._deliver(pending, response, None, deliver)
+    def _stale_due(self, w: _Waiter) -> None:
+        w.timer = None
+        w.answered = True
+        self._deliver(w, None)
 
-        self._exchange(pending, done, deliver, None)
-
-    def _forward_or_stale(
-        self, pending: Pending, stale: CachedAnswer, deliver: Callable[[bytes], None]
-    ) -> None:
-        """RFC 8767 §5: with an expired answer at hand, the client gets it after
-        ``stale_answer_after`` if the upstream is still silent; its late answer still
-        refreshes the cache."""
-        answered = False
-
-        def on_timeout() -> None:
-            nonlocal answered
-            answered = True
-            self._deliver(pending, None, stale, deliver)
-
-        timer = asyncio.get_running_loop().call_later(self.stale_answer_after, on_timeout)
-
-        def done(response: bytes | None) -> None:
-            timer.cancel()
-            if answered:
-                self._complete_late(pending.query, pending.fwd, response)
-            else:
-                self._deliver(pending, response, stale, deliver)
-
-        self._exchange(pending, done, deliver, timer)
-
-    def _exchange(
-        self,
-        pending: Pending,
-        done: Callable[[bytes | None], None],
-        deliver: Callable[[bytes], None],
-        timer: asyncio.TimerHandle | None,
-    ) -> None:
+    def _exchange(self, w: _Waiter) -> None:
         """Ask the upstream, or wait for the same question already asked of the same servers.
 
         Identical questions in flight share one upstream exchange (one answer, one chance for
-        an off-path spoofer instead of one per client: RFC 5452 §5), and each waiter's ``done``
-        then completes its own query (its ID, case, size limit, its answer-judging stages).
-        Only the same cache key (name, type, class, DO, CD: what our upstream query carries)
-        sent to the same Forward (servers, zone, trust) is shared: the chain has already
-        judged each client before its query got here.
+        an off-path spoofer instead of one per client: RFC 5452 §5), and each waiter then gets
+        its own answer (its ID, case, size limit, its answer-judging stages). Only the same
+        cache key (name, type, class, DO, CD: what our upstream query carries) sent to the
+        same Forward (servers, zone, trust) is shared: the chain has already judged each client
+        before its query got here.
         """
-        key = (pending.query.cache_key, pending.fwd)
-        flights = self._flights
-        waiting = flights.get(key)
-        if waiting is not None:
-            waiting.append(done)
+        q, fwd = w.pending.query, w.pending.fwd
+        key = (q.cache_key, fwd)
+        flight = self._flights.get(key)
+        if flight is not None:
+            flight.waiters.append(w)
             self.coalesced += 1
             return
-        flights[key] = waiting = [done]
-
-        def landed(response: bytes | None) -> None:
-            if flights.get(key) is waiting:
-                del flights[key]
-            for each in waiting:
-                try:
-                    each(response)
-                except Exception:  # one waiter's fault must not leave the others unanswered
-                    log.exception("answer to a coalesced query not delivered")
-
+        flight = self._flights[key] = _Flight(self, key, w)
         try:
-            self.upstream.exchange_soon(pending.query, pending.fwd.servers, landed)
+            self.upstream.exchange_soon(q, fwd.servers, flight.landed)
         except Exception:
-            if flights.get(key) is waiting:
-                del flights[key]
-            if timer is not None:
-                timer.cancel()
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+            if w.timer is not None:
+                w.timer.cancel()
             self.inflight -= 1
-            deliver(self._bug(pending.query))
+            w.deliver(self._bug(q))
 
-    def _deliver(
-        self,
-        pending: Pending,
-        response: bytes | None,
-        stale: CachedAnswer | None,
-        deliver: Callable[[bytes], None],
-    ) -> None:
-        q, fwd = pending.query, pending.fwd
+    def _landed(self, w: _Waiter, response: bytes | None) -> None:
+        """The upstream's answer (None: none came) for one waiter."""
+        if w.timer is not None:
+            w.timer.cancel()
+            w.timer = None
+        if w.answered:  # it had its stale answer: the late one only refreshes the cache
+            self._complete_late(w.pending.query, w.pending.fwd, response)
+        else:
+            self._deliver(w, response)
+
+    def _deliver(self, w: _Waiter, response: bytes | None) -> None:
+        q, fwd, stale = w.pending.query, w.pending.fwd, w.stale
         now = self.clock()
         try:
             if response is None and stale is not None:
@@ -378,7 +386,7 @@ class Service:
             out = self._bug(q)
         finally:
             self.inflight -= 1
-        deliver(out)
+        w.deliver(out)
 
     def _complete_late(self, q: Query, fwd: Forward, response: bytes | None) -> None:
         if response is not None:
