@@ -60,8 +60,9 @@ MAX_SOCKETS: Final = 64  # sockets per server at most (so 6,400 queries in fligh
 
 # What a try does with its outcome: the answer, or None (timeout, ICMP error, pool closed).
 OnAnswer = Callable[[bytes | None], None]
-# A query in flight: what we sent (to match the answer) and who gets the outcome.
-_Waiter = tuple[bytes, OnAnswer]
+# A query in flight: what we sent (to match the answer), who gets the outcome, and the number
+# of its entry in the deadline heap.
+_Waiter = tuple[bytes, OnAnswer, int]
 
 
 class _Port:
@@ -107,8 +108,10 @@ class UdpPool:
         self.max_sockets = max_sockets
         self._live: dict[tuple[str, int], list[_Port]] = {}  # per server, the ones in use
         self._open: dict[int, _Port] = {}  # by fd: live and retired ones not yet closed
-        self._deadlines: list[tuple[float, int, _Port, int, _Waiter]] = []  # a heap
-        self._seq = itertools.count()  # breaks ties in the heap (ports do not compare)
+        # (deadline, number, socket, ID): a heap. An answered try's entry stays until its
+        # deadline, so it holds no reference to the query's callback (and all it holds).
+        self._deadlines: list[tuple[float, int, _Port, int]] = []
+        self._seq = itertools.count()  # entry numbers: tell a try from a later one with its ID
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self.in_flight = 0
@@ -140,11 +143,11 @@ class UdpPool:
             elif p.retired:
                 self._close(p)
             raise
-        w = (sent, on_answer)
-        waiting[qid] = w
+        seq = next(self._seq)
+        waiting[qid] = (sent, on_answer, seq)
         self.in_flight += 1
         deadline = now + wait
-        heapq.heappush(self._deadlines, (deadline, next(self._seq), p, qid, w))
+        heapq.heappush(self._deadlines, (deadline, seq, p, qid))
         if deadline < self._timer_at:
             self._arm(deadline)
 
@@ -229,8 +232,8 @@ class UdpPool:
         self.in_flight -= len(waiting)
         if p.retired:
             self._close(p)
-        for _, on_answer in waiting.values():
-            on_answer(None)
+        for w in waiting.values():
+            w[1](None)
 
     def _arm(self, when: float) -> None:
         if self._timer is not None:
@@ -245,9 +248,9 @@ class UdpPool:
         now = self.loop.time()
         heap = self._deadlines
         while heap and heap[0][0] <= now:
-            _, _, p, qid, w = heapq.heappop(heap)
-            # Answered tries stay in the heap until their deadline: skip them here.
-            if p.waiting.get(qid) is w:
+            _, seq, p, qid = heapq.heappop(heap)
+            w = p.waiting.get(qid)
+            if w is not None and w[2] == seq:  # not answered yet (nor a later try's ID)
                 self._done(p, qid, w[1], None)
         if not self.in_flight:
             heap.clear()  # only answered tries were left
@@ -286,8 +289,8 @@ class UdpPool:
             waiting, p.waiting = p.waiting, {}
             self.in_flight -= len(waiting)
             self._close(p)
-            for _, on_answer in waiting.values():
-                on_answer(None)
+            for w in waiting.values():
+                w[1](None)
 
 
 def _busy(p: _Port) -> int:
