@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Final, NamedTuple
+from typing import Final
 
 from resolver.config.exfiltration import ExfilThresholds
 
@@ -86,12 +86,12 @@ def is_key(prefix: str) -> bool:
     return len(label) <= 40 and not label.translate(_HEX)
 
 
-class NameEvidence(NamedTuple):
-    """Per-query evidence about a name part (a tuple: built on every query)."""
-
-    octets: int  # wire octets of the labels, dots not counted
-    odd: int  # octets that are not letters, digits, '-', '_' or '*'
-    data: bool  # looks like encoded data (see ``is_data``)
+# Per-query evidence about a name part: (octets, odd, data). A plain tuple: a NamedTuple's
+# constructor is a Python function, ~0.3 µs on every query.
+#   octets: wire octets of the labels, dots not counted
+#   odd: octets that are not letters, digits, '-', '_' or '*'
+#   data: looks like encoded data (see ``is_data``)
+NameEvidence = tuple[int, int, bool]
 
 
 def entropy(text: str) -> float:
@@ -132,10 +132,10 @@ def measure(prefix: str, t: ExfilThresholds) -> NameEvidence:
     octets = len(prefix) - dots - 3 * odd
     if odd:
         # Bytes no host name holds: base64 '+' and '/', iodine's base128, raw binary.
-        return NameEvidence(octets, odd, True)
+        return octets, odd, True
     if octets < t.min_data_chars:
-        return NameEvidence(octets, 0, False)
-    return NameEvidence(octets, 0, is_data(prefix.replace(".", ""), t))
+        return octets, 0, False
+    return octets, 0, is_data(prefix.replace(".", ""), t)
 
 
 _DIGITS: Final = frozenset("0123456789")

@@ -236,25 +236,27 @@ class ExfiltrationStage:
     ) -> tuple[str, ...]:
         """Count this new name; return the signals whose threshold it reached (usually none)."""
         t = self.t
-        ev = measure(prefix, t)
-        if not ev.data:
+        octets, escaped, data = measure(prefix, t)
+        odd = 1 if escaped else 0  # ODD counts names, not their odd octets
+        if not data:
             track.keep_plain(name_key)
         else:
             track.mark_data(name_key)
-        strong = int(qtype in STRONG_TYPES)
-        odd = 1 if ev.odd else 0
+        strong = 1 if qtype in STRONG_TYPES else 0
         if not odd and is_mail_shape(prefix):
             # DKIM, DMARC, SPF, DNSBL: only the strong signals and the rate apply.
-            track.short.add(now, (0, 0, 0, strong, 1, 0, 0, 0, 0))
+            track.short.count_name(now, 0, 0, 0, strong, 0)
             return ("qtype",) if strong and self._strong_types(track) else ()
-        info = track.information(prefix, ev.octets, t.info_min_chars, ev.data)
-        if ev.data:
+        info = track.information(prefix, octets, t.info_min_chars, data)
+        if data:
             weight = t.weak_type_weight if qtype in WEAK_TYPES else 1
-            values = (weight, ev.octets, odd, strong, 1, info, 0, 0, 0)
+            track.long.count_name(now, weight, octets, odd, strong, info)
+            track.short.count_name(now, weight, octets, odd, strong, info)
         else:
-            values = (0, 0, 0, strong, 1, info, 0, 0, 0)
-        long = track.long.add(now, values)
-        short = track.short.add(now, values)
+            track.long.count_name(now, 0, 0, 0, strong, info)
+            track.short.count_name(now, 0, 0, 0, strong, info)
+        short = track.short.totals
+        long = track.long.totals
         signals: list[str] = []
         if short[state.ODD] >= t.odd_names:
             signals.append("odd")
@@ -263,14 +265,14 @@ class ExfiltrationStage:
         if short[state.DISTINCT] >= t.rate:
             signals.append("rate")
         if (
-            ev.data
+            data
             and info >= t.name_info  # more than a lookup key (an update's 8-hex hash)
             and track.persist(now, t.persist_slot, t.persist_span) >= t.persist_slots
             and not is_key(prefix)
         ):
             signals.append("persist")
-        if ev.data or info >= t.info_min_chars * 2:
-            signals += self._weak(track, short, long, ev.data, no_tld)
+        if data or info >= t.info_min_chars * 2:
+            signals += self._weak(track, short, long, data, no_tld)
         return tuple(signals)
 
     def _weak(
@@ -486,9 +488,10 @@ class ExfiltrationStage:
         # carried up: the bound of Paxson et al. (names going up) applied to the downlink of
         # the same names. A TXT task fetch "api.<nonce>" carries 4 octets up and 189 down.
         down = carried if fresh == 2 else 0
-        values = (0, 0, 0, 0, 0, down, carried, 1, int(rcode == 3))
-        short = track.short.add(now, values)
-        long = track.long.add(now, values)
+        track.short.count_answer(now, down, carried, 1 if rcode == 3 else 0)
+        track.long.count_answer(now, down, carried, 1 if rcode == 3 else 0)
+        short = track.short.totals
+        long = track.long.totals
         t = self.t
         signals = []
         if (

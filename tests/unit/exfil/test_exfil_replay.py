@@ -79,7 +79,9 @@ def test_held_out_day_mail_antivirus_cdn_rdns_and_ad_pass() -> None:
     blocked = []
     types = {name: dns.rdatatype.from_text(name) for name in {r[2] for r in rows}}
     for t, client, qtype, qname, family in rows:
-        question = dns.name.from_text(qname).to_wire() + struct.pack("!HH", types[qtype], 1)
+        name = dns.name.from_text(qname).to_wire()
+        assert name is not None  # without a file, to_wire returns the bytes
+        question = name + struct.pack("!HH", types[qtype], 1)
         wire = b"\x42\x42\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + question
         if isinstance(stage.decide(from_wire(wire, client, Transport.UDP), T0 + t), Reply):
             blocked.append((family, qname))
