@@ -19,6 +19,10 @@ _ECHO = wire.RD | wire.CD
 _T_OPT = wire.T_OPT
 _T_SOA = wire.T_SOA
 _ALIASES = frozenset((wire.T_CNAME, wire.T_DNAME))
+_RR_FIXED_UNPACK = RR_FIXED.unpack_from
+_U32_UNPACK = U32.unpack_from
+_U32_PACK_INTO = U32.pack_into
+_skip_name = wire.skip_name
 _QNAME_PTR = b"\xc0\x0c"  # the question name always starts at offset 12
 EDE_BLOCKED = 15  # RFC 8914 §4.16
 # Blocked answers stay cached until the lists change (a swap clears the cache); this only
@@ -59,81 +63,109 @@ class CachedAnswer(NamedTuple):
         return self.flags & wire.RCODE_MASK
 
 
-def _read_records(
-    resp: bytes, qend: int, rrs: list[wire.RRInfo], min_ttl: int, max_ttl: int
-) -> tuple[bytearray, tuple[int, int, int], list[int], list[int], list[int], int]:
-    """The sections after the question without the OPT record, with what the cache needs.
+# What _read_records finds: where the kept body ends, the kept (answer, authority, additional)
+# counts, TTL offsets in the body, clamped TTLs, whether any TTL differs from the wire's, the
+# CNAME/DNAME target offsets, and the negative TTL of the authority's SOA (-1: none).
+_Records = tuple[int, int, int, int, list[int], list[int], bool, list[int], int]
 
-    Returns the body, the (answer, authority, additional) counts, the TTL offsets in the body
-    and the clamped TTLs, the CNAME/DNAME target offsets, and the negative-answer TTL of the
-    authority's SOA (RFC 2308 §5; -1 when there is none).
-    """
-    segments: list[bytes] = []
-    cut = 0  # bytes removed before the current point (the OPT record)
-    last = qend
+
+def _skip_question(resp: bytes) -> tuple[int, int, int, int, int]:
+    """The header's flags and record counts, and the offset after the question (RFC 1035 §4.1)."""
+    n = len(resp)
+    if n < 12:
+        raise WireError("shorter than a DNS header")
+    _, flags, qd, an, ns, ar = HEADER.unpack_from(resp)
+    pos = 12
+    for _ in range(qd):
+        pos = _skip_name(resp, pos) + 4
+        if pos > n:
+            raise WireError("question runs past the end")
+    return flags, an, ns, ar, pos
+
+
+def _read_records(
+    resp: bytes, qend: int, counts: tuple[int, int, int], min_ttl: int, max_ttl: int
+) -> _Records:
+    """One pass over the records (RFC 1035 §4.1.3): what the cache needs, nothing allocated
+    per record but its offsets. The OPT record is per hop (RFC 6891 §6.1.1): the body ends
+    where it starts; a record after it would lose its place, so the message is refused."""
+    n = len(resp)
+    unpack = _RR_FIXED_UNPACK
     ttl_at: list[int] = []
     ttls: list[int] = []
     cnames: list[int] = []
-    an = ns = ar = 0
-    neg_ttl = -1
-    for rr in rrs:
-        if rr.rtype == _T_OPT:
-            end = rr.rdata_at + rr.rdlength
-            segments.append(resp[last : rr.start])
-            cut += end - rr.start
-            last = end
-            continue
-        if cut:
-            # A record after OPT would be shifted under its own compression pointers; recursive
-            # resolvers always put OPT last, so refuse the odd message instead of mangling it.
-            raise WireError("record after OPT")
-        ttl = rr.ttl
-        raw_ttl = 0 if ttl & 0x80000000 else ttl  # RFC 2181 §8: top bit set means 0
-        if rr.section == 0:
-            an += 1
-            if rr.rtype in _ALIASES:
-                cnames.append(rr.rdata_at - qend)
-        elif rr.section == 1:
-            ns += 1
-            if rr.rtype == _T_SOA and rr.rdlength >= 20:
-                minimum = U32.unpack_from(resp, rr.rdata_at + rr.rdlength - 4)[0]
+    kept = [0, 0, 0]
+    neg_ttl = opt_at = -1
+    changed = False
+    pos = qend
+    for section, count in enumerate(counts):
+        for _ in range(count):
+            start = pos
+            # The owner is nearly always a pointer; a cut one fails the bound check below.
+            pos = pos + 2 if pos < n and resp[pos] >= 0xC0 else _skip_name(resp, pos)
+            if pos + 10 > n:
+                raise WireError("record header runs past the end")
+            rtype, _, ttl, rdlen = unpack(resp, pos)
+            rdata_at = pos + 10
+            pos = rdata_at + rdlen
+            if pos > n:
+                raise WireError("rdata runs past the end")
+            if rtype == _T_OPT:
+                opt_at = start if opt_at < 0 else opt_at
+                continue
+            if opt_at >= 0:
+                raise WireError("record after OPT")
+            t = 0 if ttl & 0x80000000 else ttl  # RFC 2181 §8: top bit set means 0
+            if section == 0:
+                if rtype in _ALIASES:
+                    cnames.append(rdata_at - qend)
+            elif section == 1 and rtype == _T_SOA and rdlen >= 20:
+                minimum = _U32_UNPACK(resp, pos - 4)[0]
                 # RFC 2308 §5; MINIMUM is a TTL too: top bit set means 0, never a negation
                 # held for max_ttl while the SOA itself says 0.
-                neg_ttl = min(raw_ttl, 0 if minimum & 0x80000000 else minimum)
-        else:
-            ar += 1
-        ttl_at.append(rr.ttl_at - qend)
-        ttls.append(min(max(raw_ttl, min_ttl), max_ttl))
-    # Up to the end of the last record: bytes after it (junk from a broken upstream) would sit
-    # between the records and the OPT record rendered for the asker, and break the answer.
-    segments.append(resp[last : rrs[-1].rdata_at + rrs[-1].rdlength if rrs else qend])
-    return bytearray(b"".join(segments)), (an, ns, ar), ttl_at, ttls, cnames, neg_ttl
+                neg_ttl = min(t, 0 if minimum & 0x80000000 else minimum)
+            kept[section] += 1
+            t = t if t > min_ttl else min_ttl
+            t = t if t < max_ttl else max_ttl
+            changed = changed or t != ttl
+            ttl_at.append(rdata_at - 6 - qend)
+            ttls.append(t)
+    # Bytes after the last record (junk from a broken upstream) are not kept either: they would
+    # sit between the records and the OPT record rendered for the asker.
+    end = opt_at if opt_at >= 0 else pos
+    return end, kept[0], kept[1], kept[2], ttl_at, ttls, changed, cnames, neg_ttl
 
 
 def from_upstream(resp: bytes, now: float, min_ttl: int, max_ttl: int) -> CachedAnswer:
     """Read an upstream response (already matched to our query); raise WireError if malformed."""
-    qend, rrs = wire.walk(resp)
-    flags = HEADER.unpack_from(resp)[1]
-    body, counts, ttl_at, ttls, cnames, neg_ttl = _read_records(resp, qend, rrs, min_ttl, max_ttl)
+    flags, an, ns, ar, qend = _skip_question(resp)
+    end, an, ns, ar, ttl_at, ttls, changed, cnames, neg_ttl = _read_records(
+        resp, qend, (an, ns, ar), min_ttl, max_ttl
+    )
     rcode = flags & wire.RCODE_MASK
-    an, ns, ar = counts
     if rcode == wire.NOERROR and an:
         cache_ttl = max(min(ttls), 0)
     elif rcode in (wire.NXDOMAIN, wire.NOERROR) and neg_ttl >= 0:
         cache_ttl = min(max(neg_ttl, min_ttl), max_ttl)
         # The SOA of a negative answer says how long the negation holds (RFC 2308 §5): never
         # let a client keep it longer than we do.
-        ttls = [min(t, cache_ttl) for t in ttls]
+        if max(ttls) > cache_ttl:
+            ttls = [t if t < cache_ttl else cache_ttl for t in ttls]
+            changed = True
     else:
         cache_ttl = 0  # SERVFAIL, REFUSED, negative answers without SOA: not cached
-    for off, t in zip(ttl_at, ttls, strict=True):
-        U32.pack_into(body, off, t)
+    body = resp[qend:end]
+    if changed:  # the stored bytes carry the TTLs served: clamped, capped
+        patched = bytearray(body)
+        for off, t in zip(ttl_at, ttls, strict=True):
+            _U32_PACK_INTO(patched, off, t)
+        body = bytes(patched)
     return CachedAnswer(
         flags & _KEEP_FLAGS,
         an,
         ns,
         ar,
-        bytes(body),
+        body,
         tuple(ttl_at),
         tuple(ttls),
         now,
