@@ -38,15 +38,6 @@ _HEX_DASH: Final = str.maketrans("", "", "0123456789abcdef-.")
 _ALNUM_DASH: Final = str.maketrans("", "", "0123456789abcdefghijklmnopqrstuvwxyz-_.")
 
 
-def _bits10(label: str) -> int:
-    """Tenths of a bit per character of ``label``'s alphabet (see ``capacity``)."""
-    if not label.translate(_HEX_DASH):
-        return 41  # hex and '-': 17 symbols
-    if not label.translate(_ALNUM_DASH):
-        return 53  # letters, digits, '-', '_': 38 symbols
-    return 80
-
-
 def capacity(labels: list[str], before: list[str]) -> int:
     """Octets the labels of a name part can carry at most, given the previous name's labels.
 
@@ -56,18 +47,23 @@ def capacity(labels: list[str], before: list[str]) -> int:
     the compressed size alone misses on short names, whose deflate blocks use fixed codes of 8
     bits or more a character.
     """
-    total = 0
+    total = 0  # in tenths of a bit
     offset = len(before) - len(labels)
-    for i, label in enumerate(labels):
-        j = i + offset
+    j = offset
+    for label in labels:
         if j >= 0 and before[j] == label:
+            j += 1
             continue
-        n = len(label)
+        j += 1
+        # The alphabet tests inline (once a helper): this runs for every label of every name.
         if "\\" in label:
-            n -= 3 * label.count("\\")
-            total += n * 80
+            total += (len(label) - 3 * label.count("\\")) * 80
+        elif not label.translate(_HEX_DASH):
+            total += len(label) * 41  # hex and '-': 17 symbols
+        elif not label.translate(_ALNUM_DASH):
+            total += len(label) * 53  # letters, digits, '-', '_': 38 symbols
         else:
-            total += n * _bits10(label)
+            total += len(label) * 80
     return (total + 79) // 80
 
 

@@ -44,14 +44,15 @@ class KnownGood:
         names = self._names
         if not names:
             return False
-        parts = qname.rsplit(".", self._depth)
-        if len(parts) > self._depth:
-            del parts[0]  # the rest of the name: deeper than any entry
-        suffix = ""
-        for label in reversed(parts):
-            suffix = f"{label}.{suffix}" if suffix else label
-            if suffix in names:
+        # The suffixes of up to ``_depth`` labels, shortest first, each a slice of ``qname``
+        # (no list of labels, no string built per label).
+        end = len(qname)
+        for _ in range(self._depth):
+            end = qname.rfind(".", 0, end)
+            if qname[end + 1 :] in names:
                 return True
+            if end < 0:
+                return False
         return False
 
 

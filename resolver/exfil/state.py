@@ -328,11 +328,14 @@ class Track:
 class LruMap(Generic[K, V]):
     """A dict holding at most ``maxsize`` entries; the least recently used goes first."""
 
-    __slots__ = ("_d", "maxsize")
+    __slots__ = ("_d", "entries", "maxsize")
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         self._d: OrderedDict[K, V] = OrderedDict()
+        # The same dict, for readers on the per-query path (a length, a peek, a get followed by
+        # move_to_end: what ``get`` does) without a method call; writes go through ``put``.
+        self.entries = self._d
 
     def __len__(self) -> int:
         return len(self._d)

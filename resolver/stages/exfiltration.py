@@ -145,8 +145,9 @@ class ExfiltrationStage:
         self.generation = 0
         # For ``admits``: when each client's last cool-down ends, and the last of scope "all".
         self._cooling_clients: dict[str, float] = {}
-        # Queries passed on, by id, until their answer comes: (query, part judged, domain).
-        self._placed: dict[int, tuple[Query, str, str]] = {}
+        # Queries passed on, by id, until their answer comes: (query, hash of the part judged,
+        # (client, registered domain)).
+        self._placed: dict[int, tuple[Query, int, tuple[str, str]]] = {}
         self._all_until = 0.0
 
     def describe(self) -> str:
@@ -185,7 +186,7 @@ class ExfiltrationStage:
             return CONTINUE
         prefix, base = parts
         client = query.client
-        cooling = self._cooling(client, base, now)
+        cooling = self._cooling(client, base, now) if self.cooldowns.entries else None
         if cooling is not None:
             if not self.block:
                 return CONTINUE  # detect mode: reported once per cool-down
@@ -194,12 +195,15 @@ class ExfiltrationStage:
             return CONTINUE
         popular = self._popular(base, client, now)
         key = (client, base)
-        track = self.tracks.get(key)
+        tracks = self.tracks.entries
+        track = tracks.get(key)
         if track is None:
             track = self._track(key, now)
+        else:
+            tracks.move_to_end(key)  # LruMap.get, without the call
         gap = track.tick(now, self.t.beacon_min_gap)
-        self._remember(query, prefix, base)
         name_key = hash(prefix)
+        self._remember(query, name_key, key)
         if track.seen(name_key):
             # A repeat carries no new data; but a client coming back, after a pause, with a name
             # it asked before to a domain whose data names were refused is a beacon's heartbeat
@@ -273,7 +277,7 @@ class ExfiltrationStage:
             signals.append("persist")
         if data or info >= t.info_min_chars * 2:
             signals += self._weak(track, short, long, data, no_tld)
-        return tuple(signals)
+        return tuple(signals) if signals else ()
 
     def _weak(
         self, track: Track, short: list[int], long: list[int], data: bool, no_tld: bool
@@ -341,8 +345,6 @@ class ExfiltrationStage:
 
     def _cooling(self, client: str, base: str, now: float) -> _Cooldown | None:
         cooldowns = self.cooldowns
-        if not len(cooldowns):
-            return None
         for key in ((client, base), (_ALL, base)):
             c = cooldowns.peek(key)
             if c is not None:
@@ -412,18 +414,12 @@ class ExfiltrationStage:
             )
         return escalate
 
-    def _remember(self, query: Query, prefix: str, base: str) -> None:
+    def _remember(self, query: Query, name_key: int, key: tuple[str, str]) -> None:
         """Keep where ``query`` was counted until its answer comes (no second PSL lookup)."""
         placed = self._placed
-        placed[id(query)] = (query, prefix, base)
+        placed[id(query)] = (query, name_key, key)
         if len(placed) > self.cfg.max_tracked:
             del placed[next(iter(placed))]  # the oldest: its answer never came
-
-    def _recall(self, query: Query) -> tuple[str, str] | None:
-        entry = self._placed.pop(id(query), None)
-        if entry is None or entry[0] is not query:
-            return None
-        return entry[1], entry[2]
 
     def _repeated(self, track: Track, signals: tuple[str, ...], now: float) -> bool:
         """Repeated detections that moved real data, came with a beacon's period, or went on
@@ -451,15 +447,15 @@ class ExfiltrationStage:
         """
         if self.off or fwd.zone is not None:
             return None  # conditional forwarding: the commune's own zones
-        parts = self._recall(query)
-        if parts is None:
+        entry = self._placed.pop(id(query), None)
+        if entry is None or entry[0] is not query:
             return None  # never reached a track: known-good, trusted, in cool-down, plain
-        key = (query.client, parts[1])
-        track = self.tracks.peek(key)
+        key = entry[2]
+        track = self.tracks.entries.get(key)
         if track is None:
             return None  # known-good, trusted, in cool-down or long forgotten
-        signals = self._answered(track, query, parts[0], answer, now)
-        if not signals or self._is_popular(parts[1], now):
+        signals = self._answered(track, query, entry[1], answer, now)
+        if not signals or self._is_popular(key[1], now):
             return None
         escalated = self._strike(query, key, track, signals, now)
         if not self.block:
@@ -468,7 +464,7 @@ class ExfiltrationStage:
         return self._reply(query, f"exfil:cooldown,{joined}" if escalated else f"exfil:{joined}")
 
     def _answered(
-        self, track: Track, query: Query, prefix: str, answer: bytes | CachedAnswer, now: float
+        self, track: Track, query: Query, name_key: int, answer: bytes | CachedAnswer, now: float
     ) -> tuple[str, ...]:
         """Add one answer to ``track``; the answer-side signals it crossed."""
         if isinstance(answer, CachedAnswer):
@@ -482,7 +478,7 @@ class ExfiltrationStage:
             track.address(int.from_bytes(tail, "big"))
         # Only the first answer to a new name counts: an answer asked again once its TTL ran
         # out carries nothing new.
-        fresh = track.fresh(hash(prefix)) if query.qtype in ANSWER_TYPES else 0
+        fresh = track.fresh(name_key) if query.qtype in ANSWER_TYPES else 0
         carried = size if fresh else 0
         # What a data-like name brings down is information of the channel as much as what it
         # carried up: the bound of Paxson et al. (names going up) applied to the downlink of
@@ -490,19 +486,16 @@ class ExfiltrationStage:
         down = carried if fresh == 2 else 0
         track.short.count_answer(now, down, carried, 1 if rcode == 3 else 0)
         track.long.count_answer(now, down, carried, 1 if rcode == 3 else 0)
-        short = track.short.totals
         long = track.long.totals
         t = self.t
-        signals = []
+        nxdomain = self._nxdomain(track.short.totals)
         if (
             carried
             and long[state.ANSWER] >= t.answer_bytes
             and long[state.DISTINCT] >= t.answer_names
         ):
-            signals.append("answers")
-        if self._nxdomain(short):
-            signals.append("nxdomain")
-        return tuple(signals)
+            return ("answers", "nxdomain") if nxdomain else ("answers",)
+        return ("nxdomain",) if nxdomain else ()  # no list, no tuple() on the usual answer
 
     def admits(self, client: str, now: float) -> bool:
         """False while ``client`` (or every client, scope "all") has a domain in cool-down:
