@@ -61,7 +61,7 @@ NO_IO = frozenset(
         "logging", "aiohttp", "asyncpg", "uvloop",
     }
 )  # fmt: skip
-CORE_THIRD_PARTY = frozenset({"dnslib", "cachetools", "marisa_trie", "publicsuffixlist", "idna"})
+CORE_THIRD_PARTY = frozenset({"dnslib", "marisa_trie", "publicsuffixlist", "idna"})
 CORE_MAY_USE = ("resolver.core", "resolver.errors")
 STAGES_MAY_USE = (
     *CORE_MAY_USE,
