@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import mmap
 import socket
 import sys
 from collections.abc import Callable
@@ -191,3 +192,67 @@ def create(sock: socket.socket) -> MmsgBuffers | None:
     ):
         return None
     return MmsgBuffers(sock.fileno(), sock.family, recvmmsg, sendmmsg)
+
+
+class RecvBatch:
+    """recvmmsg(2) for connected sockets (the upstream UDP pool): one set of buffers for all.
+
+    A connected socket's datagrams all come from its peer, so no source address is read, and
+    one batch serves every socket in turn: take each datagram (``datagram``) before the next
+    ``recv``. The buffers are an anonymous mapping, so only the pages that datagrams were
+    written to become resident, however large a slot is.
+    """
+
+    def __init__(self, recvmmsg: Callable[..., int], batch: int, slot: int) -> None:
+        self._recvmmsg = recvmmsg
+        self.batch = batch
+        self.slot = slot
+        self._map = mmap.mmap(-1, batch * slot)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
+        self._iov = (_Iovec * batch)()
+        self._msg = (_Mmsghdr * batch)()
+        for i in range(batch):
+            self._iov[i].base = base + i * slot
+            self._iov[i].len = slot
+            self._msg[i].hdr.iov = ctypes.addressof(self._iov[i])
+            self._msg[i].hdr.iovlen = 1
+        self._at = ctypes.addressof(self._msg)
+        self._view = memoryview(self._map)
+        self._u32 = memoryview(self._msg).cast("B").cast("I")
+        self._msg_u32 = ctypes.sizeof(_Mmsghdr) // 4
+        self._len_u32 = _Mmsghdr.len.offset // 4
+        self._flags_u32 = _Msghdr.flags.offset // 4
+
+    def recv(self, fd: int) -> int:
+        """Datagrams read from ``fd`` (0: none waiting; -1: an error, see ``ctypes.get_errno``)."""
+        return int(self._recvmmsg(fd, self._at, self.batch, MSG_DONTWAIT, None))
+
+    def datagram(self, i: int) -> bytes | None:
+        """Datagram i of the last ``recv``; None if it did not fit a slot (it was cut)."""
+        k = i * self._msg_u32
+        if self._u32[k + self._flags_u32] & MSG_TRUNC:
+            return None
+        start = i * self.slot
+        return bytes(self._view[start : start + self._u32[k + self._len_u32]])
+
+
+def create_recv_batch(batch: int, slot: int) -> RecvBatch | None:
+    """A ``RecvBatch``, or None where recvmmsg cannot be used (then read one datagram a call)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        recvmmsg = libc.recvmmsg
+    except (OSError, AttributeError):
+        return None
+    recvmmsg.argtypes = [
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_uint,
+        ctypes.c_int,
+        ctypes.c_void_p,
+    ]
+    recvmmsg.restype = ctypes.c_int
+    if ctypes.sizeof(_Mmsghdr) % 4 or _Mmsghdr.len.offset % 4 or _Msghdr.flags.offset % 4:
+        return None  # read through a 32-bit view
+    return RecvBatch(recvmmsg, batch, slot)

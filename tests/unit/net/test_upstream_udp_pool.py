@@ -1,15 +1,19 @@
 """The upstream UDP socket pool over real sockets on loopback (RFC 5452, unbound's outgoing-range).
 
 A scriptable DNS server on 127.0.0.1 (or ::1) sees our source ports and answers as each test
-says: in another order, with a wrong ID or question, from another socket, or not at all.
+says: in another order, with a wrong ID or question, from another socket, or not at all. Every
+test runs twice: answers read with recvmmsg (Linux) and with recv (elsewhere).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
+import sys
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
@@ -18,6 +22,7 @@ from dnslib import QTYPE, RR, A, DNSRecord
 
 from resolver.core.query import Transport, from_wire
 from resolver.core.steps import Upstream
+from resolver.net import mmsg
 from resolver.net.upstream_client import UpstreamClient
 from resolver.net.upstream_query import build_upstream_query
 from resolver.net.upstream_udp import UdpPool
@@ -77,6 +82,16 @@ async def serve(host: str = "127.0.0.1") -> tuple[Server, asyncio.DatagramTransp
     loop = asyncio.get_running_loop()
     transport, server = await loop.create_datagram_endpoint(Server, local_addr=(host, 0))
     return server, transport, transport.get_extra_info("sockname")[1]
+
+
+@pytest.fixture(autouse=True, params=["recvmmsg", "recv"])
+def read_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of reading answers: one recvmmsg a wake-up, or recv until none is left."""
+    if request.param == "recv":
+        monkeypatch.setattr(mmsg, "create_recv_batch", lambda *a: None)
+    elif not sys.platform.startswith("linux"):
+        pytest.skip("recvmmsg is Linux's")
+    return str(request.param)
 
 
 @pytest.fixture
@@ -279,3 +294,51 @@ async def test_a_retired_socket_closes_after_its_last_answer(up: tuple[Server, i
         assert not pool._open  # closed with its last answer
     finally:
         pool.close()
+
+
+async def test_an_answered_query_leaves_nothing_behind(
+    up: tuple[Server, int], pool: UdpPool
+) -> None:
+    """Its deadline stays in the heap until due, but not its callback (and all that holds)."""
+    _, port = up
+
+    class Holder:
+        def __init__(self) -> None:
+            self.got: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+
+        def on_answer(self, answer: bytes | None) -> None:
+            self.got.set_result(answer)
+
+    holder = Holder()
+    pool.send("127.0.0.1", port, query("a.test"), 30.0, holder.on_answer)
+    assert first_a(await asyncio.wait_for(holder.got, WAIT)) == "192.0.2.1"
+    ref = weakref.ref(holder)
+    del holder
+    gc.collect()
+    assert ref() is None
+    assert pool.in_flight == 0
+
+
+async def test_each_timeout_is_honoured(up: tuple[Server, int], pool: UdpPool) -> None:
+    server, port = up
+    server.handler = lambda req, addr, t: None
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    ended: dict[float, float] = {}
+    waits = [0.05, 0.3, 0.1, 0.2]
+
+    def ends(wait: float) -> Callable[[bytes | None], None]:
+        def end(answer: bytes | None) -> None:
+            assert answer is None
+            ended[wait] = loop.time()
+
+        return end
+
+    for wait in waits:
+        pool.send("127.0.0.1", port, query(f"w{wait}.test"), wait, ends(wait))
+    for _ in range(100):  # bounded: 1 s
+        if len(ended) == len(waits):
+            break
+        await asyncio.sleep(0.01)
+    for wait in waits:
+        assert wait <= ended[wait] - t0 < wait + 0.15, (wait, ended[wait] - t0)
