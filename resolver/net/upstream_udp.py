@@ -11,7 +11,8 @@ use keep changing. This pool does the same, with these choices:
   socket drawn at random from its server's pool, with a random ID not in flight on that socket.
   A socket is retired after ``max_uses`` queries or ``max_age`` seconds, whichever comes first
   (closed once its last answer is in), and a new one with a new port takes its place: an
-  attacker who learnt a port has it for seconds, and must still guess the ID (RFC 5452 §9.2).
+  attacker who found a port (SAD DNS, Man et al. 2020, scanned for them through the kernel's
+  ICMP rate limit) has it for seconds, and must still guess the ID (RFC 5452 §9.2).
 * **Connected, one pool per server**, not unconnected sockets shared by every server with
   ``sendto``: the kernel then drops datagrams from any other address or port before we read
   them (a spoofing flood costs no Python), and reports an ICMP port unreachable as an error on
@@ -59,7 +60,7 @@ _AGAIN: Final = frozenset((errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR))
 
 POOL_SIZE: Final = 4  # sockets per server in normal use
 MAX_USES: Final = 200  # queries a socket sends before it is retired
-MAX_AGE: Final = 10.0  # seconds a socket is used before it is retired
+MAX_AGE: Final = 5.0  # seconds a socket is used before it is retired
 PER_SOCKET: Final = 100  # queries in flight on one socket at most
 MAX_SOCKETS: Final = 64  # sockets per server at most (so 6,400 queries in flight per server)
 
@@ -158,7 +159,7 @@ class UdpPool:
             self._arm(deadline)
 
     def _pick(self, server: tuple[str, int], now: float) -> _Port:
-        """A socket to ``server`` drawn at random, retired if this was its last use."""
+        """A socket to ``server`` drawn at random, retired if this is its last use."""
         live = self._live.get(server)
         if live is None:
             live = self._live[server] = []
@@ -166,6 +167,12 @@ class UdpPool:
         if n < self.size:
             return self._new(server, live, now)
         p = live[self._draw() % n]
+        if now >= p.retire_at:
+            # Too old to carry this query (an idle socket may have waited long): a new one does.
+            self._retire(p, live)
+            if not p.waiting:
+                self._close(p)
+            return self._new(server, live, now)
         if len(p.waiting) >= self.per_socket:
             p = min(live, key=_busy)
             if len(p.waiting) >= self.per_socket:
@@ -173,7 +180,7 @@ class UdpPool:
                     raise OSError(errno.ENOBUFS, "too many upstream queries in flight")
                 return self._new(server, live, now)
         p.uses += 1
-        if p.uses >= self.max_uses or now >= p.retire_at:
+        if p.uses >= self.max_uses:
             self._retire(p, live)
         return p
 
