@@ -25,14 +25,18 @@ use keep changing. This pool does the same, with these choices:
   Python cost), elsewhere with recv, at most ``_READS`` a wake-up: a flood cannot hold the loop.
 * **One timer for every try**: deadlines go to a heap checked by a single ``call_at`` timer,
   at most every ``_TICK`` seconds while anything is in flight, instead of a timer armed and
-  cancelled per try. A try expires at its deadline or up to ``_TICK`` later, never earlier.
+  cancelled per try (measured under uvloop: 1.25 µs a try for ``call_later`` + ``cancel``,
+  0.3 µs for the heap push; 4,000 Python instructions fewer per exchange in all). A try
+  expires at its deadline or up to ``_TICK`` later, never earlier.
 * **IDs never run out**: a socket carries at most ``per_socket`` queries at once (well below
   the 65,536 IDs, and few enough that a burst of answers fits its receive buffer); when the
   drawn socket is full, the least busy one is used, and when every one is full, another is
   opened, up to ``max_sockets`` per server (then the try fails as a send error would).
 
-Each socket is registered with the event loop once, for its whole life (hundreds of queries),
-so the loop's own ``add_reader`` costs nothing per query.
+Each socket is registered with the event loop once, for its whole life (up to ``max_uses``
+queries), so the loop's own ``add_reader`` costs nothing per query; a private epoll set, which
+paid off with a socket per query, would now cost an epoll_wait per wake-up (measured: 1,000
+Python instructions more per exchange).
 """
 
 from __future__ import annotations
