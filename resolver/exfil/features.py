@@ -34,8 +34,18 @@ _CLASSES: Final = str.maketrans(
 )
 
 
-_HEX_DASH: Final = str.maketrans("", "", "0123456789abcdef-.")
-_ALNUM_DASH: Final = str.maketrans("", "", "0123456789abcdefghijklmnopqrstuvwxyz-_.")
+# The same classes over ASCII octets: str.translate looks every character up in a dict (~25 ns
+# a character), bytes.translate reads a 256-octet table (~30 ns a name). For an ASCII name,
+# which every ``Query.qname`` is, both give the same shape.
+_CLASSES_ASCII: Final = bytes.maketrans(
+    b"abcdefghijklmnopqrstuvwxyz0123456789", b"a" * 26 + b"1" * 10
+)
+
+
+# The alphabets of ``capacity``, as sets: ``issuperset`` hashes each character once (~3 ns),
+# str.translate looks each up in a dict and builds a string (~25 ns a character).
+_HEX_DASH: Final = frozenset("0123456789abcdef-.")
+_ALNUM_DASH: Final = frozenset("0123456789abcdefghijklmnopqrstuvwxyz-_.")
 
 
 def capacity(labels: list[str], before: list[str]) -> int:
@@ -48,19 +58,17 @@ def capacity(labels: list[str], before: list[str]) -> int:
     bits or more a character.
     """
     total = 0  # in tenths of a bit
-    offset = len(before) - len(labels)
-    j = offset
+    j = len(before) - len(labels)
     for label in labels:
         if j >= 0 and before[j] == label:
             j += 1
             continue
         j += 1
-        # The alphabet tests inline (once a helper): this runs for every label of every name.
         if "\\" in label:
             total += (len(label) - 3 * label.count("\\")) * 80
-        elif not label.translate(_HEX_DASH):
+        elif _HEX_DASH.issuperset(label):
             total += len(label) * 41  # hex and '-': 17 symbols
-        elif not label.translate(_ALNUM_DASH):
+        elif _ALNUM_DASH.issuperset(label):
             total += len(label) * 53  # letters, digits, '-', '_': 38 symbols
         else:
             total += len(label) * 80
@@ -100,8 +108,11 @@ def entropy(text: str) -> float:
 
 def switches(text: str) -> int:
     """How many times ``text`` alternates between a letter and a digit."""
+    # 'a1' and '1a' cannot overlap themselves, so count counts every alternation.
+    if text.isascii():
+        raw = text.encode("ascii").translate(_CLASSES_ASCII)
+        return raw.count(b"a1") + raw.count(b"1a")
     shape = text.translate(_CLASSES)
-    # 'a1' and '1a' cannot overlap themselves, so str.count counts every alternation.
     return shape.count("a1") + shape.count("1a")
 
 

@@ -75,3 +75,29 @@ def test_lookup_keys_are_uuids_and_hex_digests() -> None:
     assert not is_key("3xrilav63fv9cykfwqp47l7a8volbdm.appsync-api.eu-west-1")  # base36 data
     assert not is_key("a" * 41)
     assert not is_key("a97e835c-c02f-6874-16d1-07b6b5fd20cz")
+
+
+def _switches_reference(text: str) -> int:
+    shape = "".join("a" if c.isascii() and c.isalpha() and c.islower() else
+                    "1" if c in "0123456789" else c for c in text)  # fmt: skip
+    return shape.count("a1") + shape.count("1a")
+
+
+@pytest.mark.parametrize(
+    "text", ["a1b2", "m0x12345missbench", "a-1", "é1a2", "A1a1", "\\0431a", "", "zz99zz9"]
+)
+def test_switches_counts_alike_on_ascii_octets_and_on_text(text: str) -> None:
+    """The ASCII fast path (bytes.translate) and the text path agree with the definition."""
+    assert switches(text) == _switches_reference(text)
+
+
+def test_capacity_by_alphabet() -> None:
+    from resolver.exfil.features import capacity
+
+    # hex 4.1 bits, letters and digits 5.3, anything else 8, an escaped byte 8; a label equal
+    # to the previous name's at the same place is free
+    assert capacity(["0123abcd"], []) == (8 * 41 + 79) // 80
+    assert capacity(["m0x12345"], []) == (8 * 53 + 79) // 80
+    assert capacity(["a*b"], []) == 3
+    assert capacity(["q\\043z"], []) == 3
+    assert capacity(["new", "same"], ["old", "same"]) == (3 * 53 + 79) // 80
