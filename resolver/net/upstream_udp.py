@@ -259,7 +259,15 @@ class UdpPool:
         self.in_flight -= 1
         if p.retired and not p.waiting:
             self._close(p)
-        on_answer(answer)
+        self._give(on_answer, answer)
+
+    def _give(self, on_answer: OnAnswer, answer: bytes | None) -> None:
+        try:
+            on_answer(answer)
+        except Exception as exc:  # one query's failure must not lose the answers read with it
+            self.loop.call_exception_handler(
+                {"message": "upstream answer callback failed", "exception": exc}
+            )
 
     def _refused(self, p: _Port) -> None:
         """An ICMP error on ``p``: every query on it went to that server's closed port."""
@@ -270,7 +278,7 @@ class UdpPool:
         if p.retired:
             self._close(p)
         for w in waiting.values():
-            w[1](None)
+            self._give(w[1], None)
 
     def _arm(self, when: float) -> None:
         if self._timer is not None:
@@ -327,7 +335,7 @@ class UdpPool:
             self.in_flight -= len(waiting)
             self._close(p)
             for w in waiting.values():
-                w[1](None)
+                self._give(w[1], None)
 
 
 def _busy(p: _Port) -> int:

@@ -341,3 +341,37 @@ async def test_each_timeout_is_honoured(up: tuple[Server, int], pool: UdpPool) -
         await asyncio.sleep(0.01)
     for wait in waits:
         assert wait <= ended[wait] - t0 < wait + 0.15, (wait, ended[wait] - t0)
+
+
+async def test_a_failing_callback_loses_no_other_answer(up: tuple[Server, int]) -> None:
+    server, port = up
+    held: list[tuple[DNSRecord, Addr]] = []
+
+    def all_at_once(req: DNSRecord, addr: Addr, t: asyncio.DatagramTransport) -> None:
+        held.append((req, addr))
+        if len(held) == 3:  # the three answers arrive together, read in one wake-up
+            for r, a in held:
+                t.sendto(answer(r), a)
+
+    server.handler = all_at_once
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda loop, context: None)  # the failure is expected here
+    pool = UdpPool(loop, draw, size=1)
+    got: list[bytes | None] = []
+
+    def broken(answer: bytes | None) -> None:
+        raise RuntimeError("a bug in one query's callback")
+
+    try:
+        pool.send("127.0.0.1", port, query("a.test"), WAIT, got.append)
+        pool.send("127.0.0.1", port, query("b.test"), WAIT, broken)
+        pool.send("127.0.0.1", port, query("c.test"), WAIT, got.append)
+        for _ in range(100):  # bounded: 1 s
+            if len(got) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert [first_a(g) for g in got] == ["192.0.2.1", "192.0.2.1"]
+        assert pool.in_flight == 0
+    finally:
+        pool.close()
+        loop.set_exception_handler(None)
