@@ -22,6 +22,21 @@ Properties, for every message:
   answer section (lower-case), the negative TTL (from the SOA's MINIMUM) and the EDE options;
   or they refuse it for one of the ``ALLOWED`` reasons below, each checked to be true.
 * ``render_parts`` of the entry parses again with the same records, TTLs as stored.
+
+Allowed disagreements, each checked to hold where it is allowed:
+
+* Refused on purpose (``ALLOWED``): a record after the OPT record (stripping the OPT would move
+  it under its own compression pointers); a label length octet 0x40-0xBF, which dnslib reads as
+  a 64-191 octet label (RFC 1035 §2.3.4, RFC 6891 §5).
+* A CNAME/DNAME target that dnspython refuses too (a pointer not to a prior name, RFC 1035
+  §4.1.4; over 255 octets, §2.3.4) is left out of ``cname_targets``.
+* A SOA whose RDATA dnslib does not read as exactly RDLENGTH octets: its MINIMUM is the last
+  four octets of RDATA (the fixed layout of RFC 1035 §3.3.13), not what dnslib read.
+* Not rendered again (the property does not apply): an answer whose question no asker sends
+  (compressed, or not one), whose typed RDATA dnslib reads past or short of RDLENGTH, or with
+  a name compressed onto the header (the asker's header differs; nothing is checked there).
+* dnslib accepts, the reference refuses: only where dnslib reads typed RDATA by its own length
+  or leaves DNAME RDATA raw (``Refused.desync``); our readers must then only not crash.
 """
 
 from __future__ import annotations
