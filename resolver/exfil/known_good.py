@@ -30,29 +30,40 @@ def parse(lines: Iterable[str]) -> list[str]:
 class KnownGood:
     """A set of domains; ``covers(name)`` is true for them and every name under them."""
 
-    __slots__ = ("_depth", "_names")
+    __slots__ = ("_depth", "_names", "_tails")
 
     def __init__(self, names: Iterable[str] = ()) -> None:
         self._names = frozenset(parse(names))
         # Only suffixes up to the deepest entry need a look: 3 to 4 set lookups per query.
         self._depth = max((n.count(".") + 1 for n in self._names), default=0)
+        # Every label suffix of an entry -> whether it is an entry itself. A name's suffix that
+        # is no entry's suffix ends the look: no longer suffix can be an entry (most names stop
+        # at their second label, "google.com", instead of trying every depth).
+        tails: dict[str, bool] = {}
+        for name in self._names:
+            labels = name.split(".")
+            for i in range(1, len(labels)):
+                tails.setdefault(".".join(labels[i:]), False)
+        tails.update(dict.fromkeys(self._names, True))
+        self._tails = tails
 
     def __len__(self) -> int:
         return len(self._names)
 
     def covers(self, qname: str) -> bool:
-        names = self._names
-        if not names:
+        tails = self._tails
+        if not tails:
             return False
         # The suffixes of up to ``_depth`` labels, shortest first, each a slice of ``qname``
         # (no list of labels, no string built per label).
         end = len(qname)
         for _ in range(self._depth):
             end = qname.rfind(".", 0, end)
-            if qname[end + 1 :] in names:
+            entry = tails.get(qname[end + 1 :])
+            if entry:
                 return True
-            if end < 0:
-                return False
+            if entry is None or end < 0:
+                return False  # no entry ends with this suffix: no longer one can be an entry
         return False
 
 

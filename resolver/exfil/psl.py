@@ -117,7 +117,10 @@ class RegisteredDomains:
         labels = qname.count(".") + 1
         if labels > _TAIL_LABELS:
             return self._split_deep(qname, known, depth, labels)
-        public = self._public(qname, known, depth < labels)
+        memo = self._inner if depth < labels else self._whole  # ``_public``, inline
+        public = memo.get(known)
+        if public is None:
+            public = self._public(qname, known, depth < labels)
         if not public or labels <= public:
             return None  # a public suffix, or a wildcard's root
         if public == depth:  # the usual case: the rule is the suffix found, one label more

@@ -26,6 +26,7 @@ ANSWER: Final = 6  # octets of answers to TXT/NULL/CNAME/MX/KEY/private-type que
 REPLIES: Final = 7  # answers seen (``on_answer``)
 NXD: Final = 8  # of which NXDOMAIN
 SLOTS: Final = 9
+_ZEROS: Final = (0,) * SLOTS
 
 
 class Window:
@@ -50,15 +51,26 @@ class Window:
     def _expire(self, b: int) -> None:
         n = self._n
         ids, counts, totals = self._ids, self._counts, self.totals
-        for slot in range(n):
-            old = ids[slot]
-            # Older than the window, or from the future (a clock set back): drop it.
-            if old >= 0 and (old <= b - n or old > b):
-                base = slot * SLOTS
-                for k in range(SLOTS):
-                    totals[k] -= counts[base + k]
-                    counts[base + k] = 0
-                ids[slot] = -1
+        last = self._last
+        if last < 0:
+            pass  # a new window: no bucket held yet
+        elif b - n >= last:
+            # Every bucket held is at most ``last``, so older than the window (a pair quiet
+            # for a whole span, the usual case of a sparse pair): all of it goes at once.
+            # (Times are Unix times: no bucket is negative, every count is in a held bucket.)
+            ids = self._ids = [-1] * n
+            self._counts = [0] * (n * SLOTS)
+            totals[:] = _ZEROS
+        else:
+            for slot in range(n):
+                old = ids[slot]
+                # Older than the window, or from the future (a clock set back): drop it.
+                if old >= 0 and (old <= b - n or old > b):
+                    base = slot * SLOTS
+                    for k in range(SLOTS):
+                        totals[k] -= counts[base + k]
+                        counts[base + k] = 0
+                    ids[slot] = -1
         self._last = b
         # Bucket b's slot is claimed here, once per bucket: the counting methods below only add
         # to it while the clock stays in that bucket.

@@ -129,3 +129,21 @@ def test_the_first_answer_to_a_new_name_says_if_the_name_looked_like_data() -> N
     assert t.fresh(12) == 2
     assert t.fresh(11) == 1
     assert t.fresh(11) == 0  # only the first answer counts
+
+
+def test_window_counting_methods_sum_as_add_does() -> None:
+    """count_name and count_answer are ``add`` unrolled: fed alike, from bursts to pauses longer
+    than the window and a clock set back, they hold the same totals."""
+    rng = random.Random(4)
+    for span, buckets in ((60.0, 6), (3600.0, 12)):
+        w, ref = Window(span, buckets), Window(span, buckets)
+        now = 1_700_000_000.0
+        for _ in range(5000):
+            now += rng.choice([0.0, 0.5, span / buckets, span * 2, -span / 3])
+            a, b, c = rng.choice([0, 1, 7]), rng.choice([0, 2, 40]), rng.choice([0, 1])
+            if rng.random() < 0.5:
+                w.count_name(now, a, b, c, c, a + b)
+                assert ref.add(now, (a, b, c, c, 1, a + b, 0, 0, 0)) == w.totals
+            else:
+                w.count_answer(now, b, b, c)
+                assert ref.add(now, (0, 0, 0, 0, 0, b, b, 1, c)) == w.totals
