@@ -244,7 +244,10 @@ def stale_copy(entry: CachedAnswer, now: float) -> CachedAnswer:
 
 
 def cname_targets(entry: CachedAnswer, question: bytes) -> list[str]:
-    """The CNAME/DNAME targets of the answer section, as lower-case text."""
+    """The CNAME/DNAME targets of the answer section, as lower-case text.
+
+    Raises WireError if one cannot be read (a pointer into its own label, past 255 octets): an
+    alias the lists cannot judge must not reach the client unjudged."""
     if not entry.cnames:
         return []
     # Compression pointers in the body are relative to the original message, where the question
@@ -253,10 +256,7 @@ def cname_targets(entry: CachedAnswer, question: bytes) -> list[str]:
     base = 12 + len(question)
     out = []
     for off in entry.cnames:
-        try:
-            labels, _ = wire.read_name(msg, base + off)
-        except WireError:
-            continue
+        labels, _ = wire.read_name(msg, base + off)
         out.append(wire.labels_to_text(labels))
     return out
 

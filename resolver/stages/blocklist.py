@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING, ClassVar
 
-from resolver.core import cached_answer, responses
+from resolver.core import cached_answer, responses, wire
 from resolver.core.block_answer import BlockAnswer
 from resolver.core.blocklist import ListHolder, Match
 from resolver.core.query import Query
 from resolver.core.steps import CONTINUE, Forward, Reply, Step, Verdict
+from resolver.core.wire import WireError
 
 if TYPE_CHECKING:
     from resolver.core.cached_answer import CachedAnswer
@@ -87,7 +88,13 @@ class BlocklistStage:
         """A clean name may be an alias of a listed one (CNAME cloaking): check the targets."""
         if not entry.cnames:
             return None
-        targets = cached_answer.cname_targets(entry, query.question)
+        try:
+            targets = cached_answer.cname_targets(entry, query.question)
+        except WireError:
+            # An alias we cannot read could hide a listed name: the upstream's answer is
+            # broken, and the client gets SERVFAIL rather than an unjudged answer.
+            out = responses.make_error(query, wire.SERVFAIL)
+            return Reply(out, Verdict.SERVFAIL, "upstream")
         allow = self.allow.current if self.allow is not None else None
         if allow is not None:
             targets = [t for t in targets if allow.match(t) is None]

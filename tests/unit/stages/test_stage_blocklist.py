@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import dns.edns
 import dns.message
 import dns.rcode
@@ -17,7 +19,8 @@ from resolver.core.blocklist import (
     MemoryBlocklist,
     parents,
 )
-from resolver.core.steps import CONTINUE, Reply, Verdict
+from resolver.core.cached_answer import from_upstream
+from resolver.core.steps import CONTINUE, Forward, Reply, Verdict
 from resolver.stages.blocklist import BlocklistStage
 from tests.fakes import StaticBlocklist, make_query
 
@@ -168,3 +171,21 @@ def test_name_policy_and_describe() -> None:
     st = stage()
     assert (st.name, st.policy) == ("blocklist", True)
     assert st.describe() == "4 entries, answer nxdomain"
+
+
+def test_an_alias_that_cannot_be_read_is_servfail_not_passed_unjudged() -> None:
+    """A CNAME whose target points into its own label (not backwards, RFC 1035 §4.1.4) hides
+    "tracker.example" from a reader that follows it: the lists cannot judge it, so it does not
+    reach the client."""
+
+    q = make_query("www.test", "A", edns=False)
+    head = struct.pack("!HHHHHH", 1, 0x8180, 1, 1, 0, 0) + q.question
+    hidden = b"x\x07tracker\x07example\x00"
+    at = len(head) + 12
+    rdata = bytes([len(hidden)]) + hidden + struct.pack("!H", 0xC000 | (at + 2))
+    resp = head + b"\xc0\x0c" + struct.pack("!HHIH", 5, 1, 300, len(rdata)) + rdata
+    entry = from_upstream(resp, 0.0, 0, 86400)
+    out = stage(MemoryBlocklist([("tracker.example", SUBTREE, Match("x", "feed:t", "c2"))]))
+    reply = out.on_answer(q, Forward(()), entry, 0.0)
+    assert reply is not None and reply.verdict == Verdict.SERVFAIL
+    assert dns.message.from_wire(reply.wire).rcode() == dns.rcode.SERVFAIL
