@@ -27,6 +27,7 @@ REPLIES: Final = 7  # answers seen (``on_answer``)
 NXD: Final = 8  # of which NXDOMAIN
 SLOTS: Final = 9
 _ZEROS: Final = (0,) * SLOTS
+_SYNC_FLUSH: Final = zlib.Z_SYNC_FLUSH
 
 
 class Window:
@@ -163,8 +164,8 @@ class Info:
         """Octets of information ``text`` adds to what was sent before."""
         z = self._z
         n = len(z.compress(text.encode("utf-8", "surrogateescape")))
-        n += len(z.flush(zlib.Z_SYNC_FLUSH))
-        return max(n - self.FLUSH_OVERHEAD, 1)
+        n += len(z.flush(_SYNC_FLUSH)) - self.FLUSH_OVERHEAD
+        return n if n > 1 else 1
 
 
 class Track:
@@ -234,10 +235,11 @@ class Track:
         if len(plain) > self.PLAIN:
             del plain[0]
 
-    def expect(self, key: int) -> None:
-        """A new name was passed on: its first answer will count (``fresh``)."""
+    def expect(self, key: int, data: bool = False) -> None:
+        """A new name was passed on: its first answer will count (``fresh``), as information
+        too if it looks like ``data`` (``mark_data`` at once)."""
         awaited = self.awaited
-        awaited.append(key)
+        awaited.append(~key if data else key)
         if len(awaited) > 8:
             del awaited[0]
 

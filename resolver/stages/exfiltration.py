@@ -214,7 +214,6 @@ class ExfiltrationStage:
             ):
                 return self._detected(query, key, track, ("beacon",), now)
             return CONTINUE
-        track.expect(name_key)
         signals = self._add(track, prefix, name_key, query.qtype, now, base is UNKNOWN_TLD)
         if signals and popular:
             signals = tuple(s for s in signals if s in STRONG_SIGNALS)
@@ -242,10 +241,9 @@ class ExfiltrationStage:
         t = self.t
         octets, escaped, data = measure(prefix, t)
         odd = 1 if escaped else 0  # ODD counts names, not their odd octets
+        track.expect(name_key, data)  # a new name: its first answer will count
         if not data:
             track.keep_plain(name_key)
-        else:
-            track.mark_data(name_key)
         strong = 1 if qtype in STRONG_TYPES else 0
         if not odd and is_mail_shape(prefix):
             # DKIM, DMARC, SPF, DNSBL: only the strong signals and the rate apply.
