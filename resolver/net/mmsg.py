@@ -137,24 +137,44 @@ class MmsgBuffers:
     def source(self, i: int) -> tuple[str, tuple[str, int] | tuple[str, int, int, int]] | None:
         """The client text and the address tuple of datagram i (None for an unknown family)."""
         base = i * NAME
-        family = self.names_u16[base // 2]
-        raw = bytes(self.names[base : base + NAME])
-        port = (raw[2] << 8) | raw[3]
-        if family == socket.AF_INET:
-            host = socket.inet_ntoa(raw[4:8])
-            return host, (host, port)
-        if family == socket.AF_INET6:
-            host = socket.inet_ntop(socket.AF_INET6, raw[8:24])
-            flow = int.from_bytes(raw[4:8], "big")
-            scope = int.from_bytes(raw[24:28], sys.byteorder)
-            text = host
-            if scope:
-                try:
-                    text = f"{host}%{socket.if_indextoname(scope)}"
-                except OSError:
-                    text = f"{host}%{scope}"
-            return text, (text, port, flow, scope)
-        return None
+        return address(bytes(self.names[base : base + NAME]))
+
+    def raw_source(self, i: int) -> bytes:
+        """Datagram i's source as the kernel gave it (a sockaddr), for ``queue_send``."""
+        base = i * NAME
+        return self.names[base : base + NAME].tobytes()
+
+    def queue_send(self, k: int, out: bytes, raw: bytes) -> None:
+        """Make send message k ``out`` to the sockaddr ``raw`` (``len(out)`` <= SLOT).
+
+        Writes ``raw`` into receive address slot k: only between two receive batches (the
+        answers of upstream exchanges, sent from a callback of their own)."""
+        so = k * SLOT
+        self.sview[so : so + len(out)] = out
+        self.siov[k * self.iov_ptr + self.iovlen_ptr] = len(out)
+        self.names[k * NAME : k * NAME + NAME] = raw
+        self.sptr[k * self.msg_ptr + self.name_ptr] = self.names_at + k * NAME
+
+
+def address(raw: bytes) -> tuple[str, tuple[str, int] | tuple[str, int, int, int]] | None:
+    """The client text and the address tuple of a sockaddr (None for an unknown family)."""
+    family = int.from_bytes(raw[:2], sys.byteorder)
+    port = (raw[2] << 8) | raw[3]
+    if family == socket.AF_INET:
+        host = socket.inet_ntoa(raw[4:8])
+        return host, (host, port)
+    if family == socket.AF_INET6:
+        host = socket.inet_ntop(socket.AF_INET6, raw[8:24])
+        flow = int.from_bytes(raw[4:8], "big")
+        scope = int.from_bytes(raw[24:28], sys.byteorder)
+        text = host
+        if scope:
+            try:
+                text = f"{host}%{socket.if_indextoname(scope)}"
+            except OSError:
+                text = f"{host}%{scope}"
+        return text, (text, port, flow, scope)
+    return None
 
 
 def create(sock: socket.socket) -> MmsgBuffers | None:

@@ -6,7 +6,9 @@ whole batches with recvmmsg/sendmmsg (resolver.net.mmsg): most of a busy resolve
 kernel's, and two system calls per batch instead of two per query is the largest saving there is.
 A query whose exact bytes (less the ID) were answered from the cache earlier in the same second
 gets that answer again with its ID patched in (Service.recall, when the pipeline admits it);
-everything else goes through Service.begin. The transport decides nothing itself.
+everything else goes through Service.begin. Answers that wait for an upstream are sent in
+batches too: all those that land in one turn of the loop leave in one sendmmsg. The transport
+decides nothing itself.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class UdpServer:
         # Client address (IPv4 as an int, IPv6 as its bytes) -> its text, as the ACL, the rate
         # limit and the block log know it.
         self._clients: dict[int | bytes, str] = {}
+        # Answers of upstream exchanges waiting for this turn's sendmmsg: (answer, sockaddr).
+        self._later: list[tuple[bytes, bytes]] = []
 
     @property
     def batched(self) -> bool:
@@ -175,10 +179,37 @@ class UdpServer:
             if source is not None:
                 self._send(out, source[1])
         elif isinstance(out, Pending):
-            source = bufs.source(i)
-            if source is not None:
-                self._wait(out, source[1])
+            raw = bufs.raw_source(i)
+            self.service.forward(out, lambda answer: self._send_soon(answer, raw))
         return None
+
+    def _send_soon(self, out: bytes, raw: bytes) -> None:
+        """Queue the answer of an upstream exchange: those that land in one turn of the loop
+        leave in one sendmmsg (``_flush``) instead of a sendto each."""
+        later = self._later
+        later.append((out, raw))
+        if len(later) == 1 and self._loop is not None:
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        later, self._later = self._later, []
+        bufs = self._bufs
+        if self._closed or bufs is None:
+            return
+        k = 0
+        for out, raw in later:
+            if len(out) > mmsg.SLOT:
+                source = mmsg.address(raw)
+                if source is not None:
+                    self._send(out, source[1])
+                continue
+            if k == mmsg.BATCH:
+                self.send_failures += bufs.send(k)
+                k = 0
+            bufs.queue_send(k, out, raw)
+            k += 1
+        if k:
+            self.send_failures += bufs.send(k)
 
     def _wait(self, pending: Pending, addr: Any) -> None:
         self.service.forward(pending, lambda out: self._send(out, addr))
