@@ -57,7 +57,7 @@ from resolver.core.block_answer import BlockAnswer
 from resolver.core.cached_answer import CachedAnswer
 from resolver.core.query import Query
 from resolver.core.steps import CONTINUE, Forward, Reply, Step, Verdict
-from resolver.exfil import known_good, state
+from resolver.exfil import known_good
 from resolver.exfil.features import (
     STRONG_TYPES,
     WEAK_TYPES,
@@ -68,7 +68,22 @@ from resolver.exfil.features import (
 from resolver.exfil.known_good import KnownGood
 from resolver.exfil.psl import RegisteredDomains
 from resolver.exfil.redact import UNKNOWN_TLD
-from resolver.exfil.state import LruMap, Track
+
+# The window slots as globals: ``state.X`` costs a module attribute lookup on every use, ~25
+# uses a query.
+from resolver.exfil.state import (
+    ANSWER,
+    DISTINCT,
+    INFO,
+    NAMES,
+    NXD,
+    ODD,
+    REPLIES,
+    STRONG,
+    VOLUME,
+    LruMap,
+    Track,
+)
 
 CATEGORY = "exfiltration"
 _ALL = ""  # client key of a cool-down that holds for every client (scope "all")
@@ -97,6 +112,18 @@ class Detection:
 class _Cooldown:
     until: float
     reason: str  # "exfil:cooldown,<signals>"
+
+
+class _Audience:
+    """The clients that asked about one registered domain lately, and when each last did."""
+
+    __slots__ = ("clients", "low")
+
+    def __init__(self, client: str, now: float) -> None:
+        self.clients = {client: now}
+        # At most the oldest time held: no client can have gone quiet while the horizon of the
+        # long window has not passed it.
+        self.low = now
 
 
 class ExfiltrationStage:
@@ -135,8 +162,8 @@ class ExfiltrationStage:
         # (client, domain) pairs once cooled down -> (when, persistence): their next track
         # starts with strikes.
         self.convicted: LruMap[tuple[str, str], tuple[float, int, int]] = LruMap(cfg.max_cooldowns)
-        # Registered domain -> {client: last time it asked}: popularity across clients.
-        self.audience: LruMap[str, dict[str, float]] = LruMap(cfg.max_domains)
+        # Registered domain -> its clients and when each last asked: popularity across clients.
+        self.audience: LruMap[str, _Audience] = LruMap(cfg.max_domains)
         # The shell drains this after each query and logs each detection once (WARNING).
         self.detections: deque[Detection] = deque(maxlen=cfg.max_detections)
         self.detected = 0  # detections since start, for /metrics
@@ -260,11 +287,11 @@ class ExfiltrationStage:
         short = track.short.totals
         long = track.long.totals
         signals: list[str] = []
-        if short[state.ODD] >= t.odd_names:
+        if short[ODD] >= t.odd_names:
             signals.append("odd")
-        if short[state.STRONG] >= t.strong_type_names:
+        if short[STRONG] >= t.strong_type_names:
             signals.append("qtype")
-        if short[state.DISTINCT] >= t.rate:
+        if short[DISTINCT] >= t.rate:
             signals.append("rate")
         if (
             data
@@ -283,30 +310,30 @@ class ExfiltrationStage:
         """The signals a name carrying data can cross."""
         t = self.t
         out = []
-        names = short[state.NAMES]
-        info = short[state.INFO]
+        names = short[NAMES]
+        info = short[INFO]
         if names >= t.names and (
-            (info >= t.names_min_info and info >= t.name_info * short[state.DISTINCT])
+            (info >= t.names_min_info and info >= t.name_info * short[DISTINCT])
             or (names >= t.many_names and track.varied())
             or track.scattered(t.names)
         ):
             out.append("names")
-        if short[state.VOLUME] >= t.volume:
+        if short[VOLUME] >= t.volume:
             out.append("volume")
-        if short[state.INFO] >= t.info:
+        if short[INFO] >= t.info:
             out.append("info")
         if (
-            long[state.NAMES] >= t.slow_names
-            or long[state.VOLUME] >= t.slow_volume
-            or long[state.INFO] >= t.slow_info
+            long[NAMES] >= t.slow_names
+            or long[VOLUME] >= t.slow_volume
+            or long[INFO] >= t.slow_info
         ):
             out.append("slow")
-        if data and no_tld and long[state.NAMES] >= t.unknown_tld_names:
+        if data and no_tld and long[NAMES] >= t.unknown_tld_names:
             out.append("nxtld")
         if (
             data
-            and long[state.NAMES] >= t.beacon_names
-            and long[state.INFO] >= t.beacon_info
+            and long[NAMES] >= t.beacon_names
+            and long[INFO] >= t.beacon_info
             and track.periodic(t.beacon_gaps, t.beacon_cv)
         ):
             out.append("beacon")
@@ -318,27 +345,34 @@ class ExfiltrationStage:
         """Mostly NXDOMAIN answers to names that carry data (not a search suffix's misses)."""
         t = self.t
         return (
-            short[state.REPLIES] >= t.nxdomain_answers
-            and short[state.NXD] * 100 >= t.nxdomain_percent * short[state.REPLIES]
-            and short[state.NAMES] * 2 >= t.names
+            short[REPLIES] >= t.nxdomain_answers
+            and short[NXD] * 100 >= t.nxdomain_percent * short[REPLIES]
+            and short[NAMES] * 2 >= t.names
         )
 
     def _strong_types(self, track: Track) -> bool:
-        return track.short.totals[state.STRONG] >= self.t.strong_type_names
+        return track.short.totals[STRONG] >= self.t.strong_type_names
 
     def _popular(self, base: str, client: str, now: float) -> bool:
         """Note that ``client`` asked about ``base``; True if enough machines did lately."""
         need = self.t.popular_clients
-        clients = self.audience.get(base)
-        if clients is None:
-            self.audience.put(base, {client: now})
+        audience = self.audience.get(base)
+        if audience is None:
+            self.audience.put(base, _Audience(client, now))
             return need <= 1
+        clients = audience.clients
         clients[client] = now
+        if now < audience.low:
+            audience.low = now  # a clock set back
         if len(clients) < need:
             return False
         horizon = now - self.t.long_window
-        for c in [c for c, at in clients.items() if at < horizon]:
-            del clients[c]
+        if horizon > audience.low:
+            # Some machine may have gone quiet for the long window: forget those that did.
+            # Skipped while none can have (a popular domain's every query scanned them all).
+            for c in [c for c, at in clients.items() if at < horizon]:
+                del clients[c]
+            audience.low = min(clients.values())
         return len(clients) >= need
 
     def _cooling(self, client: str, base: str, now: float) -> _Cooldown | None:
@@ -427,8 +461,8 @@ class ExfiltrationStage:
             return False
         long = track.long.totals
         return (
-            long[state.INFO] >= t.escalate_info
-            or long[state.ANSWER] >= 2 * t.answer_bytes
+            long[INFO] >= t.escalate_info
+            or long[ANSWER] >= 2 * t.answer_bytes
             or "beacon" in signals
             or now - track.first_strike >= t.window
         )
@@ -487,11 +521,7 @@ class ExfiltrationStage:
         long = track.long.totals
         t = self.t
         nxdomain = self._nxdomain(track.short.totals)
-        if (
-            carried
-            and long[state.ANSWER] >= t.answer_bytes
-            and long[state.DISTINCT] >= t.answer_names
-        ):
+        if carried and long[ANSWER] >= t.answer_bytes and long[DISTINCT] >= t.answer_names:
             return ("answers", "nxdomain") if nxdomain else ("answers",)
         return ("nxdomain",) if nxdomain else ()  # no list, no tuple() on the usual answer
 
@@ -519,10 +549,13 @@ class ExfiltrationStage:
                 del cooling[c]
 
     def _is_popular(self, base: str, now: float) -> bool:
-        clients = self.audience.peek(base)
-        if clients is None:
+        audience = self.audience.peek(base)
+        if audience is None:
             return False
+        clients = audience.clients
         horizon = now - self.t.long_window
+        if horizon <= audience.low:
+            return len(clients) >= self.t.popular_clients  # none older than the horizon
         return sum(1 for at in clients.values() if at >= horizon) >= self.t.popular_clients
 
     def trust(self, domain: str) -> None:

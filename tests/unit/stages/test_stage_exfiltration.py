@@ -44,7 +44,7 @@ def run(
     step: float = 0.5,
 ) -> list[object]:
     clock = clock or FakeClock(T0)
-    out = []
+    out: list[object] = []
     for name in names:
         out.append(st.decide(make_query(name, qtype, client=client), clock()))
         clock.advance(step)
@@ -554,7 +554,7 @@ def test_a_slow_beacon_with_random_sleeps_is_caught_by_its_persistence() -> None
     victim = "".join(rng.choice(alnum) for _ in range(15))
     st = stage()
     t = T0
-    steps = []
+    steps: list[object] = []
     for _ in range(48):
         part = "".join(rng.choice(alnum) for _ in range(16))
         steps.append(st.decide(make_query(f"{victim}{part}.appsync-api.eu-west-1.avsvm.com"), t))
@@ -593,3 +593,26 @@ def test_the_record_of_a_cool_down_fades_after_a_long_window() -> None:
     steps = run(st, [tunnel_name(rng) for _ in range(10)], clock=clock)
     i = first_block(steps)
     assert i is not None and reason(steps[i]) == "exfil:names"  # a name, not the domain
+
+
+def test_popularity_forgets_machines_quiet_for_the_long_window() -> None:
+    """A domain is popular while ``popular_clients`` machines asked it within the long window;
+    the audience skips its scan while none can have gone quiet, with the same answers as a scan
+    on every query, also across a clock set back."""
+    rng = random.Random(9)
+    for need, long_window in ((2, 60.0), (5, 3600.0)):
+        th = ExfilThresholds(popular_clients=need, long_window=long_window)
+        st = stage(thresholds=th)
+        seen: dict[str, float] = {}
+        now = T0
+        for _ in range(600):
+            now += rng.choice([0.0, 1.0, long_window / 3, long_window * 1.5, -long_window / 2])
+            client = f"10.0.0.{rng.randrange(12)}"
+            seen[client] = now
+            popular = st._popular("cdn-example.com", client, now)
+            if len(seen) >= need:
+                seen = {c: at for c, at in seen.items() if at >= now - long_window}
+                assert popular == (len(seen) >= need)
+            else:
+                assert not popular
+            assert st._is_popular("cdn-example.com", now) == (len(seen) >= need)
