@@ -203,8 +203,10 @@ class Track:
     def __init__(self, window: float, long_window: float) -> None:
         self.short = Window(window, 6)
         self.long = Window(long_window, 12)
-        self.recent: list[int] = []
-        self.plain: list[int] = []
+        # Ordered sets (dicts, oldest first): a new name is looked up in both on every query,
+        # a scan of 40 integers in lists, one hash lookup each in dicts.
+        self.recent: dict[int, None] = {}
+        self.plain: dict[int, None] = {}
         self.info: Info | None = None  # made at the second long name only: most tracks see one
         self.last_prefix = ""
         self.last_labels: list[str] = []
@@ -223,17 +225,17 @@ class Track:
         recent = self.recent
         if key in recent or key in self.plain:
             return True
-        recent.append(key)
+        recent[key] = None
         if len(recent) > self.RECENT:
-            del recent[0]
+            del recent[next(iter(recent))]
         return False
 
     def keep_plain(self, key: int) -> None:
         """The name just remembered (``seen``) is plain: keep it also apart from the data names."""
         plain = self.plain
-        plain.append(key)
+        plain[key] = None  # never there yet: ``seen`` just looked
         if len(plain) > self.PLAIN:
-            del plain[0]
+            del plain[next(iter(plain))]
 
     def expect(self, key: int, data: bool = False) -> None:
         """A new name was passed on: its first answer will count (``fresh``), as information
