@@ -276,3 +276,53 @@ def create_recv_batch(batch: int, slot: int) -> RecvBatch | None:
     if ctypes.sizeof(_Mmsghdr) % 4 or _Mmsghdr.len.offset % 4 or _Msghdr.flags.offset % 4:
         return None  # read through a 32-bit view
     return RecvBatch(recvmmsg, batch, slot)
+
+
+class SendBatch:
+    """sendmmsg(2) for connected sockets (the upstream UDP pool): the messages are copied into
+    slots (``put``), then sent in one call (``send``)."""
+
+    def __init__(self, sendmmsg: Callable[..., int], batch: int, slot: int) -> None:
+        self._sendmmsg = sendmmsg
+        self.batch = batch
+        self.slot = slot
+        self._buf = ctypes.create_string_buffer(batch * slot)
+        base = ctypes.addressof(self._buf)
+        self._iov = (_Iovec * batch)()
+        self._msg = (_Mmsghdr * batch)()
+        for i in range(batch):
+            self._iov[i].base = base + i * slot
+            self._msg[i].hdr.iov = ctypes.addressof(self._iov[i])
+            self._msg[i].hdr.iovlen = 1
+        self._at = ctypes.addressof(self._msg)
+        self._view = memoryview(self._buf).cast("B")
+        self._lens = memoryview(self._iov).cast("B").cast("P")
+        self._len_ptr = _Iovec.len.offset // ctypes.sizeof(ctypes.c_void_p)
+        self._iov_ptr = ctypes.sizeof(_Iovec) // ctypes.sizeof(ctypes.c_void_p)
+
+    def put(self, i: int, data: bytes) -> None:
+        """Message i is ``data`` (at most ``slot`` octets)."""
+        start = i * self.slot
+        self._view[start : start + len(data)] = data
+        self._lens[i * self._iov_ptr + self._len_ptr] = len(data)
+
+    def send(self, fd: int, k: int) -> int:
+        """Send messages 0..k-1 on ``fd``: how many left (-1: the first failed, see errno)."""
+        return int(self._sendmmsg(fd, self._at, k, 0))
+
+
+def create_send_batch(batch: int, slot: int) -> SendBatch | None:
+    """A ``SendBatch``, or None where sendmmsg cannot be used (then send one a call)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        sendmmsg = libc.sendmmsg
+    except (OSError, AttributeError):
+        return None
+    sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    sendmmsg.restype = ctypes.c_int
+    ptr = ctypes.sizeof(ctypes.c_void_p)
+    if ctypes.sizeof(ctypes.c_size_t) != ptr or _Iovec.len.offset % ptr:
+        return None  # lengths are written through a pointer-sized view
+    return SendBatch(sendmmsg, batch, slot)

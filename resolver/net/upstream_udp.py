@@ -59,6 +59,8 @@ _DGRAM_NONBLOCK: Final = socket.SOCK_DGRAM | getattr(socket, "SOCK_NONBLOCK", 0)
 _TICK: Final = 0.01  # seconds between two expiry checks at most (expiry is this coarse)
 _READS: Final = 64  # datagrams read per socket per wake-up at most (without recvmmsg)
 _BATCH: Final = 16  # datagrams read per socket per wake-up at most (recvmmsg)
+_SEND_BATCH: Final = 64  # queries sent per sendmmsg at most
+_MAX_QUERY: Final = 512  # our upstream query: header, a name of 255 octets at most, OPT
 _MAX_ANSWER: Final = 65535  # a UDP answer is never larger (so never cut by our buffers)
 _AGAIN: Final = frozenset((errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR))
 
@@ -78,7 +80,17 @@ _Waiter = tuple[bytes, OnAnswer, int]
 class _Port:
     """One pool socket: connected to one server, its queries in flight by ID."""
 
-    __slots__ = ("closed", "fd", "retire_at", "retired", "server", "sock", "uses", "waiting")
+    __slots__ = (
+        "closed",
+        "fd",
+        "outbox",
+        "retire_at",
+        "retired",
+        "server",
+        "sock",
+        "uses",
+        "waiting",
+    )
 
     def __init__(self, sock: socket.socket, server: tuple[str, int], retire_at: float) -> None:
         self.sock = sock
@@ -89,6 +101,7 @@ class _Port:
         self.retire_at = retire_at
         self.retired = False  # no new query; closed once ``waiting`` is empty
         self.closed = False
+        self.outbox: list[tuple[int, bytes]] = []  # (ID, query) to send at this turn's end
 
 
 class UdpPool:
@@ -127,13 +140,18 @@ class UdpPool:
         self.in_flight = 0
         self.opened = 0  # sockets opened so far (tests, and to see the ports change)
         self._batch = mmsg.create_recv_batch(_BATCH, _MAX_ANSWER + 1)  # None: recv
+        self._sends = mmsg.create_send_batch(_SEND_BATCH, _MAX_QUERY)  # None: send each
+        self._outgoing: list[_Port] = []  # sockets with queries to send at this turn's end
 
     # --- sending ----------------------------------------------------------------------------
 
     def send(self, host: str, port: int, sent: bytes, wait: float, on_answer: OnAnswer) -> None:
         """Send ``sent``; ``on_answer`` gets the answer or None, exactly once, later.
 
-        Raises OSError if it cannot even be sent (then ``on_answer`` is never called). The ID
+        The query leaves at the end of this turn of the loop, with the others sent on the same
+        socket meanwhile, in one sendmmsg (a cache miss's upstream query is then not a system
+        call of its own); a send that fails then gives None, as a try without an answer.
+        Raises OSError if no socket can take it (then ``on_answer`` is never called). The ID
         in ``sent`` is kept unless a query with that ID is in flight on the chosen socket.
         """
         now = self.loop.time()
@@ -143,17 +161,11 @@ class UdpPool:
         if qid in waiting:
             qid = self._free_id(waiting)
             sent = qid.to_bytes(2, "big") + sent[2:]
-        try:
-            p.sock.send(sent)
-        except OSError:
-            # A pending ICMP error is reported by send too, and is then consumed: the queries
-            # in flight on this socket went to the same dead port, so they fail too (soon,
-            # not from inside this call, whose caller is in the middle of a try).
-            if waiting:
-                self.loop.call_soon(self._refused, p)
-            elif p.retired:
-                self._close(p)
-            raise
+        if not p.outbox:
+            if not self._outgoing:
+                self.loop.call_soon(self._flush)
+            self._outgoing.append(p)
+        p.outbox.append((qid, sent))
         seq = next(self._seq)
         waiting[qid] = (sent, on_answer, seq)
         self.in_flight += 1
@@ -161,6 +173,58 @@ class UdpPool:
         heapq.heappush(self._deadlines, (deadline, seq, p, qid))
         if deadline < self._timer_at:
             self._arm(deadline)
+
+    def _flush(self) -> None:
+        """Send what this turn queued, socket by socket."""
+        ports, self._outgoing = self._outgoing, []
+        for p in ports:
+            out, p.outbox = p.outbox, []
+            if p.closed:
+                continue  # its queries were failed when it closed
+            out = [(qid, sent) for qid, sent in out if qid in p.waiting]  # not failed since
+            if self._sends is None or len(out) == 1:
+                self._send_each(p, out)
+            else:
+                self._send_batch(p, out)
+
+    def _send_each(self, p: _Port, out: list[tuple[int, bytes]]) -> None:
+        for qid, sent in out:
+            try:
+                p.sock.send(sent)
+            except OSError as exc:
+                if self._send_failed(p, qid, exc.errno):
+                    return
+
+    def _send_batch(self, p: _Port, out: list[tuple[int, bytes]]) -> None:
+        sends = self._sends
+        assert sends is not None
+        at = 0
+        if any(len(sent) > sends.slot for _, sent in out):
+            self._send_each(p, out)  # never from our own queries; kept simple if it were
+            return
+        while at < len(out):
+            chunk = out[at : at + sends.batch]
+            for i, (_, sent) in enumerate(chunk):
+                sends.put(i, sent)
+            n = sends.send(p.fd, len(chunk))
+            if n <= 0:  # the first message of the chunk failed
+                if self._send_failed(p, chunk[0][0], ctypes.get_errno()):
+                    return
+                n = 1
+            at += n
+
+    def _send_failed(self, p: _Port, qid: int, err: int | None) -> bool:
+        """A query could not be sent: it fails (its try moves on); True if the socket is done.
+
+        A pending ICMP error is reported by the send and then consumed: the queries in flight
+        on this socket went to the same dead port, so they all fail at once."""
+        if err == errno.ECONNREFUSED:
+            self._refused(p)
+            return True
+        w = p.waiting.get(qid)
+        if w is not None:
+            self._done(p, qid, w[1], None)
+        return p.closed
 
     def _pick(self, server: tuple[str, int], now: float) -> _Port:
         """A socket to ``server`` drawn at random, retired if this is its last use."""

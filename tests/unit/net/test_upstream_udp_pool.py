@@ -375,3 +375,53 @@ async def test_a_failing_callback_loses_no_other_answer(up: tuple[Server, int]) 
     finally:
         pool.close()
         loop.set_exception_handler(None)
+
+
+@pytest.mark.parametrize("batched", [True, False])
+async def test_queries_of_one_turn_leave_together_each_answered(
+    up: tuple[Server, int], monkeypatch: pytest.MonkeyPatch, batched: bool
+) -> None:
+    """Queries sent in one turn of the loop leave at its end, in one sendmmsg per socket (issue
+    19: a miss's upstream query is no system call of its own); or one send each without it."""
+    if not batched:
+        monkeypatch.setattr(mmsg, "create_send_batch", lambda *a: None)
+    elif not sys.platform.startswith("linux"):
+        pytest.skip("sendmmsg is Linux's")
+    _, port = up
+    pool = UdpPool(asyncio.get_running_loop(), draw, size=2)
+    calls = 0
+    if pool._sends is not None:
+        real = pool._sends.send
+
+        def counted(fd: int, k: int) -> int:
+            nonlocal calls
+            calls += 1
+            return real(fd, k)
+
+        pool._sends.send = counted  # type: ignore[method-assign]
+    try:
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in range(150)]
+        for i, f in enumerate(futures):
+            pool.send("127.0.0.1", port, query(f"t{i}.test"), WAIT, f.set_result)
+        got = await asyncio.wait_for(asyncio.gather(*futures), WAIT)
+        assert all(first_a(g) == "192.0.2.1" for g in got)
+        if batched:
+            assert calls <= 2 * 3  # two sockets, 64 queries a call at most
+    finally:
+        pool.close()
+
+
+async def test_a_query_that_cannot_be_sent_fails_at_once(pool: UdpPool) -> None:
+    """The port refuses (ICMP unreachable, pending on the socket): the queries queued in that
+    turn fail when they are sent, not after their timeout."""
+    port = closed_port()
+    loop = asyncio.get_running_loop()
+    first = await ask(pool, port, query("a.test"), wait=3.0)  # learns the port is closed
+    assert first is None
+    started = time.monotonic()
+    futures = [loop.create_future() for _ in range(5)]
+    for i, f in enumerate(futures):
+        pool.send("127.0.0.1", port, query(f"b{i}.test"), 3.0, f.set_result)
+    got = await asyncio.wait_for(asyncio.gather(*futures), WAIT)
+    assert got == [None] * 5 and time.monotonic() - started < 1.0
