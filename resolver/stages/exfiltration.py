@@ -277,15 +277,16 @@ class ExfiltrationStage:
             track.short.count_name(now, 0, 0, 0, strong, 0)
             return ("qtype",) if strong and self._strong_types(track) else ()
         info = track.information(prefix, octets, t.info_min_chars, data)
+        short_window, long_window = track.short, track.long
         if data:
             weight = t.weak_type_weight if qtype in WEAK_TYPES else 1
-            track.long.count_name(now, weight, octets, odd, strong, info)
-            track.short.count_name(now, weight, octets, odd, strong, info)
+            long_window.count_name(now, weight, octets, odd, strong, info)
+            short_window.count_name(now, weight, octets, odd, strong, info)
         else:
-            track.long.count_name(now, 0, 0, 0, strong, info)
-            track.short.count_name(now, 0, 0, 0, strong, info)
-        short = track.short.totals
-        long = track.long.totals
+            long_window.count_name(now, 0, 0, 0, strong, info)
+            short_window.count_name(now, 0, 0, 0, strong, info)
+        short = short_window.totals
+        long = long_window.totals
         signals: list[str] = []
         if short[ODD] >= t.odd_names:
             signals.append("odd")
@@ -516,11 +517,13 @@ class ExfiltrationStage:
         # carried up: the bound of Paxson et al. (names going up) applied to the downlink of
         # the same names. A TXT task fetch "api.<nonce>" carries 4 octets up and 189 down.
         down = carried if fresh == 2 else 0
-        track.short.count_answer(now, down, carried, 1 if rcode == 3 else 0)
-        track.long.count_answer(now, down, carried, 1 if rcode == 3 else 0)
-        long = track.long.totals
+        nxd = 1 if rcode == 3 else 0
+        short_window, long_window = track.short, track.long
+        short_window.count_answer(now, down, carried, nxd)
+        long_window.count_answer(now, down, carried, nxd)
+        long = long_window.totals
         t = self.t
-        nxdomain = self._nxdomain(track.short.totals)
+        nxdomain = self._nxdomain(short_window.totals)
         if carried and long[ANSWER] >= t.answer_bytes and long[DISTINCT] >= t.answer_names:
             return ("answers", "nxdomain") if nxdomain else ("answers",)
         return ("nxdomain",) if nxdomain else ()  # no list, no tuple() on the usual answer
