@@ -122,7 +122,23 @@ def windows(draw: st.DrawFn) -> list[BlockEvent]:
         BlockEvent(draw(stamps), "192.0.2.9", f"n{i}.example", 1, "blocked", "feed:x", "malware")
         for i in range(distinct)
     ]
-    events += draw(st.lists(st.sampled_from(events), max_size=20)) if events else []
+    if events:
+        # Repeats, and near repeats: an event again with one field changed, a row of its own
+        # unless the field already had that value.
+        events += draw(st.lists(st.sampled_from(events), max_size=20))
+        near = st.tuples(
+            st.sampled_from(events),
+            st.sampled_from(["client", "qname", "verdict", "reason", "category"]),
+            st.sampled_from(["192.0.2.7", "other", "malware", "blocked"]),
+        )
+        events += [
+            BlockEvent(**{**e._asdict(), field: value})
+            for e, field, value in draw(st.lists(near, max_size=20))
+        ]
+        events += [
+            e._replace(qtype=e.qtype + 1)
+            for e in draw(st.lists(st.sampled_from(events), max_size=5))
+        ]
     random.Random(draw(st.integers())).shuffle(events)
     return events
 
