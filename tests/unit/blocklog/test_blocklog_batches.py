@@ -209,3 +209,43 @@ def test_rows_from_an_older_writer_are_kept_and_new_ones_follow(tmp_path: Path) 
     write_one_window(path, events)
     names = [q for (q,) in read(path, "SELECT qname FROM blocks ORDER BY id")]
     assert names == ["old.example", *(e.qname for e in events)]
+
+
+def test_chunks_of_one_machine_and_mixed_chunks_keep_every_field_and_the_order(
+    tmp_path: Path,
+) -> None:
+    # A chunk of rows sharing client, verdict, reason and category binds those once; the
+    # chunks around it do not. Every field of every row still lands, in arrival order.
+    size = writer_module.CHUNK_ROWS
+    path = tmp_path / "blocks.db"
+
+    def burst(n: int, client: str, category: str, first: int) -> list[BlockEvent]:
+        return [
+            BlockEvent(
+                NOON + i / 7,
+                client,
+                f"n{i}.example",
+                1 + i % 3,
+                "blocked",
+                "feed:x",
+                category,
+                1 + i % 2,
+            )
+            for i in range(first, first + n)
+        ]
+
+    events = burst(size, "192.0.2.1", "malware", 0)  # one machine
+    # Then a chunk for each shared column where one row differs in that column alone.
+    for k, field in enumerate(("client", "verdict", "reason", "category"), start=1):
+        chunk = burst(size, "192.0.2.1", "malware", k * size)
+        chunk[size // 2] = BlockEvent(**{**chunk[size // 2]._asdict(), field: "other"})
+        events += chunk
+    events += burst(size, "2001:db8::1", "phishing", 5 * size)  # another machine
+    events += burst(size // 3, "192.0.2.1", "malware", 6 * size)  # a remainder
+    w = write_one_window(path, events)
+    found = read(
+        path,
+        "SELECT ts, client, qname, qtype, verdict, reason, category, count FROM blocks ORDER BY id",
+    )
+    assert found == [tuple(e) for e in events]
+    assert w.written == sum(e.count for e in events)
