@@ -180,25 +180,37 @@ class Service:
             if fq is None:
                 fq = self._parse(tail, data)
             if fq is not None:
-                now = self.clock()
-                pipeline = self.pipeline
-                entry = pipeline.cached(fq[0], client, now)
-                if entry is None:
-                    # Not seen: judged from its name (a listed one answered here), or the
-                    # chain goes on from where the name's judges stopped, without a re-parse.
+                try:
+                    return self._fast(data, tail, fq, client, transport)
+                except Exception:
+                    # A bug in a stage's hook: SERVFAIL and one log line, as on the full path.
                     name = name_text(fq[0])
-                    lane = pipeline.first(fq[0], name, client, now)
-                    if isinstance(lane, int):
-                        q = query_from_fast(data, fq, name, client, transport, self.server_payload)
-                        return self._decide(q, now, lane)
-                    entry = lane
-                if isinstance(entry, Drop):
-                    return self.drop(entry)
-                out = self._fast_answer(data, fq, entry, client, transport, now)
-                if transport is _UDP:
-                    self._remember(client, tail, out, entry, fq[2], now)
-                return out
+                    q = query_from_fast(data, fq, name, client, transport, self.server_payload)
+                    return self._bug(q)
         return self._full(data, client, transport)
+
+    def _fast(
+        self, data: bytes, tail: bytes, fq: FastQuery, client: str, transport: Transport
+    ) -> Answer | Pending | Dropped:
+        """A plain query: from the cache, judged from its name, or the chain from there on."""
+        now = self.clock()
+        pipeline = self.pipeline
+        entry = pipeline.cached(fq[0], client, now)
+        if entry is None:
+            # Not seen: judged from its name (a listed one answered here), or the chain goes on
+            # from where the name's judges stopped, without a second parse.
+            name = name_text(fq[0])
+            lane = pipeline.first(fq[0], name, client, now)
+            if isinstance(lane, int):
+                q = query_from_fast(data, fq, name, client, transport, self.server_payload)
+                return self._decide(q, now, lane)
+            entry = lane
+        if isinstance(entry, Drop):
+            return self.drop(entry)
+        out = self._fast_answer(data, fq, entry, client, transport, now)
+        if transport is _UDP:
+            self._remember(client, tail, out, entry, fq[2], now)
+        return out
 
     def _parse(self, tail: bytes, data: bytes) -> FastQuery | None:
         fq = parse_fast(data)

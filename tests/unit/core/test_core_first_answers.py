@@ -20,6 +20,7 @@ from resolver.core import wire
 from resolver.core.fastpath import name_text, parse_fast, query_from_fast
 from resolver.core.query import Transport, from_wire
 from resolver.net.service import Dropped, Pending
+from resolver.stages.blocklist import BlocklistStage
 
 NOW = 1_800_000_000.0
 
@@ -45,7 +46,12 @@ def _app(tmp_path: Path, fast: bool, events: list[BlockEvent]) -> App:
     app.service.fast = fast
     app.service.prefetch = None
     app.service.clock = lambda: NOW
-    app.service.offer = lambda e: events.append(e) is None
+
+    def offer(event: BlockEvent) -> bool:
+        events.append(event)
+        return True
+
+    app.service.offer = offer
     return app
 
 
@@ -71,7 +77,7 @@ NAMES = [
 
 
 def _queries() -> list[bytes]:
-    out = []
+    out: list[bytes] = []
     for name, qtype, qclass, edns, cookie in itertools.product(
         NAMES, ["A", "AAAA", "TXT", "ANY", "AXFR", "SVCB"], [1, 3, 4], [False, True], [False, True]
     ):
@@ -200,3 +206,34 @@ def test_a_query_rebuilt_from_the_fast_parse_is_from_wires(
     assert fq is not None
     rebuilt = query_from_fast(q, fq, name_text(fq[0]), "192.0.2.1", transport, 1232)
     assert rebuilt == from_wire(q, "192.0.2.1", transport, 1232)
+
+
+class _Broken:
+    """A list whose lookup fails: a bug in a stage's hook."""
+
+    def match(self, name: str) -> None:
+        raise RuntimeError("boom")
+
+    def __len__(self) -> int:
+        return 1
+
+
+def test_a_bug_in_a_name_judge_is_a_servfail_and_serving_goes_on(tmp_path: Path) -> None:
+    events: list[BlockEvent] = []
+    app = _app(tmp_path, True, events)
+    q = DNSRecord.question("first.example", "A")
+    data = bytes(q.pack())
+    app.service.begin(data, "127.0.0.1", Transport.UDP)  # admits the client
+    app.service.inflight = 0
+    stage = next(s for s in app.pipeline.stages if isinstance(s, BlocklistStage))
+    good = stage.lists.current
+    stage.lists.current = _Broken()
+    out = app.service.begin(
+        bytes(DNSRecord.question("second.example", "A").pack()), "127.0.0.1", Transport.UDP
+    )
+    assert isinstance(out, bytes) and DNSRecord.parse(out).header.rcode == wire.SERVFAIL
+    stage.lists.current = good
+    again = app.service.begin(
+        bytes(DNSRecord.question("a.evil.test", "A").pack()), "127.0.0.1", Transport.UDP
+    )
+    assert isinstance(again, bytes) and DNSRecord.parse(again).header.rcode == wire.NXDOMAIN
