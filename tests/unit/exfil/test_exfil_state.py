@@ -147,3 +147,24 @@ def test_window_counting_methods_sum_as_add_does() -> None:
             else:
                 w.count_answer(now, b, b, c)
                 assert ref.add(now, (0, 0, 0, 0, 0, b, b, 1, c)) == w.totals
+
+
+def test_window_totals_are_the_sums_of_its_buckets_across_pauses() -> None:
+    """Against the definition: at time ``now`` the totals are the sums of the values counted in
+    the last ``buckets`` buckets, whether the clock moved by bursts or by pauses longer than
+    the window (the pause resets all at once)."""
+    rng = random.Random(6)
+    span, buckets = 60.0, 6
+    width = span / buckets
+    w = Window(span, buckets)
+    history: list[tuple[int, tuple[int, ...]]] = []
+    now = 1_700_000_000.0
+    for _ in range(3000):
+        now += rng.choice([0.0, 0.3, width, span * 0.7, span * 4])
+        values = tuple(rng.choice([0, 1, 5]) for _ in range(SLOTS))
+        b = int(now // width)
+        history.append((b, values))
+        totals = w.add(now, values)
+        live = [v for at, v in history if at > b - buckets]
+        assert totals == [sum(v[k] for v in live) for k in range(SLOTS)]
+        history = [(at, v) for at, v in history if at > b - buckets]
