@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import signal
 import sys
 import time
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from resolver import __version__, config
-from resolver.config.errors import ConfigError
+# Only light imports here: `serve` holds its stop and reload signals at the start of `main`, and
+# everything imported before that (asyncio, the config schema: ~0.1 s) widens the window in which
+# a SIGHUP kills the process by its default action. The rest is imported where it is used.
+from resolver import __version__
 from resolver.errors import ParafoudreError
+
+if TYPE_CHECKING:
+    from resolver import config
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -84,14 +89,37 @@ def _err(message: str) -> None:
     print(f"parafoudre: {message}", file=sys.stderr)
 
 
+# What `serve` must handle itself, never by the default action (terminate): the same set as
+# resolver/supervisor.py WORKER_SIGNALS, which is not imported here to keep this first step cheap.
+SERVE_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # systemd sends `ExecReload` SIGHUP to the main PID as soon as it is forked (Type=simple): a
+    # reload racing with a start would kill the service if it came before `serve` has its
+    # handlers (resolver/supervisor.py `supervise`, resolver/app.py `serve`), ~1 s of imports,
+    # config and list loading later. Held from here, it stays pending and is handled once
+    # those handlers are in and unblock it; child processes inherit the mask (see supervisor).
+    held = _serving(sys.argv[1:] if argv is None else argv)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, SERVE_SIGNALS) if held else None
     try:
         return _main(argv)
     except BrokenPipeError:  # `parafoudre feeds catalogue | head`
         return EXIT_OK
+    finally:
+        if old is not None:  # serve returned (or failed to start): back as the caller had it
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _serving(argv: Sequence[str]) -> bool:
+    """Whether the command is ``serve``, told before argparse: its first positional word."""
+    return next((a for a in argv if not a.startswith("-")), None) == "serve"
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    from resolver import config
+    from resolver.config.errors import ConfigError
+
     args = _parser().parse_args(argv)
     if args.command == "print-default-config":
         sys.stdout.write(config.default_text())
@@ -155,6 +183,7 @@ def _check_config(cfg: config.Config, path: Path | None) -> int:
 
 def _test_alert(cfg: config.Config) -> int:
     """Send one test alert now by each configured channel; say how each went."""
+    import asyncio
     import socket
 
     from dashboard.alerts import send_test
@@ -281,6 +310,8 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
     try:
         import uvloop  # the faster event loop where it is installed
     except ImportError:
+        import asyncio
+
         return asyncio.run(coro)
     return int(uvloop.run(coro))
 

@@ -7,7 +7,8 @@ only starts, restarts and signals them: SIGHUP and SIGTERM are passed on.
 A worker starts with SIGHUP, SIGTERM and SIGINT blocked (the signal mask is inherited across
 fork and exec): one passed on while it still imports stays pending until ``serve`` has its
 handlers and unblocks them, so a reload is never lost and a stop never kills a worker by the
-default action.
+default action. The supervisor itself starts with them blocked too (resolver/cli.py `main`) and
+unblocks them once its own handlers are in and the workers are spawned.
 """
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ def supervise(serve_args: Sequence[str], workers: int) -> int:
     for i in range(workers):
         spawn(i)
     log.info("started %d workers", workers)
+    # resolver/cli.py `main` held these since the process started, so a reload or stop sent
+    # meanwhile (systemd's ExecReload targets this PID) is pending, not fatal. Unblocked only
+    # now that every worker exists, so `forward` passes it on to all of them: workers started
+    # after a SIGHUP read the files anyway, but an operator reading the log expects the reload.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
     exit_code = 0
     while True:
         if stopping:
