@@ -195,18 +195,8 @@ def summary_json(
     highlight = _highlight_json(s.highlight, lang, names) if s.highlight is not None else None
     dropped, failed = s.losses[QUEUE_DROPPED], s.losses[WRITE_FAILED]
     protected = prot is None or prot.protected
-    sentence = i18n.weather_sentence(lang, s.weather, s.total)
-    if not protected and s.total == 0:
-        sentence = i18n.text(lang, "calm_unprotected")  # no sun while nothing protects
-    # Attempts to get around the filter are said beside the weather, never counted in it.
-    bypass_text = i18n.bypass_sentence(lang, s.bypass) if s.bypass else ""
-    if bypass_text:
-        sentence = f"{sentence} {bypass_text}"
+    sentence, bypass_text = _weather_sentence(s, lang, protected)
     prot_json = protection_json(prot, lang) if prot is not None else None
-    since = ""
-    if s.running_since is not None and s.covered < FULL * s.elapsed:
-        started = local_time(s.running_since, cfg.timezone)[:5]  # 08:02, not 08:02:17
-        since = i18n.text(lang, "running_since", time=started)
     return {
         "day": s.day.isoformat(),
         "timezone": cfg.timezone,
@@ -220,20 +210,10 @@ def summary_json(
         "weather_level": s.weather.level,
         "weather_label": i18n.weather_label(lang, s.weather),
         "sentence": sentence,
-        # What the page shows first: fog and the first problem while the box does not protect.
-        "protected": protected,
-        "protection": prot_json,
-        "headline": prot_json["headline"] if prot_json and not protected else sentence,
-        "headline_detail": prot_json["detail"] if prot_json and not protected else "",
-        "icon": s.weather.value if protected else "fog",
-        "icon_label": i18n.weather_label(lang, s.weather)
-        if protected
-        else i18n.text(lang, "weather.fog"),
-        # Beside the weather sentence: no sun either while nothing protects.
-        "day_icon": "fog" if not protected and s.total == 0 else s.weather.value,
+        **_headline_json(s, lang, protected, sentence, prot_json),
         "coverage": s.covered / s.elapsed if s.elapsed else 1.0,
         "hours": [_hour_json(h, cfg, lang) for h in s.hours],
-        "running_since_text": since,
+        "running_since_text": _running_since_text(s, cfg, lang),
         "kinds": _kinds_json(s, lang),
         "top_names": [
             {"qname": n.qname, "count": n.count, "category": n.category}
@@ -251,6 +231,44 @@ def summary_json(
         ),
         "thresholds": thresholds_json(cfg, lang),
     }
+
+
+def _weather_sentence(s: Summary, lang: Lang, protected: bool) -> tuple[str, str]:
+    """(the day's sentence, the bypass attempts' sentence, also at its end or "")."""
+    sentence = i18n.weather_sentence(lang, s.weather, s.total)
+    if not protected and s.total == 0:
+        sentence = i18n.text(lang, "calm_unprotected")  # no sun while nothing protects
+    # Attempts to get around the filter are said beside the weather, never counted in it.
+    bypass_text = i18n.bypass_sentence(lang, s.bypass) if s.bypass else ""
+    if bypass_text:
+        sentence = f"{sentence} {bypass_text}"
+    return sentence, bypass_text
+
+
+def _headline_json(
+    s: Summary, lang: Lang, protected: bool, sentence: str, prot_json: JSON | None
+) -> JSON:
+    """What the page shows first: fog and the first problem while the box does not protect."""
+    return {
+        "protected": protected,
+        "protection": prot_json,
+        "headline": prot_json["headline"] if prot_json and not protected else sentence,
+        "headline_detail": prot_json["detail"] if prot_json and not protected else "",
+        "icon": s.weather.value if protected else "fog",
+        "icon_label": i18n.weather_label(lang, s.weather)
+        if protected
+        else i18n.text(lang, "weather.fog"),
+        # Beside the weather sentence: no sun either while nothing protects.
+        "day_icon": "fog" if not protected and s.total == 0 else s.weather.value,
+    }
+
+
+def _running_since_text(s: Summary, cfg: DashboardConfig, lang: Lang) -> str:
+    """ "running since 08:02" when the resolver started today and missed part of the day."""
+    if s.running_since is None or s.covered >= FULL * s.elapsed:
+        return ""
+    started = local_time(s.running_since, cfg.timezone)[:5]  # 08:02, not 08:02:17
+    return i18n.text(lang, "running_since", time=started)
 
 
 def _highlight_json(h: ClientCount, lang: Lang, names: Names) -> JSON:

@@ -102,9 +102,6 @@ def page_context(
     def cols(*keys: str) -> list[str]:
         return [t(f"col.{k}") for k in keys]
 
-    protected = protection["protected"]
-    problems = protection["problems"]
-    page = blocks["page"] if blocks else 1
     other = "en" if lang == "fr" else "fr"
     since = (summary or {}).get("running_since_text") or t("since_midnight", tz=timezone)
     return {
@@ -112,26 +109,12 @@ def page_context(
         "lang": lang,
         "other_lang": other,
         "refresh": refresh,
-        "page": page,
-        "pages": blocks["pages"] if blocks else 1,
-        "page_text": blocks["page_text"] if blocks else "",
-        "prev_href": _href(query, page=page - 1),
-        "next_href": _href(query, page=page + 1),
-        "lang_href": _href(query, lang=other),
-        "protected": protected,
-        "hero_icon": summary["icon"] if summary else "fog",
-        "hero_label": summary["icon_label"] if summary else t("weather.fog"),
-        "headline": summary["headline"] if summary else protection["headline"],
-        "headline_detail": summary["headline_detail"] if summary else protection["detail"],
-        "problems": problems,
+        **_pager(query, blocks, other),
+        "protected": protection["protected"],
+        **_hero(summary, protection, t("weather.fog")),
+        "problems": protection["problems"],
         "checks": protection["checks"],
-        "weather": summary["day_icon"] if summary else "fog",
-        "weather_label": summary["weather_label"] if summary else "",
-        "sentence": summary["sentence"] if summary else "",
-        "highlight": summary["highlight_text"] if summary else "",
-        "highlight_alert": bool(summary and summary["highlight"]),
-        "losses": summary["losses_text"] if summary else "",
-        "kinds": summary["kinds"] if summary else [],
+        **_weather(summary),
         "days": history["days"] if history else [],
         "hours": summary["hours"] if summary else [],
         "block_items": blocks["items"] if blocks else [],
@@ -149,6 +132,42 @@ def page_context(
         "since_text": since,
         "footer_text": health["footer_text"],
         "updated_text": updated_text,
+    }
+
+
+def _pager(query: Mapping[str, str], blocks: JSON | None, other_lang: str) -> JSON:
+    """The block list's page number, page count and the links that keep the other parameters."""
+    page = blocks["page"] if blocks else 1
+    return {
+        "page": page,
+        "pages": blocks["pages"] if blocks else 1,
+        "page_text": blocks["page_text"] if blocks else "",
+        "prev_href": _href(query, page=page - 1),
+        "next_href": _href(query, page=page + 1),
+        "lang_href": _href(query, lang=other_lang),
+    }
+
+
+def _hero(summary: JSON | None, protection: JSON, fog_label: str) -> JSON:
+    """The top of the page: the day's weather, or with no readable log the protection state."""
+    return {
+        "hero_icon": summary["icon"] if summary else "fog",
+        "hero_label": summary["icon_label"] if summary else fog_label,
+        "headline": summary["headline"] if summary else protection["headline"],
+        "headline_detail": summary["headline_detail"] if summary else protection["detail"],
+    }
+
+
+def _weather(summary: JSON | None) -> JSON:
+    """Today's weather lines, empty when the log is unreadable."""
+    return {
+        "weather": summary["day_icon"] if summary else "fog",
+        "weather_label": summary["weather_label"] if summary else "",
+        "sentence": summary["sentence"] if summary else "",
+        "highlight": summary["highlight_text"] if summary else "",
+        "highlight_alert": bool(summary and summary["highlight"]),
+        "losses": summary["losses_text"] if summary else "",
+        "kinds": summary["kinds"] if summary else [],
     }
 
 

@@ -43,7 +43,7 @@ from feeds.never_block import (
 from feeds.normalize import ParseStats
 from feeds.parsers import ParseOptions, parse_file
 from feeds.sources import Feed, local_path, resolve_sources, url_host
-from feeds.state import StateStore, now_iso
+from feeds.state import FeedState, StateStore, now_iso
 from resolver import blocklist_file
 from resolver.config.feeds import FeedsConfig
 
@@ -266,35 +266,7 @@ class Updater:
             if isinstance(result, FeedError):
                 raise result
             if result.changed:
-                fs, stats = parse_feed(tmp, feed, self.cfg.max_bytes)
-                count = len(fs)
-                floor = (1.0 - self.cfg.max_shrink) * old.entries
-                if data.exists() and old.url == feed.url and count < floor:
-                    raise FeedError(
-                        f"shrank from {old.entries} to {count} entries (more than"
-                        f" feeds.max_shrink={self.cfg.max_shrink:g})"
-                    )
-                out.added, out.removed = self._diff(fs, data, feed) if data.exists() else (count, 0)
-                os.replace(tmp, data)
-                now = now_iso()
-                state = replace(
-                    state,
-                    url=feed.url,
-                    etag=result.etag,
-                    last_modified=result.last_modified,
-                    sha256=result.sha256,
-                    size=result.size,
-                    entries=count,
-                    rejected=stats.total_rejected,
-                    reject_reasons=dict(stats.rejected),
-                    last_success=now,
-                    last_change=now,
-                    last_error="",
-                    error_class="",
-                    status="updated",
-                )
-                out.status, out.fresh = "updated", fs
-                out.format, out.reasons, out.examples = stats.format, stats.rejected, stats.examples
+                state = self._take_download(feed, result, old, state, out)
             else:
                 if not data.exists():
                     raise FeedError("no copy kept from an earlier run")  # state lost: refetch
@@ -323,6 +295,42 @@ class Updater:
         out.entries, out.rejected = state.entries, state.rejected
         store.save(name, state)
         return out
+
+    def _take_download(
+        self, feed: Feed, result: Fetched, old: FeedState, state: FeedState, out: Outcome
+    ) -> FeedState:
+        """Parse a changed download, refuse it if it shrank too much (FeedError), else make it
+        the last good copy; fills ``out`` and returns the feed's new state."""
+        data, tmp = self.store.data_path(feed.name), self.store.download_path(feed.name)
+        fs, stats = parse_feed(tmp, feed, self.cfg.max_bytes)
+        count = len(fs)
+        floor = (1.0 - self.cfg.max_shrink) * old.entries
+        if data.exists() and old.url == feed.url and count < floor:
+            raise FeedError(
+                f"shrank from {old.entries} to {count} entries (more than"
+                f" feeds.max_shrink={self.cfg.max_shrink:g})"
+            )
+        out.added, out.removed = self._diff(fs, data, feed) if data.exists() else (count, 0)
+        os.replace(tmp, data)
+        now = now_iso()
+        out.status, out.fresh = "updated", fs
+        out.format, out.reasons, out.examples = stats.format, stats.rejected, stats.examples
+        return replace(
+            state,
+            url=feed.url,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            sha256=result.sha256,
+            size=result.size,
+            entries=count,
+            rejected=stats.total_rejected,
+            reject_reasons=dict(stats.rejected),
+            last_success=now,
+            last_change=now,
+            last_error="",
+            error_class="",
+            status="updated",
+        )
 
     def _diff(self, new: FeedSet, data: Path, feed: Feed) -> tuple[int, int]:
         """(added, removed) names against the last good copy; (new size, 0) if it is unreadable."""

@@ -129,9 +129,38 @@ def write_atomic(
     if any(not 0 <= r[2] < len(provenance) for r in (*v4, *v6)):
         raise BlocklistFileError("address range with a bad provenance index")
     range_bytes = _ranges_bytes(v4, v6)
+    count, trie_bytes, value_bytes = _trie_parts(entries, len(provenance))
+    header_base: dict[str, Any] = {
+        "entries": count,
+        "provenance": [list(p) for p in provenance],
+        "meta": dict(meta or {}),
+        "ipv4_ranges": len(v4),
+        "ipv6_ranges": len(v6),
+    }
+    header = _settled_header(header_base, len(trie_bytes), len(value_bytes))
+    start = _PREFIX.size + len(header)
+    body = b"".join(
+        (
+            header,
+            b"\0" * _pad(start),
+            trie_bytes,
+            b"\0" * _pad(len(trie_bytes)),
+            value_bytes,
+            b"\0" * _pad(len(value_bytes)),
+            range_bytes,
+        )
+    )
+    prefix = _PREFIX.pack(MAGIC, VERSION, len(header), zlib.crc32(body), 0)
+    _replace_file(path, prefix, body)
+    return count
+
+
+def _trie_parts(entries: Iterable[tuple[str, int, int]], n_prov: int) -> tuple[int, bytes, bytes]:
+    """(entry count, trie bytes, value bytes): the reversed names' trie and, per trie key id,
+    the scope and provenance code. The keys and the trie are freed on return: only the bytes
+    are written, and a million names' lists weigh more than the file."""
     keys: list[str] = []
     codes: list[int] = []
-    n_prov = len(provenance)
     for name, scope, prov in entries:
         if scope not in _SCOPES or not 0 <= prov < n_prov:
             raise BlocklistFileError(f"bad entry for {name!r}: scope={scope} provenance={prov}")
@@ -145,43 +174,30 @@ def write_atomic(
     del keys, codes
     if sys.byteorder != "little":
         values.byteswap()
-    trie_bytes = trie.tobytes()
-    value_bytes = values.tobytes()
+    return len(trie), trie.tobytes(), values.tobytes()
 
-    header_base: dict[str, Any] = {
-        "entries": len(trie),
-        "provenance": [list(p) for p in provenance],
-        "meta": dict(meta or {}),
-    }
-    # Offsets depend on the header length, which depends on the offsets: settle in two passes.
+
+def _settled_header(base: Mapping[str, Any], trie_size: int, value_size: int) -> bytes:
+    """The JSON header with the sections' offsets. Offsets depend on the header length, which
+    depends on the offsets: settle in two passes (a third at most)."""
     header = b""
     for _ in range(3):
         start = _PREFIX.size + len(header)
         trie_off = start + _pad(start)
-        val_off = trie_off + len(trie_bytes) + _pad(len(trie_bytes))
-        fields = dict(header_base, trie_offset=trie_off, trie_size=len(trie_bytes))
-        fields.update(values_offset=val_off, values_size=len(value_bytes))
-        ranges_off = val_off + len(value_bytes) + _pad(len(value_bytes))
-        fields.update(ranges_offset=ranges_off, ipv4_ranges=len(v4), ipv6_ranges=len(v6))
+        val_off = trie_off + trie_size + _pad(trie_size)
+        fields = dict(base, trie_offset=trie_off, trie_size=trie_size)
+        fields.update(values_offset=val_off, values_size=value_size)
+        fields.update(ranges_offset=val_off + value_size + _pad(value_size))
         new = json.dumps(fields, sort_keys=True).encode()
         if new == header:
             break
         header = new
-    start = _PREFIX.size + len(header)
-    body = b"".join(
-        (
-            header,
-            b"\0" * _pad(start),
-            trie_bytes,
-            b"\0" * _pad(len(trie_bytes)),
-            value_bytes,
-            b"\0" * _pad(len(value_bytes)),
-            range_bytes,
-        )
-    )
-    crc = zlib.crc32(body)
-    prefix = _PREFIX.pack(MAGIC, VERSION, len(header), crc, 0)
+    return header
 
+
+def _replace_file(path: Path, prefix: bytes, body: bytes) -> None:
+    """Write to a temporary name in the same directory, fsync, rename over ``path``: a reader
+    sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -197,7 +213,6 @@ def write_atomic(
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
-    return len(trie)
 
 
 def _fsync_dir(directory: Path) -> None:

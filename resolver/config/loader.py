@@ -116,6 +116,7 @@ def _pairs(ctx: _Ctx, node: yaml.MappingNode, key: str) -> tuple[tuple[str, str]
 
 
 def _build(ctx: _Ctx, tp: Any, node: yaml.Node, key: str) -> Any:
+    """The value of type ``tp`` that ``node`` holds, or a ConfigError naming its line."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -126,19 +127,7 @@ def _build(ctx: _Ctx, tp: Any, node: yaml.Node, key: str) -> Any:
         assert isinstance(tp, type)
         return _build_section(ctx, tp, node, key)
     if origin is tuple:
-        item_tp = typing.get_args(tp)[0]
-        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
-            return ()
-        if isinstance(node, yaml.MappingNode) and typing.get_args(item_tp) == (str, str):
-            return _pairs(ctx, node, key)
-        if not isinstance(node, yaml.SequenceNode):
-            raise ctx.fail(
-                node,
-                key,
-                f"expected a list, got {_describe(node)}",
-                "write one item per line starting with '- '",
-            )
-        return tuple(_build(ctx, item_tp, item, f"{key}[{i}]") for i, item in enumerate(node.value))
+        return _build_list(ctx, tp, node, key)
     if not isinstance(node, yaml.ScalarNode):
         raise ctx.fail(
             node,
@@ -147,18 +136,41 @@ def _build(ctx: _Ctx, tp: Any, node: yaml.Node, key: str) -> Any:
             "write a single value on the key's line",
         )
     if origin is typing.Literal:
-        # YAML 1.1 reads off/on/yes/no as booleans: for a choice, keep the word as written.
-        value = node.value if node.tag == _BOOL else ctx.constructor.construct_scalar(node)
-        choices = typing.get_args(tp)
-        if value not in choices:
-            close = difflib.get_close_matches(str(value), [str(c) for c in choices], 1)
-            hint = (
-                f"did you mean {close[0]!r}?" if close else "use " + " | ".join(map(str, choices))
-            )
-            raise ctx.fail(
-                node, key, f"{value!r} is not one of {', '.join(map(str, choices))}", hint
-            )
-        return value
+        return _build_choice(ctx, tp, node, key)
+    return _build_scalar(ctx, tp, node, key)
+
+
+def _build_list(ctx: _Ctx, tp: Any, node: yaml.Node, key: str) -> tuple[Any, ...]:
+    """A ``tuple[X, ...]``: a YAML list, nothing (empty), or for text pairs a mapping."""
+    item_tp = typing.get_args(tp)[0]
+    if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
+        return ()
+    if isinstance(node, yaml.MappingNode) and typing.get_args(item_tp) == (str, str):
+        return _pairs(ctx, node, key)
+    if not isinstance(node, yaml.SequenceNode):
+        raise ctx.fail(
+            node,
+            key,
+            f"expected a list, got {_describe(node)}",
+            "write one item per line starting with '- '",
+        )
+    return tuple(_build(ctx, item_tp, item, f"{key}[{i}]") for i, item in enumerate(node.value))
+
+
+def _build_choice(ctx: _Ctx, tp: Any, node: yaml.ScalarNode, key: str) -> Any:
+    """A ``Literal[...]`` value, with the closest choice as the hint when it is none of them."""
+    # YAML 1.1 reads off/on/yes/no as booleans: for a choice, keep the word as written.
+    value = node.value if node.tag == _BOOL else ctx.constructor.construct_scalar(node)
+    choices = typing.get_args(tp)
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], 1)
+        hint = f"did you mean {close[0]!r}?" if close else "use " + " | ".join(map(str, choices))
+        raise ctx.fail(node, key, f"{value!r} is not one of {', '.join(map(str, choices))}", hint)
+    return value
+
+
+def _build_scalar(ctx: _Ctx, tp: Any, node: yaml.ScalarNode, key: str) -> Any:
+    """A str, bool, int or float, judged by its YAML tag: a quoted "10" is text, not a number."""
     if tp is str:
         if node.tag in (_NULL,):
             raise ctx.fail(

@@ -285,14 +285,28 @@ class Outbox:
         room = min(max_batches, self._max_pending - self.pending_count())
         if room <= 0:
             return False
-        cursor = self.cursor
         limit = room * self._batch_size
+        read = self._rows_after(self.cursor, limit)
+        if read is None:
+            return False
+        cursor, rows = read
+        if not rows:
+            if cursor != self.cursor:
+                self._conn.execute("UPDATE state SET value = ? WHERE name = 'cursor'", (cursor,))
+            return False
+        threats = [r for r in rows if r[7] not in NON_THREAT_CATEGORIES]  # r[7]: category
+        self._store(self._batches(threats), rows[-1][0])
+        return len(rows) == limit
+
+    def _rows_after(self, cursor: int, limit: int) -> tuple[int, list[BlockRow]] | None:
+        """(cursor, up to ``limit`` block log rows after it); the cursor goes back to 0 if the
+        block log restarted below it. None while the block log cannot be read."""
         try:
             blocklog = open_db(self._blocklog_path, readonly=True)
         except BlockLogError as exc:
             # Not created yet (no block since install) or not migrated yet: try again later.
             log.debug("observatory: block log not readable yet: %s", exc)
-            return False
+            return None
         try:
             top = blocklog.execute("SELECT max(id) FROM blocks").fetchone()[0] or 0
             if top < cursor:
@@ -308,12 +322,11 @@ class Outbox:
             rows: list[BlockRow] = blocklog.execute(_SELECT_ROWS, (cursor, limit)).fetchall()
         finally:
             blocklog.close()
-        if not rows:
-            if cursor != self.cursor:
-                self._conn.execute("UPDATE state SET value = ? WHERE name = 'cursor'", (cursor,))
-            return False
+        return cursor, rows
+
+    def _batches(self, threats: list[BlockRow]) -> list[tuple[str, float, int, bytes]]:
+        """(batch id, created, events, body) per chunk of ``batch_size`` rows, ready to store."""
         stored = []
-        threats = [r for r in rows if r[7] not in NON_THREAT_CATEGORIES]  # r[7]: category
         for chunk in chunks(threats, self._batch_size):
             batch_id = str(uuid.uuid4())
             payload = build_payload(
@@ -326,6 +339,10 @@ class Outbox:
             )
             body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
             stored.append((batch_id, time.time(), len(chunk), body))
+        return stored
+
+    def _store(self, stored: list[tuple[str, float, int, bytes]], last_id: int) -> None:
+        """Store the batches and move the cursor to ``last_id`` in one transaction."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -334,13 +351,12 @@ class Outbox:
             )
             # Same transaction: the rows are in a stored batch (or not sent at all, being no
             # threat) exactly when the cursor is past them.
-            conn.execute("UPDATE state SET value = ? WHERE name = 'cursor'", (rows[-1][0],))
+            conn.execute("UPDATE state SET value = ? WHERE name = 'cursor'", (last_id,))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return len(rows) == limit
 
     def pending(self, limit: int) -> list[PendingBatch]:
         """The oldest ``limit`` batches, in the order they were built."""
