@@ -19,8 +19,8 @@ set aside and until when, when to say in the log that none answers, and which to
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import ValuesView
+from bisect import bisect_left
+from collections.abc import Sequence, ValuesView
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -38,6 +38,9 @@ _ERROR_RANK: Final = {wire.SERVFAIL: 3, wire.REFUSED: 2, wire.NOTIMP: 1, wire.FO
 MAX_BACKOFF: Final = 60.0  # seconds a failing upstream is set aside at most
 _EDE: Final = 15  # the EDNS option code of an Extended DNS Error (RFC 8914 §2)
 _EDE_MAX: Final = 512  # bytes of upstream EDE options passed on at most
+# Server lists whose health records are kept by identity (see UpstreamHealth.pairs): the
+# configuration's few Forward tuples; a caller building a new tuple per query only refills it.
+_PLANS: Final = 64
 
 
 @dataclass(slots=True)
@@ -52,8 +55,23 @@ class Health:
     probing: bool = False  # a probe to it is on its way
     probed_at: float = float("-inf")  # when the last probe to it left
 
-    def order_key(self, now: float, index: int) -> tuple[bool, float, int]:
-        return (now < self.down_until, self.srtt, index)
+
+# A server and its health record, as a Resolution tries them.
+Pair = tuple[Upstream, Health]
+
+
+def _ordered(pairs: list[Pair], now: float) -> list[Pair]:
+    """``pairs`` in the order to try them now: not set aside first, then fastest, then as given."""
+    if len(pairs) == 1:
+        return pairs[:]
+    if len(pairs) == 2:  # the common case, without sorted() and its key function (a cache miss)
+        a, b = pairs
+        ha, hb = a[1], b[1]
+        if (now < hb.down_until, hb.srtt) < (now < ha.down_until, ha.srtt):
+            return [b, a]
+        return [a, b]
+    # sorted() is stable: servers equally good stay in the configuration's order.
+    return sorted(pairs, key=lambda p: (now < p[1].down_until, p[1].srtt))
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +119,7 @@ class UpstreamHealth:
         self._outage_start: float | None = None  # set once an outage was reported
         self._warned_at = 0.0
         self._replied_since_warning = False
+        self._plans: dict[int, tuple[Sequence[Upstream], list[Pair]]] = {}
 
     def __getitem__(self, server: Upstream) -> Health:
         h = self.servers.get(server)
@@ -116,27 +135,39 @@ class UpstreamHealth:
         """Every known server's health (as the dict this replaced gave them)."""
         return self.servers.values()
 
-    def order(self, servers: tuple[Upstream, ...] | list[Upstream], now: float) -> list[Upstream]:
+    def pairs(self, servers: Sequence[Upstream]) -> list[Pair]:
+        """Each of ``servers`` with its health record, in the given order.
+
+        Kept per tuple of servers, by identity (a Forward's tuple lives as long as the
+        configuration): a cache miss then hashes no Upstream (a frozen dataclass's hash is
+        Python code, 0.25 µs each) to find its servers' records. Records are never replaced,
+        so a kept pair stays true. A list may change between two calls: never kept.
+        """
+        key = id(servers)
+        plan = self._plans.get(key)
+        if plan is not None and plan[0] is servers:
+            return plan[1]
+        pairs = [(s, self[s]) for s in servers]
+        if type(servers) is tuple:
+            if len(self._plans) >= _PLANS:
+                self._plans.clear()
+            # The tuple is kept with its pairs: its id cannot be reused while it is here.
+            self._plans[key] = (servers, pairs)
+        return pairs
+
+    def order(self, servers: Sequence[Upstream], now: float) -> list[Upstream]:
         """The servers in the order to try them now: not set aside first, then fastest."""
-        n = len(servers)
-        if n == 1:
-            return [servers[0]]
-        if n == 2:  # the common case, without sorted() and its key function (a cache miss)
-            a, b = servers
-            get = self.servers.get
-            ha, hb = get(a) or self[a], get(b) or self[b]
-            if (now < hb.down_until, hb.srtt) < (now < ha.down_until, ha.srtt):
-                return [b, a]
-            return [a, b]
-        ranked = sorted(range(n), key=lambda i: self[servers[i]].order_key(now, i))
-        return [servers[i] for i in ranked]
+        return [s for s, _ in _ordered(self.pairs(servers), now)]
 
     def is_down(self, server: Upstream, now: float) -> bool:
         return now < self[server].down_until
 
     def failed(self, server: Upstream, now: float) -> None:
         """``server`` gave no reply (timeout, error): set it aside for a while."""
-        h = self[server]
+        self.failed_h(self[server], now)
+
+    def failed_h(self, h: Health, now: float) -> None:
+        """``failed`` for a server's record (a Resolution holds it)."""
         h.fails += 1
         h.failed += 1
         if h.fails == 1:
@@ -150,11 +181,14 @@ class UpstreamHealth:
 
     def answered(self, server: Upstream, now: float, rtt: float) -> None:
         """``server`` answered in ``rtt`` seconds."""
-        h = self.servers.get(server) or self[server]
+        self.answered_h(self[server], now, rtt)
+
+    def answered_h(self, h: Health, now: float, rtt: float) -> None:
+        """``answered`` for a server's record: this runs on every cache miss."""
         srtt = h.srtt
         h.srtt = rtt if srtt == 0.0 else 0.7 * srtt + 0.3 * rtt
         h.answered += 1
-        # replied(), inlined: this runs on every cache miss.
+        # replied_h(), inlined.
         h.fails = 0
         h.down_until = 0.0
         self.silent_since = None
@@ -162,11 +196,15 @@ class UpstreamHealth:
         if self._outage_start is not None:
             self._replied_since_warning = True
         self.latency_sum += rtt
-        self.latency_counts[bisect.bisect_left(self.latency_buckets, rtt)] += 1
+        # Prometheus buckets are upper bounds (le): a sample on a bound counts in that bucket.
+        self.latency_counts[bisect_left(self.latency_buckets, rtt)] += 1
 
     def replied(self, server: Upstream, now: float) -> None:
         """``server`` replied, if only with an error: it is up (no latency sample)."""
-        h = self[server]
+        self.replied_h(self[server], now)
+
+    def replied_h(self, h: Health, now: float) -> None:
+        """``replied`` for a server's record."""
         h.fails = 0
         h.down_until = 0.0
         self.silent_since = None
@@ -276,18 +314,19 @@ class Resolution:
     def __init__(
         self,
         health: UpstreamHealth,
-        servers: tuple[Upstream, ...] | list[Upstream],
+        servers: Sequence[Upstream],
         now: float,
         timeout: float,
         total_timeout: float,
     ) -> None:
         self.health = health
         self.timeout = timeout
-        order = health.order(servers, now) if servers else []
-        first = health.servers.get(order[0]) if order else None
-        if first is not None and now < first.down_until:
+        pairs = health.pairs(servers)
+        # One server (most boxes, a conditional zone's): nothing to order.
+        order = pairs if len(pairs) < 2 else _ordered(pairs, now)
+        if order and now < order[0][1].down_until:
             # Every server is set aside (order puts any that is not first).
-            self._tries = [min(order, key=lambda s: health[s].down_until)]
+            self._tries = [min(order, key=_down_until)]
             self.deadline = now + min(timeout, total_timeout)
         else:
             self._tries = order + order
@@ -308,16 +347,16 @@ class Resolution:
             self.done = True
             return None
         self._started = now
-        server = self._tries[self._index]
+        server = self._tries[self._index][0]
         if self._tcp:
             return _new_try(Try, (server, True, min(self.timeout * 2, remaining)))
         return _new_try(Try, (server, False, min(self.timeout, remaining)))
 
     def query_result(self, reply: bytes | None, now: float) -> None:
         """Judge the reply to the last try (None: none came: timeout, error, unusable)."""
-        server = self._tries[self._index]
+        server, h = self._tries[self._index]
         if reply is None or len(reply) < 12:
-            self.health.failed(server, now)
+            self.health.failed_h(h, now)
             self._next_server()
             return
         flags = (reply[2] << 8) | reply[3]
@@ -326,22 +365,26 @@ class Resolution:
             return
         rcode = flags & wire.RCODE_MASK
         if rcode in TRY_ANOTHER:
-            self.health.replied(server, now)
+            self.health.replied_h(h, now)
             best = self.response
             if best is None or _ERROR_RANK[rcode] > _ERROR_RANK[_rcode(best)]:
                 self.response = reply
             # It said what it has to say about this name: no second round for it.
             rest = self._tries[self._index + 1 :]
-            self._tries[self._index + 1 :] = [s for s in rest if s != server]
+            self._tries[self._index + 1 :] = [p for p in rest if p[0] != server]
             self._next_server()
             return
-        self.health.answered(server, now, now - self._started)
+        self.health.answered_h(h, now, now - self._started)
         self.response = reply
         self.done = True
 
     def _next_server(self) -> None:
         self._index += 1
         self._tcp = False
+
+
+def _down_until(pair: Pair) -> float:
+    return pair[1].down_until
 
 
 def _rcode(reply: bytes) -> int:

@@ -58,6 +58,23 @@ class _RandomIds:
         return self._ids[n]
 
 
+class _Exchange(Resolution):
+    """A callback driver's resolution with what it needs from a try to the next.
+
+    One object per cache miss from the send to the answer: its bound ``landed`` is the pool's
+    callback, instead of a closure (and its cells) per try.
+    """
+
+    __slots__ = ("client", "on_answer", "query")
+
+    client: UpstreamClient
+    query: Query
+    on_answer: OnAnswer
+
+    def landed(self, reply: bytes | None) -> None:
+        self.client._landed(self, reply)
+
+
 class UpstreamClient:
     """Sends one query to the best server that answers well, within a total deadline.
 
@@ -125,44 +142,45 @@ class UpstreamClient:
         loop = self._loop
         if loop is None or loop.is_closed():
             loop = self._loop = asyncio.get_running_loop()
-        return self._advance(self.resolution(servers, loop.time()), query, on_answer, loop)
+        now = loop.time()
+        ex = _Exchange(self.health, tuple(servers), now, self.timeout, self.total_timeout)
+        ex.client = self
+        ex.query = query
+        ex.on_answer = on_answer
+        return self._advance(ex, now)
 
-    def _advance(
-        self,
-        res: Resolution,
-        query: Query,
-        on_answer: OnAnswer,
-        loop: asyncio.AbstractEventLoop,
-    ) -> asyncio.Task[None] | None:
-        """Make ``res``'s next try by callback, or hand it to a task, or give its outcome."""
+    def _advance(self, ex: _Exchange, now: float) -> asyncio.Task[None] | None:
+        """Make ``ex``'s next try by callback, or hand it to a task, or give its outcome."""
         while True:
-            t = res.next_try(loop.time())
+            t = ex.next_try(now)
             if t is None or self._closing:
-                on_answer(res.response if t is None else None)
+                ex.on_answer(ex.response if t is None else None)
                 return None
-            if t.tcp or t.server.kind != "udp":
-                return self._keep(self._finish(res, query, on_answer))
-            sent = build_upstream_query(query, self._ids.next())
+            server = t.server
+            if t.tcp or server.kind != "udp":
+                return self._keep(self._finish(ex, ex.query, ex.on_answer))
+            sent = build_upstream_query(ex.query, self._ids.next())
+            loop = self._loop
+            assert loop is not None  # set by exchange_soon before any try
             try:
-                self._pool_for(loop).send(
-                    t.server.host, t.server.port, sent, t.wait, self._then(res, query, on_answer)
-                )
+                self._pool_for(loop).send(server.host, server.port, sent, t.wait, ex.landed)
                 return None
             except OSError:
-                self._judge(res, None, loop.time())
+                now = loop.time()
+                self._judge(ex, None, now)
 
-    def _then(self, res: Resolution, query: Query, on_answer: OnAnswer) -> OnAnswer:
+    def _landed(self, ex: _Exchange, reply: bytes | None) -> None:
         """What a UDP try does with its reply: judge it, then go on."""
-
-        def then(reply: bytes | None) -> None:
-            loop = self._loop
-            if self._closing or loop is None:
-                on_answer(None)
-                return
-            self._judge(res, reply, loop.time())
-            self._advance(res, query, on_answer, loop)
-
-        return then
+        loop = self._loop
+        if self._closing or loop is None:
+            ex.on_answer(None)
+            return
+        now = loop.time()
+        self._judge(ex, reply, now)
+        if ex.done:  # answered: what _advance would find, without a Try
+            ex.on_answer(ex.response)
+        else:
+            self._advance(ex, now)
 
     async def _finish(self, res: Resolution, query: Query, on_answer: OnAnswer) -> None:
         on_answer(await self._run(res, query))

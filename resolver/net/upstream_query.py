@@ -10,12 +10,17 @@ from typing import Final
 
 from resolver.core import wire
 from resolver.core.query import DEFAULT_UDP_PAYLOAD, Query
-from resolver.core.wire import HEADER
+from resolver.core.wire import HEADER, U16
 
 _LOWER: Final = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 _OPT_LEN: Final = 11  # the OPT record build_upstream_query appends (no options)
 # The root's NS set: every recursive resolver answers it from its priming, at once.
 _PROBE_QUESTION: Final = b"\x00" + wire.U16.pack(wire.T_NS) + wire.U16.pack(wire.C_IN)
+# What follows the ID in every query build_upstream_query makes, by the client's CD bit: our
+# flags and the counts (one question, one OPT record); and the OPT record at our usual payload,
+# by the client's DO bit. Built once: a cache miss then joins four pieces and calls nothing else.
+_HEAD: Final = {cd: HEADER.pack(0, wire.RD | wire.AD | cd, 1, 0, 0, 1)[2:] for cd in (0, wire.CD)}
+_OPT: Final = {do: wire.build_opt(DEFAULT_UDP_PAYLOAD, do) for do in (False, True)}
 
 
 def build_upstream_query(query: Query, qid: int, payload: int = DEFAULT_UDP_PAYLOAD) -> bytes:
@@ -31,8 +36,10 @@ def build_upstream_query(query: Query, qid: int, payload: int = DEFAULT_UDP_PAYL
     or carries data in the case (dns2tcp, iodine) needs them intact. The cache key is
     lower-cased separately (``Query.cache_key``).
     """
-    flags = wire.RD | wire.AD | (query.flags & wire.CD)
-    return HEADER.pack(qid, flags, 1, 0, 0, 1) + query.question + wire.build_opt(payload, query.do)
+    edns = query.edns
+    do = edns is not None and edns.do
+    opt = _OPT[do] if payload == DEFAULT_UDP_PAYLOAD else wire.build_opt(payload, do)
+    return b"".join((U16.pack(qid), _HEAD[query.flags & wire.CD], query.question, opt))
 
 
 def build_probe(qid: int) -> bytes:
@@ -47,15 +54,18 @@ def matches(resp: bytes, sent: bytes) -> bool:
     an OPT record without options). The name is compared without regard to case (RFC 4343):
     some upstreams answer in lower case whatever the question's case.
     """
-    if len(resp) < 12 or resp[:2] != sent[:2]:
+    if len(resp) < 12 or resp[0] != sent[0] or resp[1] != sent[1]:
         return False
-    flags, qd = HEADER.unpack_from(resp)[1:3]
-    if not flags & wire.QR or qd != 1:
+    # QR set, exactly one question (the header's octets 2 and 4-5).
+    if not resp[2] & 0x80 or resp[4] or resp[5] != 1:
         return False
     qend = len(sent) - _OPT_LEN
+    question = sent[12:qend]
+    if resp.startswith(question, 12):
+        return True  # the question echoed as sent, case included: most upstreams
     # Only the name is folded: type 65 (HTTPS) is the byte "A", and lower-casing it too would
     # make an answer to type 97 look like one to type 65.
     return (
-        resp[12 : qend - 4].translate(_LOWER) == sent[12 : qend - 4].translate(_LOWER)
-        and resp[qend - 4 : qend] == sent[qend - 4 : qend]
+        resp[12 : qend - 4].translate(_LOWER) == question[:-4].translate(_LOWER)
+        and resp[qend - 4 : qend] == question[-4:]
     )
