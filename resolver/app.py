@@ -14,6 +14,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Final, NamedTuple
 
+from resolver import sd_notify
 from resolver.blocklist_holder import ListsHolder
 from resolver.blocklog.writer import BlockLogWriter
 from resolver.config.dga import DgaConfig
@@ -714,6 +715,9 @@ async def serve(
     signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGHUP, signal.SIGTERM, signal.SIGINT))
     await app.start()
     started = True
+    # Answering now: systemd (Type=notify) may send a reload. A worker of the supervisor has no
+    # NOTIFY_SOCKET: the supervisor speaks for them all.
+    sd_notify.notify("READY=1")
     if hup_pending:
         on_hup()
     dashboard, page_tasks = await _start_page(app, cfg) if worker == 0 else (None, [])

@@ -14,12 +14,15 @@ unblocks them once its own handlers are in and the workers are spawned.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from types import FrameType
+
+from resolver import sd_notify
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,8 @@ def _start_worker(serve_args: Sequence[str], i: int, workers: int) -> subprocess
     old = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
     try:
         # supervisor runs no threads.
-        return subprocess.Popen(cmd, preexec_fn=_die_with_parent)  # noqa: S603
+        env = sd_notify.without_socket(dict(os.environ))
+        return subprocess.Popen(cmd, preexec_fn=_die_with_parent, env=env)  # noqa: S603
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
@@ -85,6 +89,7 @@ def supervise(serve_args: Sequence[str], workers: int) -> int:
     # now that every worker exists, so `forward` passes it on to all of them: workers started
     # after a SIGHUP read the files anyway, but an operator reading the log expects the reload.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
+    sd_notify.notify("READY=1")  # systemd may now send a reload (Type=notify)
     exit_code = 0
     while True:
         if stopping:
