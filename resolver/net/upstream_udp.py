@@ -23,7 +23,8 @@ use keep changing. This pool does the same, with these choices:
   else is read and dropped. Answers are read with one recvmmsg(2) per wake-up on Linux (up to
   ``_BATCH``; measured: 0.7 system calls fewer per exchange than recv until EAGAIN, at the same
   Python cost), elsewhere with recv, at most ``_READS`` a wake-up: a flood cannot hold the loop.
-* **One timer for every try**: deadlines go to a heap checked by a single ``call_at`` timer,
+* **One timer for every try**: deadlines go to buckets of ``_TICK`` seconds (a timer wheel whose
+  few ticks are in a heap) checked by a single ``call_at`` timer,
   at most every ``_TICK`` seconds while anything is in flight, instead of a timer armed and
   cancelled per try (measured under uvloop: 1.25 µs a try for ``call_later`` + ``cancel``,
   0.3 µs for the heap push; 4,000 Python instructions fewer per exchange in all). A try
@@ -47,6 +48,7 @@ import ctypes
 import errno
 import heapq
 import itertools
+import math
 import socket
 from collections.abc import Callable
 from typing import Final
@@ -133,7 +135,13 @@ class UdpPool:
         self._open: dict[int, _Port] = {}  # by fd: live and retired ones not yet closed
         # (deadline, number, socket, ID): a heap. An answered try's entry stays until its
         # deadline, so it holds no reference to the query's callback (and all it holds).
-        self._deadlines: list[tuple[float, int, _Port, int]] = []
+        # Deadlines in buckets of ``_TICK`` (a timer wheel): tick -> [(number, socket, ID)],
+        # and a heap of the ticks that have a bucket. A try goes to the bucket of the first
+        # tick at or after its deadline (never early), an append; the heap holds a few hundred
+        # ticks, not one entry per try (a heap of 20,000 tries cost a miss ~2 µs of
+        # comparisons). A bucket keeps no reference to an answered try's callback.
+        self._buckets: dict[int, list[tuple[int, _Port, int]]] = {}
+        self._ticks: list[int] = []
         self._seq = itertools.count()  # entry numbers: tell a try from a later one with its ID
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
@@ -169,10 +177,14 @@ class UdpPool:
         seq = next(self._seq)
         waiting[qid] = (sent, on_answer, seq)
         self.in_flight += 1
-        deadline = now + wait
-        heapq.heappush(self._deadlines, (deadline, seq, p, qid))
-        if deadline < self._timer_at:
-            self._arm(deadline)
+        tick = math.ceil((now + wait) / _TICK)
+        bucket = self._buckets.get(tick)
+        if bucket is None:
+            bucket = self._buckets[tick] = []
+            heapq.heappush(self._ticks, tick)
+            if tick * _TICK < self._timer_at:
+                self._arm(tick * _TICK)
+        bucket.append((seq, p, qid))
 
     def _flush(self) -> None:
         """Send what this turn queued, socket by socket."""
@@ -355,16 +367,18 @@ class UdpPool:
         self._timer = None
         self._timer_at = float("inf")
         now = self.loop.time()
-        heap = self._deadlines
-        while heap and heap[0][0] <= now:
-            _, seq, p, qid = heapq.heappop(heap)
-            w = p.waiting.get(qid)
-            if w is not None and w[2] == seq:  # not answered yet (nor a later try's ID)
-                self._done(p, qid, w[1], None)
+        ticks = self._ticks
+        buckets = self._buckets
+        while ticks and ticks[0] * _TICK <= now:
+            for seq, p, qid in buckets.pop(heapq.heappop(ticks)):
+                w = p.waiting.get(qid)
+                if w is not None and w[2] == seq:  # not answered yet (nor a later try's ID)
+                    self._done(p, qid, w[1], None)
         if not self.in_flight:
-            heap.clear()  # only answered tries were left
-        elif heap and heap[0][0] < self._timer_at:
-            self._arm(max(heap[0][0], now + _TICK))
+            ticks.clear()  # only answered tries were left
+            buckets.clear()
+        elif ticks and ticks[0] * _TICK < self._timer_at:
+            self._arm(max(ticks[0] * _TICK, now + _TICK))
 
     # --- the sockets' lives -----------------------------------------------------------------
 
@@ -391,7 +405,8 @@ class UdpPool:
             self._timer.cancel()
             self._timer = None
         self._timer_at = float("inf")
-        self._deadlines.clear()
+        self._ticks.clear()
+        self._buckets.clear()
         self._live.clear()
         for p in list(self._open.values()):
             p.retired = True
