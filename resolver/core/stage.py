@@ -85,7 +85,7 @@ class Full:
 FULL = Full()
 
 # ``on_name`` says: None (``decide`` would pass the query on), a Drop, the stage's answer as a
-# CachedAnswer (served and cached as ``decide``'s Reply would be), or FULL.
+# CachedAnswer (the bytes ``decide``'s Reply would carry once rendered), or FULL.
 
 
 @runtime_checkable
