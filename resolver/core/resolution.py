@@ -58,6 +58,8 @@ class Health:
 
 # A server and its health record, as a Resolution tries them.
 Pair = tuple[Upstream, Health]
+# A tuple of servers and their pairs (UpstreamHealth.pairs).
+Plan = tuple[Sequence[Upstream], list[Pair]]
 
 
 def _ordered(pairs: list[Pair], now: float) -> list[Pair]:
@@ -119,7 +121,10 @@ class UpstreamHealth:
         self._outage_start: float | None = None  # set once an outage was reported
         self._warned_at = 0.0
         self._replied_since_warning = False
-        self._plans: dict[int, tuple[Sequence[Upstream], list[Pair]]] = {}
+        # pairs() by id of the servers' tuple (with the tuple, so that the id stays its own),
+        # and the last one asked for: most boxes forward every miss to the same tuple.
+        self._plans: dict[int, Plan] = {}
+        self.last: Plan = ((), [])
 
     def __getitem__(self, server: Upstream) -> Health:
         h = self.servers.get(server)
@@ -145,15 +150,16 @@ class UpstreamHealth:
         """
         key = id(servers)
         plan = self._plans.get(key)
-        if plan is not None and plan[0] is servers:
-            return plan[1]
-        pairs = [(s, self[s]) for s in servers]
-        if type(servers) is tuple:
+        if plan is None or plan[0] is not servers:
+            plan = (servers, [(s, self[s]) for s in servers])
+            if type(servers) is not tuple:
+                return plan[1]
             if len(self._plans) >= _PLANS:
                 self._plans.clear()
             # The tuple is kept with its pairs: its id cannot be reused while it is here.
-            self._plans[key] = (servers, pairs)
-        return pairs
+            self._plans[key] = plan
+        self.last = plan
+        return plan[1]
 
     def order(self, servers: Sequence[Upstream], now: float) -> list[Upstream]:
         """The servers in the order to try them now: not set aside first, then fastest."""
@@ -321,7 +327,8 @@ class Resolution:
     ) -> None:
         self.health = health
         self.timeout = timeout
-        pairs = health.pairs(servers)
+        last = health.last  # the last plan of pairs(), inlined: once per cache miss
+        pairs = last[1] if last[0] is servers else health.pairs(servers)
         # One server (most boxes, a conditional zone's): nothing to order.
         order = pairs if len(pairs) < 2 else _ordered(pairs, now)
         if order and now < order[0][1].down_until:
@@ -348,9 +355,8 @@ class Resolution:
             return None
         self._started = now
         server = self._tries[self._index][0]
-        if self._tcp:
-            return _new_try(Try, (server, True, min(self.timeout * 2, remaining)))
-        return _new_try(Try, (server, False, min(self.timeout, remaining)))
+        wait = self.timeout * 2 if self._tcp else self.timeout
+        return _new_try(Try, (server, self._tcp, wait if wait < remaining else remaining))
 
     def query_result(self, reply: bytes | None, now: float) -> None:
         """Judge the reply to the last try (None: none came: timeout, error, unusable)."""

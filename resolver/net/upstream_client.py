@@ -72,7 +72,20 @@ class _Exchange(Resolution):
     on_answer: OnAnswer
 
     def landed(self, reply: bytes | None) -> None:
-        self.client._landed(self, reply)
+        """What a UDP try does with its reply: judge it, then go on (once per cache miss)."""
+        client = self.client
+        loop = client._loop
+        if client._closing or loop is None:
+            self.on_answer(None)
+            return
+        now = loop.time()
+        self.query_result(reply, now)
+        if client._watchdog is None and client.health.watching:
+            client._arm_watchdog()  # as _judge does
+        if self.done:  # answered: what _advance would find, without a Try
+            self.on_answer(self.response)
+        else:
+            client._advance(self, now)
 
 
 class UpstreamClient:
@@ -162,25 +175,15 @@ class UpstreamClient:
             sent = build_upstream_query(ex.query, self._ids.next())
             loop = self._loop
             assert loop is not None  # set by exchange_soon before any try
+            pool = self._pool
+            if pool is None or pool.loop is not loop:
+                pool = self._pool_for(loop)
             try:
-                self._pool_for(loop).send(server.host, server.port, sent, t.wait, ex.landed)
+                pool.send(server.host, server.port, sent, t.wait, ex.landed)
                 return None
             except OSError:
                 now = loop.time()
                 self._judge(ex, None, now)
-
-    def _landed(self, ex: _Exchange, reply: bytes | None) -> None:
-        """What a UDP try does with its reply: judge it, then go on."""
-        loop = self._loop
-        if self._closing or loop is None:
-            ex.on_answer(None)
-            return
-        now = loop.time()
-        self._judge(ex, reply, now)
-        if ex.done:  # answered: what _advance would find, without a Try
-            ex.on_answer(ex.response)
-        else:
-            self._advance(ex, now)
 
     async def _finish(self, res: Resolution, query: Query, on_answer: OnAnswer) -> None:
         on_answer(await self._run(res, query))

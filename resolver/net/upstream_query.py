@@ -16,11 +16,18 @@ _LOWER: Final = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmno
 _OPT_LEN: Final = 11  # the OPT record build_upstream_query appends (no options)
 # The root's NS set: every recursive resolver answers it from its priming, at once.
 _PROBE_QUESTION: Final = b"\x00" + wire.U16.pack(wire.T_NS) + wire.U16.pack(wire.C_IN)
-# What follows the ID in every query build_upstream_query makes, by the client's CD bit: our
-# flags and the counts (one question, one OPT record); and the OPT record at our usual payload,
-# by the client's DO bit. Built once: a cache miss then joins four pieces and calls nothing else.
-_HEAD: Final = {cd: HEADER.pack(0, wire.RD | wire.AD | cd, 1, 0, 0, 1)[2:] for cd in (0, wire.CD)}
-_OPT: Final = {do: wire.build_opt(DEFAULT_UDP_PAYLOAD, do) for do in (False, True)}
+# What follows the ID in every query build_upstream_query makes at our usual payload: our flags
+# and the counts (one question, one OPT record), then the OPT record. Indexed by the last byte
+# of the client's cache key (bit 0 DO, bit 1 CD: ``resolver.core.query``), so that the query we
+# send is a function of the cache key, as coalescing (``resolver.net.service``) assumes: one
+# upstream answer serves every client of that key. Built once: a cache miss joins four pieces.
+_PIECES: Final = tuple(
+    (
+        HEADER.pack(0, wire.RD | wire.AD | (wire.CD if bits & 2 else 0), 1, 0, 0, 1)[2:],
+        wire.build_opt(DEFAULT_UDP_PAYLOAD, bool(bits & 1)),
+    )
+    for bits in range(4)
+)
 
 
 def build_upstream_query(query: Query, qid: int, payload: int = DEFAULT_UDP_PAYLOAD) -> bytes:
@@ -36,10 +43,11 @@ def build_upstream_query(query: Query, qid: int, payload: int = DEFAULT_UDP_PAYL
     or carries data in the case (dns2tcp, iodine) needs them intact. The cache key is
     lower-cased separately (``Query.cache_key``).
     """
-    edns = query.edns
-    do = edns is not None and edns.do
-    opt = _OPT[do] if payload == DEFAULT_UDP_PAYLOAD else wire.build_opt(payload, do)
-    return b"".join((U16.pack(qid), _HEAD[query.flags & wire.CD], query.question, opt))
+    if payload == DEFAULT_UDP_PAYLOAD:
+        head, opt = _PIECES[query.cache_key[-1]]
+        return b"".join((U16.pack(qid), head, query.question, opt))
+    flags = wire.RD | wire.AD | (query.flags & wire.CD)
+    return HEADER.pack(qid, flags, 1, 0, 0, 1) + query.question + wire.build_opt(payload, query.do)
 
 
 def build_probe(qid: int) -> bytes:

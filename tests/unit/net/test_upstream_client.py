@@ -14,10 +14,12 @@ from collections.abc import Awaitable, Callable
 import pytest
 from dnslib import QTYPE, RCODE, RR, TXT, DNSRecord
 
-from resolver.core.query import Query, Transport, from_wire
+from resolver.core import wire
+from resolver.core.query import DEFAULT_UDP_PAYLOAD, Query, Transport, from_wire
 from resolver.core.steps import Upstream
-from resolver.net.upstream_client import UpstreamClient
+from resolver.net.upstream_client import UpstreamClient, build_upstream_query, matches
 from tests.conftest import FakeUpstream
+from tests.fakes import make_query
 
 WAIT = 5.0  # seconds: the bound on every wait here
 
@@ -170,3 +172,32 @@ async def test_silence_is_said_once_and_a_probe_finds_the_return(
     finally:
         await client.close()
         await up.stop()
+
+
+@pytest.mark.parametrize("do", [False, True])
+@pytest.mark.parametrize("cd", [False, True])
+@pytest.mark.parametrize("edns", [False, True])
+def test_query_at_the_usual_payload_carries_the_clients_do_and_cd(
+    do: bool, cd: bool, edns: bool
+) -> None:
+    """Built from precomputed pieces: the same bytes as the header, question and OPT written
+    out, for every DO and CD a client may send (a client without EDNS has no DO)."""
+    q = make_query("Mixed.Case.test", "AAAA", do=do and edns, cd=cd, edns=edns, rd=False)
+    sent = build_upstream_query(q, 0xBEEF)
+    flags = wire.RD | wire.AD | (wire.CD if cd else 0)
+    opt = wire.build_opt(DEFAULT_UDP_PAYLOAD, do and edns)
+    assert sent == wire.HEADER.pack(0xBEEF, flags, 1, 0, 0, 1) + q.question + opt
+    assert build_upstream_query(q, 0xBEEF, payload=DEFAULT_UDP_PAYLOAD + 1)[:-11] == sent[:-11]
+
+
+def test_an_answer_matches_with_its_question_as_sent_or_in_another_case() -> None:
+    sent = build_upstream_query(make_query("MiXeD.test", 65, wire_name="MiXeD.test"), 0x0101)
+    answer = bytearray(sent)
+    answer[2] |= 0x80  # QR
+    assert matches(bytes(answer), sent)
+    lower = bytes(answer).replace(b"MiXeD", b"mixed")
+    assert matches(lower, sent)
+    assert not matches(lower.replace(b"mixed", b"mixex"), sent)
+    other_type = lower[: len(sent) - 15] + b"\x00\x61" + lower[len(sent) - 13 :]
+    assert other_type != lower and not matches(other_type, sent)  # type 97 ("a") is not 65 ("A")
+    assert not matches(sent, sent)  # not an answer (QR clear)

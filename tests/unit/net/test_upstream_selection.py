@@ -202,6 +202,52 @@ def test_order_prefers_healthy_then_fast() -> None:
     assert health.order([A, B], 1.5) == [B, A]  # and tried first again once it may be back
 
 
+def test_order_of_three_keeps_the_configuration_order_between_equals() -> None:
+    c = Upstream("192.0.2.4")
+    health = UpstreamHealth()
+    assert health.order((A, B, c), 0.0) == [A, B, c]  # none measured yet
+    health.answered(c, 0.0, 0.010)
+    health.answered(A, 0.0, 0.050)
+    health.answered(B, 0.0, 0.050)
+    assert health.order((A, B, c), 0.0) == [c, A, B]
+    health.failed(c, 0.0)
+    assert health.order((A, B, c), 0.5) == [A, B, c]
+
+
+def test_a_kept_server_tuple_and_a_new_one_share_the_health_records() -> None:
+    """Resolutions over a Forward's tuple (kept by identity) and over equal new tuples or lists
+    judge the same servers: one health record per server, whichever way it was named."""
+    health = UpstreamHealth((0.005, 0.05))
+    servers = (A, B)
+    res = Resolution(health, servers, 0.0, TIMEOUT, TOTAL)
+    drive(res, [Step(A, False, NONE, 1.0), Step(B, False, ANSWER, 0.02)])
+    assert health[A].failed == 1 and health[B].answered == 1
+    # A equal tuple built anew, then a list: the same records (A is set aside, B first).
+    for again in (tuple([A, B]), [A, B]):
+        res = Resolution(health, again, 1.5, TIMEOUT, TOTAL)
+        drive(res, [Step(B, False, ANSWER, 0.02)], now=1.5)
+    assert health[B].answered == 3 and len(health.servers) == 2
+    assert health.latency_counts == [0, 3, 0]
+
+
+def test_a_list_of_servers_changed_between_two_resolutions_is_read_again() -> None:
+    health = UpstreamHealth()
+    servers = [A]
+    drive(Resolution(health, servers, 0.0, TIMEOUT, TOTAL), [Step(A, False, ANSWER)])
+    servers[0] = B
+    drive(Resolution(health, servers, 1.0, TIMEOUT, TOTAL), [Step(B, False, ANSWER)], now=1.0)
+    assert health[A].answered == 1 and health[B].answered == 1
+
+
+def test_many_server_tuples_are_kept_within_a_bound() -> None:
+    health = UpstreamHealth()
+    for i in range(500):  # e.g. a caller building a new tuple per query
+        drive(
+            Resolution(health, (A,), float(i), TIMEOUT, TOTAL), [Step(A, False, ANSWER)], float(i)
+        )
+    assert len(health._plans) <= 64 and health[A].answered == 500
+
+
 def test_all_down_one_try_to_the_server_due_first() -> None:
     """While every server is set aside, a client waits one try, not total_timeout."""
     health = UpstreamHealth()
