@@ -120,9 +120,10 @@ class Pipeline:
         pass the query on, and have seen it: a metered stage counted it). ``key`` is the fast
         parse's cache key, ``name`` its text.
 
-        A listed name's answer is not cached: answering it again here costs what a cache hit
-        costs, and a burst of distinct listed names (a malware's domain list) would otherwise
-        evict the commune's answers from the cache."""
+        A listed name's answer is not cached: a burst of distinct listed names (a malware's
+        domain list) would otherwise evict the commune's answers from the cache; answering a
+        listed name again here costs one trie lookup more than a hit, and repeats within the
+        second come from the memo of renderings anyway."""
         if client not in self.admitted:
             return 0
         qtype = (key[-5] << 8) | key[-4]
