@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -51,6 +51,16 @@ class Upstream:
     kind: str = "udp"  # "udp", "tls" or "https" (resolver.config.upstream_spec.UpstreamKind)
     server_name: str = ""  # the name the server's certificate must carry (tls, https)
     url: str = ""  # https: the DoH URL
+    # The hash, computed once: a dataclass's own __hash__ is Python code run on every use, and
+    # a cache miss hashes its Forward (with its servers) three times (resolver.net.service).
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        key = (self.host, self.port, self.kind, self.server_name, self.url)
+        object.__setattr__(self, "_hash", hash(key))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __str__(self) -> str:
         if self.kind == "https":
@@ -83,6 +93,13 @@ class Forward:
     servers: tuple[Upstream, ...]
     zone: str | None = None
     trusted: bool = False
+    _hash: int = field(init=False, repr=False, compare=False)  # computed once, as Upstream's
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.servers, self.zone, self.trusted)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
