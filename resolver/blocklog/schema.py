@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from pathlib import Path
 from typing import Final
 
@@ -44,6 +45,7 @@ HEARTBEAT: Final = 60.0
 # started by mistake) before the statement fails; it waits on the writer thread, never on the
 # event loop.
 BUSY_TIMEOUT_MS: Final = 5000
+_RETRY_PAUSE: Final = 0.02  # seconds between two tries to open a file another writer holds
 
 # MIGRATIONS[v] takes a database from version v to v + 1, in one transaction with the version
 # bump. Append new steps; never edit a step that has shipped, databases in the field ran it.
@@ -153,7 +155,28 @@ def open_db(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
 
 
 def _open_writer(path: Path) -> sqlite3.Connection:
+    """Open, switch to WAL and migrate; again while another writer holds the file.
+
+    Workers started together on a new file (a fresh install with ``--workers N``) race to
+    switch it to WAL and migrate it. SQLite answers SQLITE_BUSY at once, without waiting out
+    the busy timeout, to the connection whose lock upgrade could deadlock: one worker failed
+    to start with "database is locked" and the supervisor stopped them all. So the whole
+    opening is tried again, within the same bound as any lock wait.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return _try_open_writer(path)
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", None)
+            busy = code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(_RETRY_PAUSE)
+
+
+def _try_open_writer(path: Path) -> sqlite3.Connection:
     # check_same_thread=False: start() opens on the caller's thread, the worker thread then owns it.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
