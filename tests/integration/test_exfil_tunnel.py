@@ -84,6 +84,19 @@ async def wait_listening(port: int, deadline: float) -> bool:
     return False
 
 
+async def wait_udp_bound(port: int, deadline: float) -> bool:
+    """Until a UDP socket is bound to 127.0.0.1:``port`` (read from /proc/net/udp: a probe
+    query would not do, dns2tcpd answers only its own protocol)."""
+    want = f"0100007F:{port:04X}"
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            lines = Path("/proc/net/udp").read_text().splitlines()[1:]
+            if any(line.split()[1] == want for line in lines if len(line.split()) > 1):
+                return True
+        await asyncio.sleep(0.05)
+    return False
+
+
 async def pump(port: int, seconds: float, enough: int = 0) -> int:
     """Send through the tunnel for at most ``seconds`` (or until ``enough`` bytes came back,
     when given); return the bytes echoed back."""
@@ -242,15 +255,21 @@ async def test_dns2tcp_session_works_without_the_detector_and_is_cut_off_with_it
     echoed = 0
     await app.start()
     try:
-        async with (
-            process("dns2tcpd", "-F", "-f", str(conf)),
-            process("dns2tcpc", "-z", "tun.example.com", "-r", "echo", "-l", str(local), LISTEN),
-        ):
-            if await wait_listening(local, time.monotonic() + 15):
-                # The control may be slow on a loaded machine (a few bytes per query, each a
-                # round trip through the box): pump until a kilobyte came back, at most 15 s.
-                off = mode == "off"
-                echoed = await pump(local, 15.0 if off else 3.0, enough=1024 if off else 0)
+        async with process("dns2tcpd", "-F", "-f", str(conf)):
+            # dns2tcpc gives up if its first queries meet a server not yet listening (the box
+            # answers SERVFAIL): start it once dns2tcpd answers.
+            assert await wait_udp_bound(port, time.monotonic() + 15), "dns2tcpd never listened"
+            async with process(
+                "dns2tcpc", "-z", "tun.example.com", "-r", "echo", "-l", str(local), LISTEN
+            ):
+                listening = await wait_listening(local, time.monotonic() + 15)
+                if mode == "off":
+                    assert listening, "dns2tcpc never set its session up through the box"
+                if listening:
+                    # The control may be slow on a loaded machine (a few bytes per query, each
+                    # a round trip through the box): pump until a kilobyte came back, 15 s max.
+                    off = mode == "off"
+                    echoed = await pump(local, 15.0 if off else 3.0, enough=1024 if off else 0)
         assert await asyncio.to_thread(app.blocklog.flush)
     finally:
         await app.stop()
