@@ -177,6 +177,25 @@ def address(raw: bytes) -> tuple[str, tuple[str, int] | tuple[str, int, int, int
     return None
 
 
+# The C signatures: int recvmmsg(int, struct mmsghdr *, unsigned, int, struct timespec *);
+# int sendmmsg(int, struct mmsghdr *, unsigned, int).
+_SIGNATURES: Final = {
+    "recvmmsg": [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p],
+    "sendmmsg": [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int],
+}
+
+
+def _libc(name: str) -> Callable[..., int] | None:
+    """libc's ``name`` (recvmmsg or sendmmsg) with its signature, errno kept; None if absent."""
+    try:
+        fn = getattr(ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True), name)
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = _SIGNATURES[name]
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
+
+
 def create(sock: socket.socket) -> MmsgBuffers | None:
     """Batches for ``sock``, or None where recvmmsg/sendmmsg cannot be used."""
     if not sys.platform.startswith("linux") or sock.family not in (
@@ -184,22 +203,9 @@ def create(sock: socket.socket) -> MmsgBuffers | None:
         socket.AF_INET6,
     ):
         return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        recvmmsg = libc.recvmmsg
-        sendmmsg = libc.sendmmsg
-    except (OSError, AttributeError):
+    recvmmsg, sendmmsg = _libc("recvmmsg"), _libc("sendmmsg")
+    if recvmmsg is None or sendmmsg is None:
         return None
-    recvmmsg.argtypes = [
-        ctypes.c_int,
-        ctypes.c_void_p,
-        ctypes.c_uint,
-        ctypes.c_int,
-        ctypes.c_void_p,
-    ]
-    recvmmsg.restype = ctypes.c_int
-    sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
-    sendmmsg.restype = ctypes.c_int
     ptr = ctypes.sizeof(ctypes.c_void_p)
     if (
         ctypes.sizeof(ctypes.c_size_t) != ptr  # lengths are written through pointer-sized views
@@ -258,21 +264,9 @@ class RecvBatch:
 
 def create_recv_batch(batch: int, slot: int) -> RecvBatch | None:
     """A ``RecvBatch``, or None where recvmmsg cannot be used (then read one datagram a call)."""
-    if not sys.platform.startswith("linux"):
+    recvmmsg = _libc("recvmmsg") if sys.platform.startswith("linux") else None
+    if recvmmsg is None:
         return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        recvmmsg = libc.recvmmsg
-    except (OSError, AttributeError):
-        return None
-    recvmmsg.argtypes = [
-        ctypes.c_int,
-        ctypes.c_void_p,
-        ctypes.c_uint,
-        ctypes.c_int,
-        ctypes.c_void_p,
-    ]
-    recvmmsg.restype = ctypes.c_int
     if ctypes.sizeof(_Mmsghdr) % 4 or _Mmsghdr.len.offset % 4 or _Msghdr.flags.offset % 4:
         return None  # read through a 32-bit view
     return RecvBatch(recvmmsg, batch, slot)
@@ -313,15 +307,9 @@ class SendBatch:
 
 def create_send_batch(batch: int, slot: int) -> SendBatch | None:
     """A ``SendBatch``, or None where sendmmsg cannot be used (then send one a call)."""
-    if not sys.platform.startswith("linux"):
+    sendmmsg = _libc("sendmmsg") if sys.platform.startswith("linux") else None
+    if sendmmsg is None:
         return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        sendmmsg = libc.sendmmsg
-    except (OSError, AttributeError):
-        return None
-    sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
-    sendmmsg.restype = ctypes.c_int
     ptr = ctypes.sizeof(ctypes.c_void_p)
     if ctypes.sizeof(ctypes.c_size_t) != ptr or _Iovec.len.offset % ptr:
         return None  # lengths are written through a pointer-sized view
