@@ -172,6 +172,20 @@ def make_config(tmp_path: Path, upstream_port: int, extra: str = "") -> Config:
     return load_text(yaml.safe_dump(merged), Config, "test.yaml")
 
 
+def serve_config(tmp_path: Path, port: int, upstream_port: int) -> Path:
+    """A config file for `parafoudre serve` as a process: loopback ``port``, the fake upstream,
+    ``evil.test`` on a block list, no dashboard."""
+    (tmp_path / "block.txt").write_text("evil.test\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"state_dir: {tmp_path / 'state'}\nserver:\n  listen: ['127.0.0.1:{port}']\n"
+        f"upstream:\n  servers: ['127.0.0.1:{upstream_port}']\n"
+        f"blocking:\n  lists:\n    - path: {tmp_path / 'block.txt'}\n"
+        "dashboard:\n  enabled: false\n"
+    )
+    return cfg
+
+
 def free_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1 right now."""
     for _ in range(50):

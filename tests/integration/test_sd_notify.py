@@ -18,7 +18,7 @@ import dns.rcode
 import pytest
 
 from resolver import sd_notify
-from tests.conftest import FakeUpstream, free_port
+from tests.conftest import FakeUpstream, free_port, serve_config
 
 WAIT = 30.0  # seconds: bound on the start of a server on a loaded machine
 
@@ -66,14 +66,7 @@ async def test_serve_says_ready_from_its_main_process_then_takes_a_reload(
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
     listener.setblocking(False)
     port = free_port()
-    (tmp_path / "block.txt").write_text("evil.test\n")
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        f"state_dir: {tmp_path / 'state'}\nserver:\n  listen: ['127.0.0.1:{port}']\n"
-        f"upstream:\n  servers: ['127.0.0.1:{upstream.port}']\n"
-        f"blocking:\n  lists:\n    - path: {tmp_path / 'block.txt'}\n"
-        "dashboard:\n  enabled: false\n"
-    )
+    cfg = serve_config(tmp_path, port, upstream.port)
     env = dict(os.environ, NOTIFY_SOCKET=str(path))
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

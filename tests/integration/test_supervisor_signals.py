@@ -15,7 +15,7 @@ import pytest
 
 from resolver.cli import SERVE_SIGNALS
 from resolver.supervisor import WORKER_SIGNALS
-from tests.conftest import FakeUpstream, free_port
+from tests.conftest import FakeUpstream, free_port, serve_config
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/status").exists(), reason="reads the signal masks in /proc (Linux)"
@@ -52,14 +52,7 @@ async def _serve_hup_stop(tmp_path: Path, upstream: FakeUpstream, workers: int) 
     cleanly. Returns whether the SIGHUP came before its handler was installed."""
     tmp_path.mkdir()
     port = free_port()
-    (tmp_path / "block.txt").write_text("evil.test\n")
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        f"state_dir: {tmp_path / 'state'}\nserver:\n  listen: ['127.0.0.1:{port}']\n"
-        f"upstream:\n  servers: ['127.0.0.1:{upstream.port}']\n"
-        f"blocking:\n  lists:\n    - path: {tmp_path / 'block.txt'}\n"
-        "dashboard:\n  enabled: false\n"
-    )
+    cfg = serve_config(tmp_path, port, upstream.port)
     cmd = (sys.executable, "-m", "resolver.cli", "serve", "-c", str(cfg), "--workers")
     proc = await asyncio.create_subprocess_exec(*cmd, str(workers), stderr=asyncio.subprocess.PIPE)
     lines: list[str] = []

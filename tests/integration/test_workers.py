@@ -17,7 +17,7 @@ import dns.rcode
 import dns.rdataclass
 import pytest
 
-from tests.conftest import FakeUpstream, free_port
+from tests.conftest import FakeUpstream, free_port, serve_config
 
 
 def _identity(port: int, source: str) -> str:
@@ -210,14 +210,7 @@ async def _start_and_signal(
 ) -> tuple[asyncio.subprocess.Process, int, list[str], asyncio.Task[None]]:
     """Start 2 workers and send ``signum`` the moment they are spawned, while they import."""
     port = free_port()
-    (tmp_path / "block.txt").write_text("evil.test\n")
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        f"state_dir: {tmp_path / 'state'}\nserver:\n  listen: ['127.0.0.1:{port}']\n"
-        f"upstream:\n  servers: ['127.0.0.1:{upstream.port}']\n"
-        f"blocking:\n  lists:\n    - path: {tmp_path / 'block.txt'}\n"
-        "dashboard:\n  enabled: false\n"
-    )
+    cfg = serve_config(tmp_path, port, upstream.port)
     proc = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "resolver.cli", "serve", "-c", str(cfg), "--workers", "2"),
         stderr=asyncio.subprocess.PIPE,
