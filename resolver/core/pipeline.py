@@ -76,6 +76,8 @@ class Pipeline:
             if not getattr(stage, "passes_names", False):
                 lane.append((i, stage.on_name))
         self._lane = tuple(lane)
+        # The chain from each place ``first`` may resume at: no slice per miss.
+        self._from = tuple(self.stages[i:] for i in range(len(self.stages) + 1))
         self._store = cache.store
 
     def changed(self) -> None:
@@ -165,7 +167,7 @@ class Pipeline:
 
     def handle(self, query: Query, now: float, start: int = 0) -> Reply | Forward | Drop:
         """Run the stages in order until one decides, from ``start`` (what ``first`` said)."""
-        step = self._run(query, now, self.stages[start:] if start else self.stages)
+        step = self._run(query, now, self._from[start])
         if self._versioned:
             self._notice_changes()
         client = query.client
