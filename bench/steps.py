@@ -65,6 +65,15 @@ def _worktree(commit: str, where: Path) -> Path:
             check=True,
             stdout=subprocess.DEVNULL,
         )
+    if (tree / "setup.py").exists() and not list(tree.glob("resolver/core/*.so")):
+        # A commit that compiles its per-query modules (setup.py, mypyc) is measured compiled,
+        # as it installs; built in its own tree, which the server's PYTHONPATH puts first.
+        subprocess.run(
+            [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+            cwd=tree,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return tree
 
 

@@ -239,7 +239,7 @@ build_wheel() {
     tar -C "$SRC_DIR" \
         --exclude=./.git --exclude=./.venv --exclude='*/__pycache__' --exclude=./build \
         --exclude=./dist --exclude='*.egg-info' --exclude=./.mypy_cache --exclude=./.ruff_cache \
-        --exclude=./.pytest_cache --exclude=./state --exclude=./bench/out \
+        --exclude=./.pytest_cache --exclude=./state --exclude=./bench/out --exclude='*.so' \
         -cf - . | tar -C "$TMP/src" -xf -
     local args=(--no-deps -q -w "$TMP/wheel")
     if [ "$OFFLINE" -eq 1 ]; then args+=(--no-build-isolation --no-index); fi

@@ -14,7 +14,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Final, NamedTuple
 
-from resolver import sd_notify
+from resolver import compiled, sd_notify
 from resolver.blocklist_holder import ListsHolder
 from resolver.blocklog.writer import BlockLogWriter
 from resolver.config.dga import DgaConfig
@@ -109,6 +109,17 @@ class _GroupStages(NamedTuple):
     answer_ip: AnswerIpStage
     exfiltration: ExfiltrationStage | None
     dga: DgaStage | None
+
+
+def _say_how_compiled() -> None:
+    """The per-query code's build (setup.py), and any module edited since it was compiled."""
+    log.info("per-query code: %s", compiled.status())
+    for m in compiled.stale():
+        log.warning(
+            "%s changed after it was compiled: the compiled copy runs; reinstall "
+            "(pip install -e .) to run the edit",
+            m.source,
+        )
 
 
 class App:
@@ -401,6 +412,7 @@ class App:
         if self.worker == 0:  # every worker has the same chain: say it once
             for line in self.describe():
                 log.info("%s", line)
+            _say_how_compiled()
             if not len(self.lists.blocklist.current):
                 # A fresh install blocks nothing until the feeds are downloaded: say so first,
                 # with what to do (issue 22), not as an INFO count among others.

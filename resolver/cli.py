@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 # Only light imports here: `serve` holds its stop and reload signals at the start of `main`, and
 # everything imported before that (asyncio, the config schema: ~0.1 s) widens the window in which
 # a SIGHUP kills the process by its default action. The rest is imported where it is used.
-from resolver import __version__
+from resolver import __version__, compiled
 from resolver.errors import ParafoudreError
 
 if TYPE_CHECKING:
@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="parafoudre",
         description="A protective DNS resolver: forwards clean names, blocks threats, logs blocks.",
     )
-    p.add_argument("--version", action="version", version=f"parafoudre {__version__}")
+    p.add_argument(
+        "--version", action="version", version=f"parafoudre {__version__} ({compiled.status()})"
+    )
     sub = p.add_subparsers(dest="command", required=True)
     conf_help = "YAML config file (default: the embedded default config)"
     s = sub.add_parser("serve", help="run the DNS server")

@@ -15,11 +15,25 @@ import pytest
 import yaml
 from dnslib import QTYPE, RCODE, RR, DNSRecord
 
+from resolver import compiled
 from resolver.app import App
 from resolver.config import Config
 from resolver.config.loader import load_text
 
 Handler = Callable[[DNSRecord], DNSRecord | None]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # An edited module whose compiled copy (setup.py, mypyc) was built before the edit would be
+    # what the tests import: stop, and say how to rebuild, rather than test yesterday's code.
+    stale = compiled.stale()
+    if stale:
+        names = ", ".join(str(m.source) for m in stale)
+        pytest.exit(
+            f"{names} changed after it was compiled: run ./scripts/test (it reinstalls) or "
+            ".venv/bin/pip install -e . to compile the edit",
+            returncode=2,
+        )
 
 
 @dataclass

@@ -176,10 +176,10 @@ class BlockLogWriter:
         "_saved_dropped",
         "_saved_failed",
         "_stop",
-        "_thread",
         "_wake",
         "_wake_at",
         "_write_failed",
+        "_writer_thread",
         "_written",
     )
 
@@ -213,7 +213,7 @@ class BlockLogWriter:
         # batch, and a wake-up alone cannot tell it so (it may be consumed by an earlier cycle).
         self._markers = 0
         self._flush_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._writer_thread: threading.Thread | None = None
         self._closed = False
         # Each counter has one writing thread, so no lock: _dropped the offer() thread, the
         # rest the worker.
@@ -254,7 +254,7 @@ class BlockLogWriter:
     def failing(self) -> bool:
         """True while the block log cannot be written: the last write or heartbeat failed, or
         the worker thread is gone."""
-        thread = self._thread
+        thread = self._writer_thread
         stopped = thread is not None and not thread.is_alive() and not self._closed
         return self._failing or stopped
 
@@ -263,7 +263,7 @@ class BlockLogWriter:
 
         Raises BlockLogError or SchemaError, naming the file, if the database cannot be used.
         """
-        if self._thread is not None or self._closed:
+        if self._writer_thread is not None or self._closed:
             raise RuntimeError("a BlockLogWriter can be started only once")
         conn = open_db(self._path)
         now = self._clock()
@@ -273,10 +273,10 @@ class BlockLogWriter:
             conn.close()
             raise BlockLogError(f"cannot write block log {self._path}: {exc}") from exc
         self._last_beat = now
-        self._thread = threading.Thread(
+        self._writer_thread = threading.Thread(
             target=self._run, args=(conn,), name="parafoudre-blocklog", daemon=True
         )
-        self._thread.start()
+        self._writer_thread.start()
 
     def offer(self, event: BlockEvent) -> bool:
         """Queue ``event`` for writing; never blocks. False (and counted) if the queue is full."""
@@ -299,7 +299,7 @@ class BlockLogWriter:
         flush failed to be written (see ``write_failed``). From the event loop, call it through
         ``asyncio.to_thread``.
         """
-        thread = self._thread
+        thread = self._writer_thread
         if thread is None or not thread.is_alive():
             return not self._queue
         marker = _Flush()
@@ -318,7 +318,7 @@ class BlockLogWriter:
             return
         self._closed = True
         self._limit = 0
-        thread = self._thread
+        thread = self._writer_thread
         if thread is None:
             return
         self._stop.set()

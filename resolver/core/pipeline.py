@@ -42,7 +42,7 @@ _RECHECK: Final = Forward(())
 _RECHECK_TRUSTED: Final = Forward((), trusted=True)
 
 
-class ChainFellOff(RuntimeError):
+class ChainFellOff(Exception):  # not RuntimeError: compiled, only Exception is inheritable
     """No stage decided: the chain is misbuilt (the upstream stage must be last)."""
 
 

@@ -219,9 +219,9 @@ def from_wire(
         raise MalformedQuery(
             str(exc), _error_reply(buf, wire.FORMERR, question, 1, exc.edns, server_payload)
         ) from None
-    except WireError as exc:
+    except WireError as err:  # not ``exc``: compiled, one name has one type (_BadOpt above)
         raise MalformedQuery(
-            str(exc), _error_reply(buf, wire.FORMERR, question, 1, None, server_payload)
+            str(err), _error_reply(buf, wire.FORMERR, question, 1, None, server_payload)
         ) from None
     if edns is not None and edns.version != 0:
         raise MalformedQuery(

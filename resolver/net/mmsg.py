@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import mmap
 import socket
 import sys
@@ -185,6 +186,7 @@ _SIGNATURES: Final = {
 }
 
 
+@functools.cache  # find_library runs ldconfig: once a process, not once a socket
 def _libc(name: str) -> Callable[..., int] | None:
     """libc's ``name`` (recvmmsg or sendmmsg) with its signature, errno kept; None if absent."""
     try:

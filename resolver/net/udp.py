@@ -17,7 +17,7 @@ import asyncio
 import ctypes
 import errno
 import socket
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from resolver.core.query import Transport
 from resolver.net import mmsg
@@ -40,6 +40,10 @@ class UdpServer:
         self.sock = sock
         self.send_failures = 0  # answers dropped because the socket buffer was full
         self.oversized = 0  # queries longer than a batch slot, dropped
+        # Turns that sent answers of upstream exchanges, and those answers: their ratio is how
+        # many leave per sendmmsg.
+        self.flushes = 0
+        self.flushed = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._bufs = mmsg.create(sock) if batched else None
@@ -64,7 +68,9 @@ class UdpServer:
             return
         self._closed = True
         if self._loop is not None:
-            self._loop.remove_reader(self.sock.fileno())
+            # Any: uvloop's remove_reader returns None where asyncio's says bool, and compiled
+            # code (setup.py) checks a bool it is told it gets.
+            cast(Any, self._loop).remove_reader(self.sock.fileno())
         self.sock.close()
 
     def _readable(self) -> None:
@@ -196,6 +202,8 @@ class UdpServer:
         bufs = self._bufs
         if self._closed or bufs is None:
             return
+        self.flushes += 1
+        self.flushed += len(later)
         k = 0
         for out, raw in later:
             if len(out) > mmsg.SLOT:

@@ -51,7 +51,7 @@ import itertools
 import math
 import socket
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final, cast
 
 from resolver.net import mmsg
 from resolver.net.upstream_query import matches
@@ -392,7 +392,8 @@ class UdpPool:
         p.closed = True
         del self._open[p.fd]
         with contextlib.suppress(Exception):  # the loop may be closed already
-            self.loop.remove_reader(p.fd)
+            # Any: uvloop's returns None where asyncio's says bool (checked when compiled).
+            cast(Any, self.loop).remove_reader(p.fd)
         p.sock.close()
 
     def ports(self, host: str, port: int) -> list[int]:

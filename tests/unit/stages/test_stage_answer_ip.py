@@ -32,11 +32,11 @@ def artifact(tmp_path: Path) -> blocklist_file.CompiledBlocklist:
 
 def exchange(name: str, qtype: str, *records: RR) -> tuple:
     req = DNSRecord.question(name, qtype)
-    q = from_wire(req.pack(), "192.168.1.9", Transport.UDP)
+    q = from_wire(bytes(req.pack()), "192.168.1.9", Transport.UDP)
     reply = req.reply()
     for rr in records:
         reply.add_answer(rr)
-    return q, cached_answer.from_upstream(reply.pack(), 0.0, 0, 86400)
+    return q, cached_answer.from_upstream(bytes(reply.pack()), 0.0, 0, 86400)
 
 
 def test_every_address_of_the_answer_is_read() -> None:

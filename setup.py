@@ -1,0 +1,53 @@
+"""Build: the per-query modules are compiled to C with mypyc where a C compiler is at hand.
+
+Everything else about the distribution is in pyproject.toml. The modules listed in
+``resolver/compiled_modules.txt`` are the path every query takes (parsing, the policy chain,
+the cache, the leak detector, the upstream exchange): compiled, a first answer costs about half
+the CPU (bench/README.md, "Compiled with mypyc"). The code is the same typed Python either way:
+without mypyc, a compiler or Python's headers, or with ``PARAFOUDRE_COMPILE=0``, the package is
+built pure Python and works the same, slower. ``parafoudre --version`` says which one runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from setuptools import setup
+
+HERE = Path(__file__).resolve().parent
+LIST = HERE / "resolver" / "compiled_modules.txt"
+
+
+def compiled_modules() -> list[str]:
+    """The source files to compile, one per line in the list (comments after #)."""
+    paths = []
+    for line in LIST.read_text(encoding="utf-8").splitlines():
+        path = line.split("#", 1)[0].strip()
+        if path:
+            paths.append(path)
+    return paths
+
+
+def extensions() -> list[Any]:
+    if os.environ.get("PARAFOUDRE_COMPILE", "1") == "0":
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        print("parafoudre: mypyc not found, building pure Python (slower)", file=sys.stderr)
+        return []
+    # Errors outside the compiled modules are mypy's job in the test command, not the build's;
+    # a build environment may lack the dependencies' stubs.
+    options = ["--follow-imports=silent", "--ignore-missing-imports"]
+    exts = mypycify(options + compiled_modules(), opt_level="3", group_name="parafoudre")
+    for ext in exts:
+        # No compiler or no Python.h: build_ext skips the module with a warning, and the pure
+        # Python source (shipped beside it) is what runs.
+        ext.optional = True
+    return list(exts)
+
+
+setup(ext_modules=extensions())
