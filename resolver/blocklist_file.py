@@ -347,7 +347,7 @@ class CompiledBlocklist:
     def match(self, name: str) -> Match | None:
         """The most specific entry covering ``name`` (lower-case, no trailing dot), or None."""
         key = name[::-1] + "."
-        found = list(self._trie.iter_prefixes_with_ids(key))
+        found: list[tuple[str, int]] = list(self._trie.iter_prefixes_with_ids(key))
         if not found:
             return None
         full = len(key)
