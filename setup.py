@@ -10,6 +10,7 @@ built pure Python and works the same, slower. ``parafoudre --version`` says whic
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -31,6 +32,13 @@ def compiled_modules() -> list[str]:
     return paths
 
 
+def record_sources(paths: list[str]) -> None:
+    """The sources as compiled (their SHA-256), for resolver/compiled.py to tell an edited
+    module from one a checkout merely touched."""
+    lines = [f"{hashlib.sha256((HERE / p).read_bytes()).hexdigest()}  {p}\n" for p in paths]
+    (HERE / "resolver" / "compiled_sources.txt").write_text("".join(lines), encoding="utf-8")
+
+
 def extensions() -> list[Any]:
     if os.environ.get("PARAFOUDRE_COMPILE", "1") == "0":
         return []
@@ -47,6 +55,7 @@ def extensions() -> list[Any]:
     except (Exception, SystemExit) as exc:  # a type error, or mypyc's own bug: still install
         print(f"parafoudre: mypyc failed ({exc!r}), building pure Python", file=sys.stderr)
         return []
+    record_sources(compiled_modules())
     for ext in exts:
         # No compiler or no Python.h: build_ext skips the module with a warning, and the pure
         # Python source (shipped beside it) is what runs.

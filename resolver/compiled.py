@@ -7,6 +7,7 @@ its ``.py`` is edited, until the next install: ``stale`` finds those, so the tes
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from importlib import resources
 from pathlib import Path
@@ -54,12 +55,34 @@ def status() -> str:
     return f"partly compiled ({done} of {len(mods)} modules)"
 
 
+def _as_compiled() -> dict[str, str]:
+    """Dotted module name -> SHA-256 of its source when it was compiled (setup.py writes it)."""
+    try:
+        text = resources.files("resolver").joinpath("compiled_sources.txt").read_text("utf-8")
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        digest, _, path = line.partition("  ")
+        if path:
+            out[path.removesuffix(".py").replace("/", ".")] = digest
+    return out
+
+
 def stale() -> list[Module]:
-    """Compiled modules whose source changed after they were built (a source tree's)."""
-    return [
-        m
-        for m in modules()
-        if m.compiled is not None
-        and m.source is not None
-        and m.source.stat().st_mtime > m.compiled.stat().st_mtime
-    ]
+    """Compiled modules whose source changed after they were built (a source tree's): by
+    content where the build recorded it (a checkout touching a file is no change), else by
+    modification time."""
+    recorded = _as_compiled()
+    out = []
+    for m in modules():
+        if m.compiled is None or m.source is None:
+            continue
+        digest = recorded.get(m.name)
+        if digest is not None:
+            changed = hashlib.sha256(m.source.read_bytes()).hexdigest() != digest
+        else:
+            changed = m.source.stat().st_mtime > m.compiled.stat().st_mtime
+        if changed:
+            out.append(m)
+    return out

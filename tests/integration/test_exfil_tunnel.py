@@ -259,21 +259,28 @@ async def test_dns2tcp_session_works_without_the_detector_and_is_cut_off_with_it
             # dns2tcpc gives up if its first queries meet a server not yet listening (the box
             # answers SERVFAIL): start it once dns2tcpd answers.
             assert await wait_udp_bound(port, time.monotonic() + 15), "dns2tcpd never listened"
-            async with process(
-                "dns2tcpc", "-z", "tun.example.com", "-r", "echo", "-l", str(local), LISTEN
-            ) as client:
-                listening = await wait_listening(local, time.monotonic() + 15)
-                if mode == "off" and not listening:
-                    said = await read_until(client, b"\0", 1)  # what it printed, to see why
-                    raise AssertionError(
-                        f"dns2tcpc never set its session up through the box: {said[-800:]!r}, "
-                        f"server counts {app.service.counts}"
-                    )
-                if listening:
-                    # The control may be slow on a loaded machine (a few bytes per query, each
-                    # a round trip through the box): pump until a kilobyte came back, 15 s max.
-                    off = mode == "off"
-                    echoed = await pump(local, 15.0 if off else 3.0, enough=1024 if off else 0)
+            said: list[bytes] = []
+            for _ in range(3):  # bounded: a client that could not start is started again
+                async with process(
+                    "dns2tcpc", "-z", "tun.example.com", "-r", "echo", "-l", str(local), LISTEN
+                ) as client:
+                    if await wait_listening(local, time.monotonic() + 10):
+                        # The control may be slow on a loaded machine (a few bytes per query,
+                        # each a round trip through the box): pump until a kilobyte came back.
+                        off = mode == "off"
+                        echoed = await pump(local, 15.0 if off else 3.0, enough=1024 if off else 0)
+                        break
+                    if mode != "off" and app.service.counts[Verdict.EXFILTRATION]:
+                        break  # cut off while it set its session up: what is to be shown
+                    # dns2tcpc gives up for good when its first queries fail (dns2tcpd bound
+                    # its port but not yet answering, on a loaded machine): as a user would,
+                    # start it again, and keep what it said.
+                    said.append((await read_until(client, b"\0", 1))[-400:])
+            if mode == "off" and not echoed:
+                raise AssertionError(
+                    f"dns2tcpc never set its session up through the box: {said!r}, "
+                    f"server counts {app.service.counts}"
+                )
         assert await asyncio.to_thread(app.blocklog.flush)
     finally:
         await app.stop()

@@ -28,3 +28,19 @@ def test_the_tests_run_the_code_users_run_compiled() -> None:
         "again, or set PARAFOUDRE_COMPILE=0 to test the pure Python build"
     )
     assert compiled.status() == "compiled with mypyc"
+
+
+def test_a_touched_but_unchanged_source_is_not_stale() -> None:
+    # A checkout or a branch switch rewrites files without changing them: the compiled copy
+    # is still the code, and neither the tests nor serve should complain.
+    built = [m for m in compiled.modules() if m.compiled is not None and m.source is not None]
+    if not built:
+        return  # the pure Python build: nothing can be stale
+    source = built[0].source
+    assert source is not None
+    before = source.stat()
+    try:
+        os.utime(source, (before.st_atime + 3600, before.st_mtime + 3600))
+        assert compiled.stale() == []
+    finally:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
