@@ -46,7 +46,12 @@ def _die_with_parent() -> None:
 
 def _start_worker(serve_args: Sequence[str], i: int, workers: int) -> subprocess.Popen[bytes]:
     """``parafoudre serve SERVE_ARGS --worker i/N``, started with WORKER_SIGNALS blocked."""
-    cmd = [sys.executable, "-m", "resolver.cli", "serve", *serve_args, "--worker", f"{i}/{workers}"]
+    # -P (Python 3.11): the working directory is not put first on the worker's path, so a
+    # worker imports the package its supervisor runs, never a source tree or a stray
+    # ``resolver/`` it happens to be started from (a clone runs pure Python, the install is
+    # compiled; an older checkout is other code).
+    cmd = [sys.executable, "-P", "-m", "resolver.cli", "serve", *serve_args]
+    cmd += ["--worker", f"{i}/{workers}"]
     # Blocked in the supervisor across the fork, so the child inherits them blocked (see the
     # module docstring) and `forward` cannot run in the child before it execs; the supervisor's
     # own pending signals are handled as soon as they are unblocked again below.
