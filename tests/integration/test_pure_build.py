@@ -31,23 +31,19 @@ def test_the_pure_python_build_passes_the_per_query_unit_tests(tmp_path: Path) -
     shutil.copy(REPO / "pyproject.toml", tree / "pyproject.toml")
     (tree / "bench").symlink_to(REPO / "bench")  # the corpora some tests replay
     env = {**os.environ, "PARAFOUDRE_COMPILE": "0", "PYTHONPATH": str(tree)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *SUITES],
-        cwd=tree,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=170,
-        check=False,
-    )
+
+    def run(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=tree,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    proc = run("-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *SUITES, timeout=170)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    probe = subprocess.run(
-        [sys.executable, "-c", "from resolver import compiled; print(compiled.status())"],
-        cwd=tree,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    assert probe.stdout.startswith("pure Python"), probe.stdout  # it was the pure code
+    probe = run("-c", "from resolver import compiled; print(compiled.status())", timeout=30)
+    assert probe.stdout.startswith("pure Python"), probe.stdout + probe.stderr  # the pure code
