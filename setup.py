@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from setuptools import setup
+from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
 LIST = HERE / "resolver" / "compiled_modules.txt"
@@ -39,7 +41,15 @@ def record_sources(paths: list[str]) -> None:
     (HERE / "resolver" / "compiled_sources.txt").write_text("".join(lines), encoding="utf-8")
 
 
+def forget_earlier_builds() -> None:
+    """An earlier build's extensions in build/ would be packaged when this build cannot compile
+    (build_ext keeps what it finds up to date): older code beside newer sources."""
+    for old in HERE.glob("build/lib*/**/*.so"):
+        old.unlink()
+
+
 def extensions() -> list[Any]:
+    forget_earlier_builds()
     if os.environ.get("PARAFOUDRE_COMPILE", "1") == "0":
         return []
     try:
@@ -63,4 +73,23 @@ def extensions() -> list[Any]:
     return list(exts)
 
 
-setup(ext_modules=extensions())
+class BuildExt(build_ext):
+    """In a source tree (``pip install -e .``), a compile that fails leaves no compiled module
+    behind: the edited sources run, never an earlier build of them beside a record saying it
+    is current."""
+
+    def run(self) -> None:
+        start = time.time()
+        super().run()
+        if not self.inplace or not self.extensions:
+            return
+        outputs = [Path(self.get_ext_fullpath(e.name)) for e in self.extensions]
+        if all(p.exists() and p.stat().st_mtime >= start - 1 for p in outputs):
+            return
+        print("parafoudre: not every module compiled, running pure Python", file=sys.stderr)
+        for p in outputs:
+            p.unlink(missing_ok=True)
+        (HERE / "resolver" / "compiled_sources.txt").unlink(missing_ok=True)
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})
