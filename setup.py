@@ -61,12 +61,13 @@ def extensions() -> list[Any]:
     # Errors outside the compiled modules are mypy's job in the test command, not the build's;
     # a build environment may lack the dependencies' stubs.
     options = ["--follow-imports=silent", "--ignore-missing-imports"]
+    paths = compiled_modules()
     try:
-        exts = mypycify(options + compiled_modules(), opt_level="3", group_name="parafoudre")
+        exts = mypycify(options + paths, opt_level="3", group_name="parafoudre")
     except (Exception, SystemExit) as exc:  # a type error, or mypyc's own bug: still install
         print(f"parafoudre: mypyc failed ({exc!r}), building pure Python", file=sys.stderr)
         return []
-    record_sources(compiled_modules())
+    record_sources(paths)
     for ext in exts:
         # No compiler or no Python.h: build_ext skips the module with a warning, and the pure
         # Python source (shipped beside it) is what runs.
