@@ -69,6 +69,10 @@ READY_TIMEOUT = 60.0  # seconds for a server to answer after its start
 DNSMASQ_CACHE = 10_000  # dnsmasq warns that more "may cause performance issues"
 PARAFOUDRE_CACHE = 100_000
 SERVERS = ("parafoudre", "dnsmasq", "unbound")
+# A reference of the blocked-distinct workload, not a server under test: dnsmasq writing down
+# every query as parafoudre writes down every block (issue 19 sets its target against dnsmasq,
+# which keeps no record of what it blocked).
+LOGGING_DNSMASQ = "dnsmasq-logging"
 # On the servers started once. blocked-distinct and misses are first answers (issue 19): each
 # query a name the server never saw, read once from its file.
 MAIN_WORKLOADS = ("cached", "blocked", "blocked-distinct", "misses", "mixed", "latency")
@@ -568,8 +572,10 @@ def launch_parafoudre(
     nsd: Proc,
     cpu: int | None,
     level: str = "warning",
+    detector: bool = True,
 ) -> Proc:
-    """parafoudre serving the artifact state/blocklist.pfb (compiled beforehand), as deployed."""
+    """parafoudre serving the artifact state/blocklist.pfb (compiled beforehand), as deployed;
+    detector=False turns the exfiltration detector off (bench/miss_hops.py's comparison)."""
     port = free_port()
     conf = tmp / f"{name}.yaml"
     # All the load comes from one client, 127.0.0.1: where parafoudre has a per-client rate
@@ -604,7 +610,8 @@ def launch_parafoudre(
     present = [k for k in volume_keys if re.search(rf"^    {k}:", default, re.MULTILINE)]
     exfil = ""
     if present and re.search(r"^exfiltration:", default, re.MULTILINE):
-        exfil = "exfiltration:\n  thresholds:\n" + "".join(
+        mode = "" if detector else "  mode: off\n"
+        exfil = f"exfiltration:\n{mode}  thresholds:\n" + "".join(
             f"    {k}: 1000000000\n" for k in present
         )
     # And for the generated-domain detector: the one client stands for a whole commune, so its
@@ -651,8 +658,16 @@ def start_dnsmasq(ps: Processes, tmp: Path, data: Data, nsd: Proc, cpu: int | No
 
 
 def launch_dnsmasq(
-    ps: Processes, tmp: Path, name: str, blocklist_conf: Path, nsd: Proc, cpu: int | None
+    ps: Processes,
+    tmp: Path,
+    name: str,
+    blocklist_conf: Path,
+    nsd: Proc,
+    cpu: int | None,
+    query_log: Path | None = None,
 ) -> Proc:
+    """dnsmasq forwarding to NSD; with query_log, it also writes a line for every query and
+    its answer to that file (--log-queries), as parafoudre keeps a row of every block."""
     port = free_port()
     cmd = [
         "dnsmasq",
@@ -668,11 +683,45 @@ def launch_dnsmasq(
         "--listen-address=127.0.0.1",
         "--bind-interfaces",
         f"--pid-file={tmp}/{name}.pid",
-        "--log-facility=-",
     ]
+    if query_log is None:
+        cmd.append("--log-facility=-")
+    else:
+        # Its own log queue (--log-async, default 5 lines; 100 is the most it takes) so that a
+        # slow disk never holds the answers up; the bench checks afterwards that none was lost.
+        cmd += ["--log-queries", f"--log-facility={query_log}", "--log-async=100"]
     if os.geteuid() == 0:
         cmd.append("--user=root")  # do not depend on a 'nobody'/'dnsmasq' account
     return ps.start(name, port, cmd, tmp, cpu)
+
+
+def start_logging_dnsmasq(
+    ps: Processes, tmp: Path, data: Data, nsd: Proc, cpu: int | None
+) -> Proc | None:
+    """The blocked-distinct reference: dnsmasq keeping a record of every query. None if it
+    does not start (the workload is then reported without it)."""
+    query_log = tmp / "dnsmasq-queries.log"
+    proc = launch_dnsmasq(ps, tmp, LOGGING_DNSMASQ, data.dnsmasq_conf, nsd, cpu, query_log)
+    proc.extra["query_log"] = query_log
+    try:
+        wait_ready(proc, data.cached_names[0])
+    except BenchError as exc:
+        log(f"{LOGGING_DNSMASQ}: {exc}; blocked-distinct reported without it")
+        ps.stop(proc)
+        return None
+    return proc
+
+
+def logged_queries(proc: Proc) -> int:
+    """How many queries the logging dnsmasq wrote down ("query[A] name from ..."), its log then
+    emptied (a line per query and per answer: a few hundred MB a round otherwise)."""
+    path = proc.extra["query_log"]
+    n = 0
+    with path.open("rb") as fh:
+        for line in fh:
+            n += b" query[" in line
+    path.write_bytes(b"")  # dnsmasq appends (O_APPEND): it goes on at the start
+    return n
 
 
 def start_unbound(ps: Processes, tmp: Path, data: Data, nsd: Proc, cpu: int | None) -> Proc:
@@ -906,6 +955,22 @@ def start_floor(ps: Processes, tmp: Path, cpu: int | None) -> Proc | None:
         ps.stop(proc)
         return None
     return proc
+
+
+def measure_logging(
+    proc: Proc, qfile: Path, tmp: Path, rnd: int, args: argparse.Namespace, load_cpu: int | None
+) -> Run:
+    """The blocked-distinct load on dnsmasq logging every query; a note if its log missed any."""
+    save = tmp / f"dnsperf-{proc.name}-blocked-distinct-{rnd}.txt"
+    run = measure(proc, "blocked-distinct", qfile, args.duration, load_cpu, save, args.rate)
+    if run.error:
+        log(f"  {proc.name}: {run.error}")
+        return run
+    logged = logged_queries(proc)
+    log(f"  {proc.name}: {run.cpu_us:.2f} µs CPU/query, {logged:,} of {run.completed:,} logged")
+    if logged < run.completed:
+        run.error = f"its log has {logged:,} of the {run.completed:,} queries answered"
+    return run
 
 
 def warm(proc: Proc, data: Data, load_cpu: int | None) -> None:
@@ -1410,6 +1475,7 @@ def targets(
     big_rows: Sequence[BigRow] = (),
     reload_res: ReloadResult | None = None,
     floor: Row | None = None,
+    logging_dm: Row | None = None,
 ) -> list[str]:
     """The issue's targets, met or not, from this run."""
     out = ["| target | this run | met |", "|---|---|---|"]
@@ -1430,9 +1496,15 @@ def targets(
         r = cpu_ratio(w)
         if r is not None:
             p, d = rows[w]["parafoudre"], rows[w]["dnsmasq"]
+            context = ""
+            if w == "blocked-distinct" and logging_dm is not None and logging_dm.cpu_us:
+                context = (
+                    f"; {p.cpu_us / logging_dm.cpu_us:.2f}× dnsmasq logging every query "
+                    f"({logging_dm.cpu_us:.1f} µs)"
+                )
             out.append(
                 f"| {what} ≤ {limit:.1f}× dnsmasq | {r:.2f}× ({p.cpu_us:.1f} µs vs "
-                f"{d.cpu_us:.1f} µs) | {'yes' if r <= limit else 'no'} |"
+                f"{d.cpu_us:.1f} µs{context}) | {'yes' if r <= limit else 'no'} |"
             )
     misses = rows.get("misses", {})
     pm, um = misses.get("parafoudre"), misses.get("unbound")
@@ -1489,6 +1561,22 @@ def targets(
             f"{len(res.durations_ms)} reloads | {met} |"
         )
     return out
+
+
+def logging_note(parafoudre: Row | None, logging_dm: Row) -> str:
+    """The blocked-distinct reference line: what dnsmasq costs once it keeps a record too."""
+    if logging_dm.check != "ok" or logging_dm.cpu_us != logging_dm.cpu_us:
+        why = "; ".join(logging_dm.notes) or logging_dm.check
+        return f"- same load, same run, dnsmasq logging every query: no figure ({why})"
+    ratio_text = ""
+    if parafoudre is not None and parafoudre.cpu_us == parafoudre.cpu_us:
+        ratio_text = f"; parafoudre / it: **{parafoudre.cpu_us / logging_dm.cpu_us:.2f}×**"
+    return (
+        "- same load, same run, on dnsmasq writing down every query as parafoudre writes down "
+        "every block (`--log-queries` to a file, `--log-async=100`; every query answered was "
+        f"found in its log): {logging_dm.qps:,.0f} q/s, {logging_dm.cpu_us:.2f} µs CPU/query"
+        f"{ratio_text}"
+    )
 
 
 def big_section(big_rows: Sequence[BigRow]) -> list[str]:
@@ -1738,6 +1826,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     main_workloads = [w for w in args.workloads if w in MAIN_WORKLOADS]
     results: dict[str, dict[str, list[Run]]] = {w: {} for w in main_workloads}
     floor_runs: list[Run] = []  # the do-nothing Python responder, latency workload only
+    logging_runs: list[Run] = []  # dnsmasq logging every query, blocked-distinct only
     big_rows: list[BigRow] = []
     reload_res: ReloadResult | None = None
     load_avg = os.getloadavg()
@@ -1799,6 +1888,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             order = list(procs)
             floor = start_floor(ps, tmp, server_cpu) if "latency" in main_workloads else None
+            logging_dm = None
+            if "blocked-distinct" in main_workloads and "dnsmasq" in args.servers:
+                logging_dm = start_logging_dnsmasq(ps, tmp, data, nsd, server_cpu)
             for rnd in range(args.rounds):
                 for w in main_workloads:
                     if w in ("cached", "blocked"):
@@ -1842,6 +1934,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         if not run.error:
                             floor_runs.append(run)
                             log(f"  python floor: avg {run.avg_ms:.3f} ms, p99 {run.p99_ms:.3f} ms")
+                    if w == "blocked-distinct" and logging_dm is not None and logging_dm.alive():
+                        logging_runs.append(
+                            measure_logging(logging_dm, qfile, tmp, rnd, args, load_cpu)
+                        )
                     if w in ONCE:
                         qfile.unlink()
                 order = order[1:] + order[:1]  # who goes first changes from round to round
@@ -1933,6 +2029,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         big_rows,
         reload_res,
         summarise(floor_runs, "latency") if floor_runs else None,
+        summarise(logging_runs, "blocked-distinct") if logging_runs else None,
     )
     print(text)
     if args.output:
@@ -2015,6 +2112,7 @@ def report(
     big_rows: Sequence[BigRow] = (),
     reload_res: ReloadResult | None = None,
     floor: Row | None = None,
+    logging_dm: Row | None = None,
 ) -> str:
     v = versions()
     cmd = ".venv/bin/python bench/run_bench.py " + " ".join(sys.argv[1:])
@@ -2058,13 +2156,15 @@ def report(
                 "uvloop, recvfrom/sendto, no resolver work): "
                 f"avg {floor.avg_ms:.3f} ms, p50 {floor.p50_ms:.3f} ms, p99 {floor.p99_ms:.3f} ms"
             )
+        if w == "blocked-distinct" and logging_dm is not None:
+            notes.append(logging_note(rows[w].get("parafoudre"), logging_dm))
         if notes:
             out += ["", *notes]
     if big_rows:
         out += ["", *big_section(big_rows)]
     if reload_res is not None:
         out += ["", *reload_section(reload_res)]
-    t = targets(rows, big_rows, reload_res, floor)
+    t = targets(rows, big_rows, reload_res, floor, logging_dm)
     if len(t) > 2:
         out += ["", "## Targets (issue 6)", "", *t]
     if server_notes:
