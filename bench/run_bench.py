@@ -64,6 +64,7 @@ TIMEOUT = 2  # dnsperf -t: a query unanswered after this many seconds is lost
 # for this rate over the whole duration. A faster run ends early at the end of the file, which
 # the results say; its q/s stay right.
 MIXED_MAX_QPS = 250_000
+LATENCY_SLICES = 5  # the latency load is run in this many turns per round (measure_latency)
 SETTLE = 1.5  # seconds after each load before reading CPU and RSS (block log flush is 1 s)
 READY_TIMEOUT = 60.0  # seconds for a server to answer after its start
 DNSMASQ_CACHE = 10_000  # dnsmasq warns that more "may cause performance issues"
@@ -113,7 +114,10 @@ DESCRIPTION = {
     "{speed}; the file is read once",
     "mixed": "90 % cached names, 5 % blocked, 5 % never-seen names (half NOERROR, half NXDOMAIN "
     "from NSD), {speed}; the file is read once, so no miss repeats",
-    "latency": "the mixed composition at a fixed {qps:,} q/s; latency of every query (dnsperf -v)",
+    "latency": (
+        "the mixed composition at a fixed {qps:,} q/s; latency of every query (dnsperf -v), "
+        "the servers taking turns in short slices, each server's latencies pooled"
+    ),
 }
 
 
@@ -821,6 +825,7 @@ class Run:
     rcodes: dict[str, int] = field(default_factory=dict)
     eof: bool = False  # dnsperf reached the end of a read-once file before the time limit
     warnings: int = 0  # dnsperf "unexpected id" warnings: answers after the timeout
+    values: list[float] = field(default_factory=list, repr=False)  # latency: seconds, each answer
     error: str = ""
 
 
@@ -892,12 +897,20 @@ def latencies(text: str, lost: int) -> tuple[float, float, float]:
     A lost query counts as the timeout in the percentiles: losing it is worse than answering
     late. (Lost queries are printed "> T name type" or "> I name type", without a latency.)
     """
-    values = [float(m) for m in re.findall(r"^> \S+ \S+ \S+ ([\d.]+)$", text, re.MULTILINE)]
-    if not values:
+    return latency_stats(latency_values(text), lost)
+
+
+def latency_values(text: str) -> list[float]:
+    """Every answered query's latency in seconds, from dnsperf -v's lines."""
+    return [float(m) for m in re.findall(r"^> \S+ \S+ \S+ ([\d.]+)$", text, re.MULTILINE)]
+
+
+def latency_stats(answered: list[float], lost: int) -> tuple[float, float, float]:
+    """(average of the answered, p50, p99) in ms; the lost count as the timeout."""
+    if not answered:
         return float("nan"), float("nan"), float("nan")
-    avg = statistics.fmean(values) * 1000
-    values += [float(TIMEOUT)] * lost
-    values.sort()
+    avg = statistics.fmean(answered) * 1000
+    values = sorted([*answered, *[float(TIMEOUT)] * lost])
 
     def pct(p: float) -> float:
         return values[min(len(values) - 1, int(len(values) * p))] * 1000
@@ -938,8 +951,79 @@ def measure(
     if run.runtime:
         run.cpu_pct = used / run.runtime * 100
     if verbose:
-        run.avg_ms, run.p50_ms, run.p99_ms = latencies(text, run.lost)
+        run.values = latency_values(text)
+        run.avg_ms, run.p50_ms, run.p99_ms = latency_stats(run.values, run.lost)
     return run
+
+
+def keep(run: Run, results: dict[str, dict[str, list[Run]]], failures: list[str]) -> None:
+    """Record one run of a server under test, and say how it went."""
+    results[run.workload].setdefault(run.server, []).append(run)
+    if run.error:
+        log(f"  {run.server}: {run.error}")
+        failures.append(f"{run.server} {run.workload}: {run.error}")
+        return
+    p99 = f", p99 {run.p99_ms:.3f} ms" if run.p99_ms is not None else ""
+    log(
+        f"  {run.server}: {run.qps:,.0f} q/s, avg {run.avg_ms:.3f} ms{p99}, "
+        f"{run.cpu_us:.2f} µs CPU/query ({run.cpu_pct:.0f} % CPU), "
+        f"lost {run.lost}/{run.sent}, rcodes {run.rcodes}"
+    )
+
+
+def pooled(runs: Sequence[Run]) -> Run:
+    """The slices of one server's latency load as one run: counts and CPU summed, every
+    answer's latency pooled (percentiles of the whole, not a median of the slices')."""
+    out = Run(runs[0].server, runs[0].workload)
+    failed = [r.error for r in runs if r.error]
+    if failed:
+        out.error = failed[0]
+        return out
+    used = sum(r.cpu_us * r.completed / 1e6 for r in runs if r.completed)
+    out.sent = sum(r.sent for r in runs)
+    out.completed = sum(r.completed for r in runs)
+    out.lost = sum(r.lost for r in runs)
+    out.runtime = sum(r.runtime for r in runs)
+    out.warnings = sum(r.warnings for r in runs)
+    out.eof = any(r.eof for r in runs)
+    for r in runs:
+        for code, n in r.rcodes.items():
+            out.rcodes[code] = out.rcodes.get(code, 0) + n
+    out.rss_mb, out.pss_mb, out.procs = runs[-1].rss_mb, runs[-1].pss_mb, runs[-1].procs
+    if out.runtime:
+        out.qps = out.completed / out.runtime
+        out.cpu_pct = used / out.runtime * 100
+    if out.completed:
+        out.cpu_us = used / out.completed * 1e6
+    out.values = [v for r in runs for v in r.values]
+    out.avg_ms, out.p50_ms, out.p99_ms = latency_stats(out.values, out.lost)
+    return out
+
+
+def measure_latency(
+    servers: dict[str, Proc],
+    data: Data,
+    tmp: Path,
+    rnd: int,
+    args: argparse.Namespace,
+    load_cpu: int | None,
+    rng: random.Random,
+) -> dict[str, Run]:
+    """The latency load in LATENCY_SLICES short slices, the servers taking turns within each
+    slice (the first of a slice goes last in the next): a noisy spell of the machine, which a
+    p99 shows at once, then falls on every server alike instead of on whoever ran then."""
+    slices: dict[str, list[Run]] = {s: [] for s in servers}
+    length = args.duration / LATENCY_SLICES
+    order = list(servers)
+    for k in range(LATENCY_SLICES):
+        qfile = tmp / f"q-latency-{rnd}-{k}.txt"
+        mixed_file(qfile, data, int(LATENCY_QPS * 1.2 * length) + 1000, f"l{rnd}s{k}x", rng)
+        for s in order:
+            save = tmp / f"dnsperf-{s}-latency-{rnd}-{k}.txt"
+            slices[s].append(measure(servers[s], "latency", qfile, length, load_cpu, save))
+        qfile.unlink()
+        order = order[1:] + order[:1]
+    return {s: pooled(runs) for s, runs in slices.items()}
 
 
 def start_floor(ps: Processes, tmp: Path, cpu: int | None) -> Proc | None:
@@ -1893,6 +1977,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 logging_dm = start_logging_dnsmasq(ps, tmp, data, nsd, server_cpu)
             for rnd in range(args.rounds):
                 for w in main_workloads:
+                    if w == "latency":
+                        servers = {s: procs[s] for s in order}
+                        if floor is not None and floor.alive():
+                            servers[floor.name] = floor
+                        log(
+                            f"round {rnd + 1}/{args.rounds}: latency on {', '.join(servers)}, "
+                            f"{LATENCY_SLICES} turns of {args.duration / LATENCY_SLICES:g} s"
+                        )
+                        runs = measure_latency(servers, data, tmp, rnd, args, load_cpu, rng)
+                        if floor is not None and floor.name in runs:
+                            # The same load on a server that does no resolver work at all:
+                            # what this machine's wake-ups cost any Python server (floor.py).
+                            run = runs.pop(floor.name)
+                            if not run.error:
+                                floor_runs.append(run)
+                                log(f"  python floor: p99 {run.p99_ms:.3f} ms")
+                        for run in runs.values():
+                            keep(run, results, failures)
+                        continue
                     if w in ("cached", "blocked"):
                         qfile = data.cached if w == "cached" else data.blocked
                     elif w in ("blocked-distinct", "misses"):
@@ -1905,35 +2008,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         first_answers_file(qfile, data, w, lines, f"{tag}{rnd}x")
                     else:
                         qfile = tmp / f"q-{w}-{rnd}.txt"
-                        rate = LATENCY_QPS if w == "latency" else (args.rate or MIXED_MAX_QPS)
-                        rate *= 1.2 if rate < MIXED_MAX_QPS else 1.0
+                        rate = args.rate or MIXED_MAX_QPS
+                        rate *= 1.2 if rate < MIXED_MAX_QPS else 1.0  # a fixed rate: a margin
                         lines = int(rate * args.duration) + 1000
-                        tag = f"{w[0]}{rnd}x"
                         log(f"writing {qfile.name} ({lines:,} lines)")
-                        mixed_file(qfile, data, lines, tag, rng)
+                        mixed_file(qfile, data, lines, f"{w[0]}{rnd}x", rng)
                     for s in order:
                         log(f"round {rnd + 1}/{args.rounds}: {w} on {s} ({args.duration:g} s)")
                         save = tmp / f"dnsperf-{s}-{w}-{rnd}.txt"
                         run = measure(procs[s], w, qfile, args.duration, load_cpu, save, args.rate)
-                        results[w].setdefault(s, []).append(run)
-                        if run.error:
-                            log(f"  {s}: {run.error}")
-                            failures.append(f"{s} {w}: {run.error}")
-                        else:
-                            p99 = f", p99 {run.p99_ms:.3f} ms" if run.p99_ms is not None else ""
-                            log(
-                                f"  {s}: {run.qps:,.0f} q/s, avg {run.avg_ms:.3f} ms{p99}, "
-                                f"{run.cpu_us:.2f} µs CPU/query ({run.cpu_pct:.0f} % CPU), "
-                                f"lost {run.lost}/{run.sent}, rcodes {run.rcodes}"
-                            )
-                    if w == "latency" and floor is not None and floor.alive():
-                        # The same load on a server that does no resolver work at all: what
-                        # this machine's wake-ups cost any Python server (see floor.py).
-                        save = tmp / f"dnsperf-floor-{w}-{rnd}.txt"
-                        run = measure(floor, w, qfile, args.duration, load_cpu, save)
-                        if not run.error:
-                            floor_runs.append(run)
-                            log(f"  python floor: avg {run.avg_ms:.3f} ms, p99 {run.p99_ms:.3f} ms")
+                        keep(run, results, failures)
                     if w == "blocked-distinct" and logging_dm is not None and logging_dm.alive():
                         logging_runs.append(
                             measure_logging(logging_dm, qfile, tmp, rnd, args, load_cpu)

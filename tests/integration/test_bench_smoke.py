@@ -40,7 +40,7 @@ def test_bench_quick_run_answers_right_and_writes_its_tables(tmp_path: Path) -> 
         "--servers",
         "parafoudre",
         "--workloads",
-        "cached,blocked,blocked-distinct,misses,mixed",
+        "cached,blocked,blocked-distinct,misses,mixed,latency",
         "--duration",
         "1",
         "--output",
@@ -48,7 +48,7 @@ def test_bench_quick_run_answers_right_and_writes_its_tables(tmp_path: Path) -> 
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text()
-    workloads = ("cached", "blocked", "blocked-distinct", "misses", "mixed")
+    workloads = ("cached", "blocked", "blocked-distinct", "misses", "mixed", "latency")
     for workload in workloads:
         assert f"## {workload}" in text
     # Right answers and nothing lost, on each load.
@@ -57,6 +57,10 @@ def test_bench_quick_run_answers_right_and_writes_its_tables(tmp_path: Path) -> 
     for row in rows:
         assert row.rstrip().endswith("| ok |"), row
         assert "| 0 / " in row, row
+    # The latency load comes in turns; the percentiles are those of every answer of them all.
+    p50, p99 = (float(cell) for cell in rows[-1].split("|")[4:6])
+    assert 0 < p50 <= p99, rows[-1]
+    assert "5 turns of 0.2 s" in proc.stderr
 
 
 @pytest.mark.skipif(
