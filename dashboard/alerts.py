@@ -38,6 +38,7 @@ import aiohttp
 from dashboard import i18n
 from dashboard.context import FeedStatusRow
 from dashboard.summary import Summary, load_summary
+from dashboard.tally import DayTally
 from dashboard.weather import Weather, local_date
 from resolver.blocklog.schema import BlockLogError, open_db
 from resolver.config.alerts import AlertsConfig
@@ -292,11 +293,14 @@ class Alerter:
         self.names = names or (lambda _: None)
         self.clock = clock
         self.box = box or socket.gethostname()[:64]
+        # Its own running tally of today: a look every `interval` costs the rows written since
+        # the last one, not the whole day's (seconds on a day of a burst).
+        self.tally = DayTally()
 
     def _read(self, now: float) -> tuple[Summary, list[tuple[str, str, int]]]:
         conn = open_db(self.db_path, readonly=True)
         try:
-            s = load_summary(conn, self.dcfg, now)
+            s = load_summary(conn, self.dcfg, now, tally=self.tally)
             return s, _exfiltrations(conn, s.start)
         finally:
             conn.close()

@@ -557,7 +557,9 @@ async def summary(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     lang, now = lang_of(request), ctx.clock()
     try:
-        s = await read_db(request.app, lambda conn: load_summary(conn, ctx.cfg, now, ctx.groups))
+        s = await read_db(
+            request.app, lambda conn: load_summary(conn, ctx.cfg, now, ctx.groups, ctx.tally)
+        )
     except BlockLogError as exc:
         return _unavailable(exc)
     prot = protection_now(ctx, now, readable=True, last_heartbeat=s.last_heartbeat)

@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from aiohttp import web
 
 from dashboard.auth import Sessions
+from dashboard.tally import DayTally
 from resolver.blocklog.schema import open_db
 from resolver.config.dashboard import DashboardConfig
 from resolver.config.groups import Network
@@ -89,6 +90,9 @@ class Context:
     # The config's groups, (name, networks) (resolver.config.groups.group_networks): the page
     # counts blocks per group; empty: one policy, nothing shown per group.
     groups: Sequence[tuple[str, Sequence[Network]]] = ()
+    # Today's figures per machine, category and hour, kept up to date between two reads (the
+    # page's refreshes, /metrics scrapes) from the rows written since.
+    tally: DayTally = field(default_factory=DayTally)
 
     def uptime(self) -> float:
         started = self.stats().started_at if self.stats is not None else self.started_at

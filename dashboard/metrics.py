@@ -27,6 +27,7 @@ from dashboard.api import feed_rows, protection_now
 from dashboard.context import CONTEXT, FeedStatusRow, read_db
 from dashboard.protection import Protection
 from dashboard.queries import CategoryCount
+from dashboard.summary import category_counts
 from dashboard.weather import Weather, since_midnight, weather_for
 from resolver.blocklog.schema import (
     NON_THREAT_CATEGORIES,
@@ -273,7 +274,7 @@ async def metrics(request: web.Request) -> web.Response:
 
     def read(conn: sqlite3.Connection) -> BlockLogFigures:
         return BlockLogFigures(
-            today=tuple(queries.counts_by_category(conn, start, end)),
+            today=tuple(category_counts(ctx.tally.read(conn, start, end).shares)),
             totals=queries.totals_by_category(conn),
             losses=queries.losses(conn),
             last_heartbeat=queries.last_heartbeat(conn),

@@ -30,7 +30,7 @@ THREAT_KINDS: Final[tuple[Kind, ...]] = ("feeds", "exfiltration", "lists")
 # (habit 4: read the reason, never re-derive it): threat feeds ("feed:urlhaus"), exfiltration
 # signals (verdict "exfiltration", "exfil:entropy"), and anything else: the operator's own lists.
 # A block of a non-threat category is "bypass" whatever made it (a canary, a bypass feed).
-_KIND_SQL: Final = (
+KIND_SQL: Final = (
     f"CASE WHEN category IN {NON_THREAT_SQL} THEN 'bypass'"
     " WHEN verdict = 'exfiltration' OR reason LIKE 'exfil:%' THEN 'exfiltration'"
     " WHEN reason LIKE 'feed:%' THEN 'feeds' ELSE 'lists' END"
@@ -88,16 +88,6 @@ class ClientCount:
     category: str  # the client's most frequent category in the window
     kind: Kind
     category_count: int  # blocks of that category
-
-
-def counts_by_category(conn: sqlite3.Connection, start: float, end: float) -> list[CategoryCount]:
-    """Blocks in [start, end) by family and category, largest first."""
-    rows = conn.execute(
-        f"SELECT {_KIND_SQL} AS kind, category, SUM(count) AS n FROM blocks"  # noqa: S608 -- constant SQL
-        " WHERE ts >= ? AND ts < ? GROUP BY kind, category ORDER BY n DESC, category LIMIT 1000",
-        (start, end),
-    ).fetchall()
-    return [CategoryCount(kind, category, n) for kind, category, n in rows]
 
 
 def count_between(conn: sqlite3.Connection, start: float, end: float) -> int:
@@ -175,40 +165,6 @@ def top_names(conn: sqlite3.Connection, start: float, end: float, limit: int) ->
     ]
 
 
-def top_clients(
-    conn: sqlite3.Connection, start: float, end: float, limit: int
-) -> list[ClientCount]:
-    """The machines with the most blocks in [start, end), each with its main category."""
-    clients = conn.execute(
-        "SELECT client, SUM(count) AS n FROM blocks WHERE ts >= ? AND ts < ?"
-        " GROUP BY client ORDER BY n DESC, client LIMIT ?",
-        (start, end, limit),
-    ).fetchall()
-    result = []
-    for client, n in clients:
-        kind, category, c = conn.execute(
-            f"SELECT {_KIND_SQL} AS kind, category, SUM(count) AS c FROM blocks"  # noqa: S608 -- constant SQL
-            " WHERE client = ? AND ts >= ? AND ts < ?"
-            " GROUP BY kind, category ORDER BY c DESC, category LIMIT 1",
-            (client, start, end),
-        ).fetchone()
-        result.append(ClientCount(client, n, category, kind, c))
-    return result
-
-
-def threats_by_client(
-    conn: sqlite3.Connection, start: float, end: float, limit: int = 100_000
-) -> list[tuple[str, int, int]]:
-    """(client, threats, bypass attempts) for each machine with blocks in [start, end)."""
-    rows = conn.execute(
-        f"SELECT client, SUM(CASE WHEN category IN {NON_THREAT_SQL} THEN 0 ELSE count END),"  # noqa: S608 -- constant SQL
-        f" SUM(CASE WHEN category IN {NON_THREAT_SQL} THEN count ELSE 0 END) FROM blocks"
-        " WHERE ts >= ? AND ts < ? GROUP BY client LIMIT ?",
-        (start, end, limit),
-    ).fetchall()
-    return [(str(c), int(n), int(b)) for c, n, b in rows]
-
-
 def losses(conn: sqlite3.Connection) -> dict[str, int]:
     """Blocks lost since the log was created: queue full, write failed."""
     rows = conn.execute(
@@ -265,7 +221,7 @@ def client_categories(
 ) -> list[tuple[str, CategoryCount]]:
     """Blocks in [start, end) per (client, family, category), largest first."""
     rows = conn.execute(
-        f"SELECT client, {_KIND_SQL} AS kind, category, SUM(count) AS n FROM blocks"  # noqa: S608 -- constant SQL
+        f"SELECT client, {KIND_SQL} AS kind, category, SUM(count) AS n FROM blocks"  # noqa: S608 -- constant SQL
         " WHERE ts >= ? AND ts < ? GROUP BY client, kind, category ORDER BY n DESC, client"
         " LIMIT ?",
         (start, end, limit),
@@ -296,15 +252,6 @@ def last_heartbeat(conn: sqlite3.Connection) -> float | None:
     """The newest heartbeat of any writer: until then, the block log was being written."""
     ts: float | None = conn.execute("SELECT MAX(seen) FROM runs").fetchone()[0]
     return ts
-
-
-def count_client(conn: sqlite3.Connection, client: str, start: float, end: float) -> int:
-    """Blocks of one machine in [start, end)."""
-    n: int = conn.execute(
-        "SELECT COALESCE(SUM(count), 0) FROM blocks WHERE client = ? AND ts >= ? AND ts < ?",
-        (client, start, end),
-    ).fetchone()[0]
-    return n
 
 
 def counts_per_hour(conn: sqlite3.Connection, start: float, end: float) -> dict[int, int]:

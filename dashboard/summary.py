@@ -21,6 +21,7 @@ from dashboard.queries import (
     Kind,
     NameCount,
 )
+from dashboard.tally import DayTally
 from dashboard.weather import Weather, day_bounds, last_days, local_date, weather_for
 from resolver.config.dashboard import DashboardConfig
 from resolver.config.groups import DEFAULT_GROUP, Network, group_of
@@ -28,6 +29,12 @@ from resolver.config.groups import DEFAULT_GROUP, Network, group_of
 # The config's groups as (name, networks), networks and named clients' addresses together
 # (resolver.config.groups.group_networks); empty: one policy, no groups shown.
 GroupNetworks = Sequence[tuple[str, Sequence[Network]]]
+
+# A day's blocks per (machine, family, category), largest first: what queries.client_categories
+# reads. A commune has a few hundred machines and a handful of categories; the bound is there
+# only so that no read is unbounded.
+Shares = Sequence[tuple[str, CategoryCount]]
+SHARES_MAX = 100_000
 
 HISTORY_MAX_DAYS = 400  # the block log keeps 400 days by default; older days are not in `blocks`
 
@@ -117,17 +124,34 @@ class BlocksPage:
 
 
 def load_summary(
-    conn: sqlite3.Connection, cfg: DashboardConfig, now: float, groups: GroupNetworks = ()
+    conn: sqlite3.Connection,
+    cfg: DashboardConfig,
+    now: float,
+    groups: GroupNetworks = (),
+    tally: DayTally | None = None,
 ) -> Summary:
-    """Today's figures, since local midnight in ``cfg.timezone``; per group with ``groups``."""
+    """Today's figures, since local midnight in ``cfg.timezone``; per group with ``groups``.
+
+    With ``tally`` (the page's), the figures per category, machine and hour come from it, kept
+    up to date from the rows written since the last read; without, from one read of the day.
+    """
     day = local_date(now, cfg.timezone)
     start, end = day_bounds(day, cfg.timezone)
-    by_category = queries.counts_by_category(conn, start, end)
+    # One scan of the day's rows for every figure per category and per machine at most: on a
+    # day of a burst (a million distinct blocked names) each scan is a second or more.
+    shares: Shares
+    if tally is not None:
+        figures = tally.read(conn, start, end)
+        shares, hour_counts = figures.shares, figures.hours
+    else:
+        shares = queries.client_categories(conn, start, end, SHARES_MAX)
+        hour_counts = queries.counts_per_hour(conn, start, end)
+    by_category = category_counts(shares)
     kind_totals: dict[Kind, int] = dict.fromkeys(KINDS, 0)
     for c in by_category:
         kind_totals[c.kind] += c.count
     total = sum(kind_totals[k] for k in THREAT_KINDS)
-    clients = queries.top_clients(conn, start, end, cfg.top)
+    clients = _top_clients(shares, cfg.top)
     runs = queries.runs_between(conn, start, end)
     current = max(runs, default=None, key=lambda r: r[1])
     return Summary(
@@ -137,41 +161,50 @@ def load_summary(
         weather=weather_for(total, cfg.thresholds),
         by_category=tuple(by_category),
         kind_totals=kind_totals,
-        top_names=tuple(queries.top_names(conn, start, end, cfg.top)),
+        top_names=(
+            tally.top_names(conn, start, end, cfg.top)
+            if tally is not None
+            else tuple(queries.top_names(conn, start, end, cfg.top))
+        ),
         top_clients=tuple(clients),
-        highlight=_highlight(conn, start, end, cfg.highlight_min),
+        highlight=_highlight(shares, cfg.highlight_min),
         losses=queries.losses(conn),
         covered=covered(runs, start, end, now),
         elapsed=max(0.0, min(end, now) - start),
         running_since=current[0] if current is not None and current[0] > start else None,
         last_heartbeat=queries.last_heartbeat(conn),
-        hours=_hours(conn, runs, start, end, now),
-        groups=by_group(conn, start, end, groups) if groups else (),
+        hours=_hours(conn, hour_counts, runs, start, end, now),
+        groups=by_group(shares, groups) if groups else (),
     )
 
 
-def by_group(
-    conn: sqlite3.Connection, start: float, end: float, groups: GroupNetworks
-) -> tuple[GroupCount, ...]:
-    """Blocks in [start, end) per group, each machine's group judged from the config now (as
-    the resolver chooses it: the block log keeps no group). Every group is listed, in the
+def by_group(shares: Shares, groups: GroupNetworks) -> tuple[GroupCount, ...]:
+    """Blocks per group, from the day's shares, each machine's group judged from the config now
+    (as the resolver chooses it: the block log keeps no group). Every group is listed, in the
     config's order, the default group last."""
     found = {name: [0, 0, 0] for name, _ in groups}
     found[DEFAULT_GROUP] = [0, 0, 0]
-    for client, threats, bypass in queries.threats_by_client(conn, start, end):
+    seen: set[str] = set()
+    for client, c in shares:
         counts = found[group_of(client, groups)]
-        counts[0] += threats
-        counts[1] += bypass
-        counts[2] += 1
+        counts[1 if c.kind == "bypass" else 0] += c.count
+        if client not in seen:
+            seen.add(client)
+            counts[2] += 1
     return tuple(GroupCount(name, *counts) for name, counts in found.items())
 
 
 def _hours(
-    conn: sqlite3.Connection, runs: list[queries.Run], start: float, end: float, now: float
+    conn: sqlite3.Connection,
+    counts: dict[int, int],
+    runs: list[queries.Run],
+    start: float,
+    end: float,
+    now: float,
 ) -> tuple[HourCell, ...]:
-    """Today hour by hour. An hour the box did not run at all has no data (never a calm hour);
-    before runs were recorded (a block log older than v4), every past hour counts as covered."""
-    counts = queries.counts_per_hour(conn, start, end)
+    """Today hour by hour, from the threats per hour slot. An hour the box did not run at all
+    has no data (never a calm hour); before runs were recorded (a block log older than v4),
+    every past hour counts as covered."""
     recorded = queries.first_run(conn) is not None
     cells = []
     for slot in range(round((end - start) / 3600)):  # 23, 24 or 25 on DST change days
@@ -183,17 +216,46 @@ def _hours(
     return tuple(cells)
 
 
-def _highlight(
-    conn: sqlite3.Connection, start: float, end: float, minimum: int
-) -> ClientCount | None:
+def category_counts(shares: Shares) -> list[CategoryCount]:
+    """Blocks by family and category, largest first (then by category), from the shares."""
+    totals: dict[tuple[Kind, str], int] = {}
+    for _, c in shares:
+        totals[c.kind, c.category] = totals.get((c.kind, c.category), 0) + c.count
+    ordered = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0][1], kv[0][0]))
+    return [CategoryCount(kind, category, n) for (kind, category), n in ordered]
+
+
+def _client_totals(shares: Shares) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for client, c in shares:
+        totals[client] = totals.get(client, 0) + c.count
+    return totals
+
+
+def _top_clients(shares: Shares, limit: int) -> list[ClientCount]:
+    """The machines with the most blocks (then by address), each with its main category (the
+    most blocks, then the first category by name)."""
+    main: dict[str, CategoryCount] = {}
+    for client, c in shares:
+        best = main.get(client)
+        if best is None or (-c.count, c.category, c.kind) < (-best.count, best.category, best.kind):
+            main[client] = c
+    ranked = sorted(_client_totals(shares).items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [
+        ClientCount(client, n, main[client].category, main[client].kind, main[client].count)
+        for client, n in ranked
+    ]
+
+
+def _highlight(shares: Shares, minimum: int) -> ClientCount | None:
     """The machine to look at first: among (machine, category) pairs with at least ``minimum``
     blocks, the most urgent kind (a tunnel above an infection above list blocks), then the most
     blocks."""
-    pairs = [p for p in queries.client_categories(conn, start, end, 1000) if p[1].count >= minimum]
+    pairs = [p for p in shares if p[1].count >= minimum]
     if not pairs:
         return None
     client, c = max(pairs, key=lambda p: (urgency(p[1].kind, p[1].category), p[1].count))
-    total = queries.count_client(conn, client, start, end)
+    total = _client_totals([p for p in shares if p[0] == client])[client]
     return ClientCount(client, total, c.category, c.kind, c.count)
 
 

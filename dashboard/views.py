@@ -180,7 +180,7 @@ async def page(request: web.Request) -> web.Response:
 
     def load(conn: Any) -> tuple[Any, Any, Any, float | None]:
         return (
-            load_summary(conn, cfg, now, ctx.groups),
+            load_summary(conn, cfg, now, ctx.groups, ctx.tally),
             load_blocks(conn, cfg, today, page=page_no),
             load_history(conn, cfg, now, 30),
             queries.last_heartbeat(conn),
