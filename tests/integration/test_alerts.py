@@ -21,10 +21,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope, Session
 
 from dashboard.alerts import Alerter
-from resolver.blocklog.writer import BlockEvent, BlockLogWriter
+from resolver.blocklog.writer import BlockEvent
 from resolver.config.alerts import AlertsConfig, EmailConfig, WebhookConfig
 from resolver.config.dashboard import DashboardConfig
 from resolver.stats import FeedStatusRow
+from tests.blocklog import Clock, write_events
 from tests.conftest import free_port
 
 trustme = pytest.importorskip("trustme", reason="trustme (test extra) makes the test CA")
@@ -83,24 +84,8 @@ async def hook() -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
         await runner.cleanup()
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def fill(db: Path, events: list[BlockEvent]) -> None:
-    clock = Clock(NOW - 3600)
-    writer = BlockLogWriter(db, clock=clock)
-    writer.start()
-    try:
-        for e in events:
-            assert writer.offer(e)
-        assert writer.flush(timeout=10)
-    finally:
-        writer.close()
+    write_events(db, events, Clock(NOW - 3600))
 
 
 def storm_day(ts: float) -> list[BlockEvent]:

@@ -28,26 +28,28 @@ def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def quick_bench(
+    tmp_path: Path, servers: str, workloads: str
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """A --quick run of 1 s per load; (the process, the results it wrote), having succeeded."""
+    out = tmp_path / "results.md"
+    proc = run_script(
+        "run_bench.py",
+        *("--quick", "--servers", servers, "--workloads", workloads),
+        *("--duration", "1", "--output", str(out)),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, out.read_text()
+
+
 @pytest.mark.skipif(
     any(shutil.which(t) is None for t in TOOLS),
     reason=f"the benchmark needs {', '.join(TOOLS)} (Debian: dnsperf nsd util-linux)",
 )
 def test_bench_quick_run_answers_right_and_writes_its_tables(tmp_path: Path) -> None:
-    out = tmp_path / "results.md"
-    proc = run_script(
-        "run_bench.py",
-        "--quick",
-        "--servers",
-        "parafoudre",
-        "--workloads",
-        "cached,blocked,blocked-distinct,misses,mixed,latency",
-        "--duration",
-        "1",
-        "--output",
-        str(out),
+    proc, text = quick_bench(
+        tmp_path, "parafoudre", "cached,blocked,blocked-distinct,misses,mixed,latency"
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = out.read_text()
     workloads = ("cached", "blocked", "blocked-distinct", "misses", "mixed", "latency")
     for workload in workloads:
         assert f"## {workload}" in text
@@ -72,21 +74,7 @@ def test_first_blocked_names_are_also_set_against_a_dnsmasq_that_logs_them(
 ) -> None:
     """dnsmasq keeps no record of what it blocks; parafoudre keeps a row of every block. The
     results give both comparisons, the second from a dnsmasq whose log holds every query."""
-    out = tmp_path / "results.md"
-    proc = run_script(
-        "run_bench.py",
-        "--quick",
-        "--servers",
-        "parafoudre,dnsmasq",
-        "--workloads",
-        "blocked-distinct",
-        "--duration",
-        "1",
-        "--output",
-        str(out),
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = out.read_text()
+    _, text = quick_bench(tmp_path, "parafoudre,dnsmasq", "blocked-distinct")
     note = [line for line in text.splitlines() if "dnsmasq writing down every query" in line]
     assert len(note) == 1, text
     assert "every query answered was found in its log" in note[0]

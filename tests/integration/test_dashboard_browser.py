@@ -19,9 +19,10 @@ import pytest
 from aiohttp import web
 
 from dashboard.app import FeedStatusRow, create_app
-from resolver.blocklog.writer import BlockEvent, BlockLogWriter
+from resolver.blocklog.writer import BlockEvent
 from resolver.config.dashboard import DashboardConfig
 from resolver.stats import StatsSnapshot
+from tests.blocklog import Clock, write_events
 from tests.chromium import CHROMIUM, run_headless
 
 pytestmark = pytest.mark.skipif(
@@ -119,26 +120,9 @@ def realistic_events() -> list[BlockEvent]:
     return events
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def fill(db: Path, events: Sequence[BlockEvent]) -> None:
     """The block log of a box installed 35 days ago and running since (its run recorded)."""
-    clock = Clock(NOW - 35 * 86400)
-    writer = BlockLogWriter(db, clock=clock)
-    writer.start()
-    clock.now = NOW
-    try:
-        for event in events:
-            assert writer.offer(event)
-        assert writer.flush(timeout=10)
-    finally:
-        writer.close()
+    write_events(db, events, Clock(NOW - 35 * 86400), then=NOW)
 
 
 def feeds() -> list[FeedStatusRow]:

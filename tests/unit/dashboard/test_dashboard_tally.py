@@ -12,7 +12,9 @@ from pathlib import Path
 from dashboard import queries
 from dashboard.tally import _HOURS, _SHARES, DayFigures, DayTally
 from resolver.blocklog.schema import open_db
-from resolver.blocklog.writer import BlockEvent, BlockLogWriter
+from resolver.blocklog.writer import BlockEvent
+from tests.blocklog import Clock as BlockClock
+from tests.blocklog import write_events
 
 DAY = 86_400.0
 START = 1_796_083_200.0  # a midnight (UTC), the window's start
@@ -28,14 +30,7 @@ KINDS_OF_BLOCKS = (
 
 
 def write(db: Path, events: Sequence[BlockEvent], now: float = START + DAY / 2) -> None:
-    writer = BlockLogWriter(db, clock=lambda: now)
-    writer.start()
-    try:
-        for e in events:
-            assert writer.offer(e)
-        assert writer.flush(timeout=10)
-    finally:
-        writer.close()
+    write_events(db, events, BlockClock(now))
 
 
 def events(rng: random.Random, n: int, start: float = START - 3600, span: float = DAY + 7200):
