@@ -11,9 +11,11 @@ in ``ParseStats.ips``, for the artifact's address ranges (resolver/stages/answer
 
 from __future__ import annotations
 
+import functools
 import gzip
 import ipaddress
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from typing import BinaryIO, NamedTuple
 
 import idna
 
-from feeds.errors import FeedTooLarge
+from feeds.errors import FeedFormatError, FeedTooLarge
 from resolver.core.blocklist import EXACT, SUBTREE, WILDCARD
 
 # A line longer than this is not a feed entry (the longest real URLhaus CSV rows are ~2 KB):
@@ -122,15 +124,17 @@ def iter_lines(stream: BinaryIO, stats: ParseStats, *, max_bytes: int = 0) -> It
     """
     head = _peek(stream, 2)
     src: BinaryIO | gzip.GzipFile = stream
+    read = stream.read
     if head == GZIP_MAGIC:
         # The magic bytes decide, never the file name or Content-Type (FORMATS.md §0).
         src = gzip.GzipFile(fileobj=stream, mode="rb")
+        read = functools.partial(_read_gzip, src)
     total = 0
     rest = b""  # an incomplete last line, carried to the next chunk (bounded)
     skipping = False  # inside an over-long line: drop bytes up to its newline
     first = True
     while True:
-        chunk = src.read(_CHUNK)
+        chunk = read(_CHUNK)
         if not chunk:
             break
         total += len(chunk)
@@ -165,6 +169,17 @@ def iter_lines(stream: BinaryIO, stats: ParseStats, *, max_bytes: int = 0) -> It
 
 # Chunk size for reading feeds: large enough to amortise, small enough to bound memory.
 _CHUNK = 1 << 20
+
+
+def _read_gzip(src: gzip.GzipFile, size: int) -> bytes:
+    """src.read, a damaged or cut-short gzip file said as a feed error (the last good copy is
+    kept), never as the library's EOFError or zlib.error escaping the updater."""
+    try:
+        return src.read(size)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise FeedFormatError(
+            "the feed is a damaged or incomplete gzip file (a download cut short?)"
+        ) from exc
 
 
 def _decode_block(block: bytes, stats: ParseStats, skip_first: bool) -> Iterator[str]:

@@ -197,6 +197,33 @@ async def test_failures_keep_the_last_good_copy(server: FeedServer, tmp_path: Pa
     assert "blocklist: " in table
 
 
+async def test_a_gzip_feed_cut_short_fails_alone_and_keeps_its_last_copy(
+    server: FeedServer, tmp_path: Path
+) -> None:
+    """A mirror that serves half a .gz file (or its first two bytes): that feed fails with a
+    plain reason, the others are compiled, the list keeps the feed's last good entries."""
+    serve_defaults(server)
+    cfg = config(server, tmp_path)
+    artifact = tmp_path / "blocklist.pfb"
+    assert (await update(cfg, artifact))[0] == EXIT_OK
+    whole = server.bodies["filter"]
+    for cut in (whole[: len(whole) // 2], whole[:2]):
+        server.bodies["filter"] = cut
+        hosts = (DATA / "ransomware.hosts.txt").read_bytes()
+        server.bodies["ransom"] = hosts + f"0.0.0.0 cut-{len(cut)}.example\n".encode()
+        code, text = await update(cfg, artifact)
+        assert code == EXIT_PARTIAL, text
+        assert "Traceback" not in text
+        assert line_of(text, "filter") == (
+            "feed filter: FAILED, the feed is a damaged or incomplete gzip file (a download cut"
+            " short?); last good copy kept, 162 entries, 40 rejected"
+        )
+        assert "updated, 151 entries" in line_of(text, "ransom")
+        bl = blocklist_file.read(artifact)
+        assert bl.match(f"cut-{len(cut)}.example") is not None  # the other feeds went on
+        assert bl.match("a-basamhgrp.com") is not None  # the cut feed's last good copy
+
+
 async def test_shrink_threshold_is_configurable(server: FeedServer, tmp_path: Path) -> None:
     serve_defaults(server)
     cfg = config(server, tmp_path, max_shrink=1.0)
