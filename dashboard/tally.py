@@ -84,6 +84,9 @@ class DayTally:
             conn.execute("BEGIN")  # one snapshot: MAX(id) and the sums see the same rows
             try:
                 self._catch_up(conn, start, end)
+            except BaseException:
+                self._key = None  # sums half added: the next read starts from a whole read
+                raise
             finally:
                 conn.execute("COMMIT")
             ordered = sorted(self._shares.items(), key=lambda kv: (-kv[1], kv[0][0]))

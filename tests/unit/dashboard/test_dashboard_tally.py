@@ -9,6 +9,8 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from dashboard import queries
 from dashboard.tally import _HOURS, _SHARES, DayFigures, DayTally
 from resolver.blocklog.schema import open_db
@@ -179,3 +181,31 @@ def test_top_names_are_read_again_unless_the_last_read_was_slow(tmp_path: Path) 
     assert names(slow, db) == ["b.example.test", "a.example.test"]
     slow_clock.now += 20
     assert names(slow, db) == ["c.example.test", "b.example.test", "a.example.test"]
+
+
+class FailingHours:
+    """A connection whose per-hour read fails once (a locked or damaged file, say)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+        if "AS slot" in sql:
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.conn.execute(sql, params)
+
+
+def test_a_read_that_fails_halfway_is_not_counted_twice(tmp_path: Path) -> None:
+    db = tmp_path / "blocks.sqlite"
+    rng = random.Random(22)
+    write(db, events(rng, 300))
+    tally = DayTally()
+    tally_read(tally, db, START, START + DAY)
+    write(db, events(rng, 300))
+    conn = open_db(db, readonly=True)
+    try:
+        with pytest.raises(sqlite3.OperationalError):
+            tally.read(FailingHours(conn), START, START + DAY)  # type: ignore[arg-type]
+    finally:
+        conn.close()
+    same(tally_read(tally, db, START, START + DAY), whole_read(db, START, START + DAY))
