@@ -216,19 +216,6 @@ def first_counted_day(conn: sqlite3.Connection) -> str | None:
     return day
 
 
-def client_categories(
-    conn: sqlite3.Connection, start: float, end: float, limit: int
-) -> list[tuple[str, CategoryCount]]:
-    """Blocks in [start, end) per (client, family, category), largest first."""
-    rows = conn.execute(
-        f"SELECT client, {KIND_SQL} AS kind, category, SUM(count) AS n FROM blocks"  # noqa: S608 -- constant SQL
-        " WHERE ts >= ? AND ts < ? GROUP BY client, kind, category ORDER BY n DESC, client"
-        " LIMIT ?",
-        (start, end, limit),
-    ).fetchall()
-    return [(client, CategoryCount(kind, category, n)) for client, kind, category, n in rows]
-
-
 Run = tuple[float, float]  # (started, seen): unix seconds the box ran between
 
 
@@ -252,20 +239,3 @@ def last_heartbeat(conn: sqlite3.Connection) -> float | None:
     """The newest heartbeat of any writer: until then, the block log was being written."""
     ts: float | None = conn.execute("SELECT MAX(seen) FROM runs").fetchone()[0]
     return ts
-
-
-def counts_per_hour(conn: sqlite3.Connection, start: float, end: float) -> dict[int, int]:
-    """Threats in [start, end) per hour slot since ``start`` ({slot: blocks}, slot 0 first);
-    bypass attempts are not counted (NON_THREAT_CATEGORIES)."""
-    slot = "CAST((ts - ?) / 3600 AS INTEGER) AS slot, SUM(count) FROM blocks"
-    rows = conn.execute(
-        f"SELECT {slot} WHERE ts >= ? AND ts < ? GROUP BY slot LIMIT 100",
-        (start, start, end),
-    ).fetchall()
-    counts = {int(s): int(n) for s, n in rows}
-    for s, n in conn.execute(
-        f"SELECT {slot} WHERE {_NON_THREAT_WHERE} GROUP BY slot LIMIT 100",
-        (start, start, end),
-    ):
-        counts[int(s)] = counts.get(int(s), 0) - int(n)
-    return counts

@@ -30,11 +30,8 @@ from resolver.config.groups import DEFAULT_GROUP, Network, group_of
 # (resolver.config.groups.group_networks); empty: one policy, no groups shown.
 GroupNetworks = Sequence[tuple[str, Sequence[Network]]]
 
-# A day's blocks per (machine, family, category), largest first: what queries.client_categories
-# reads. A commune has a few hundred machines and a handful of categories; the bound is there
-# only so that no read is unbounded.
+# A day's blocks per (machine, family, category), largest first (DayTally's shares).
 Shares = Sequence[tuple[str, CategoryCount]]
-SHARES_MAX = 100_000
 
 HISTORY_MAX_DAYS = 400  # the block log keeps 400 days by default; older days are not in `blocks`
 
@@ -132,20 +129,15 @@ def load_summary(
 ) -> Summary:
     """Today's figures, since local midnight in ``cfg.timezone``; per group with ``groups``.
 
-    With ``tally`` (the page's), the figures per category, machine and hour come from it, kept
-    up to date from the rows written since the last read; without, from one read of the day.
+    The figures per category, machine, hour and group come from ``tally`` (the page's, kept up
+    to date from the rows written since its last read); without one, from one read of the day.
     """
     day = local_date(now, cfg.timezone)
     start, end = day_bounds(day, cfg.timezone)
-    # One scan of the day's rows for every figure per category and per machine at most: on a
-    # day of a burst (a million distinct blocked names) each scan is a second or more.
-    shares: Shares
-    if tally is not None:
-        figures = tally.read(conn, start, end)
-        shares, hour_counts = figures.shares, figures.hours
-    else:
-        shares = queries.client_categories(conn, start, end, SHARES_MAX)
-        hour_counts = queries.counts_per_hour(conn, start, end)
+    if tally is None:
+        tally = DayTally()
+    figures = tally.read(conn, start, end)
+    shares = figures.shares
     by_category = category_counts(shares)
     kind_totals: dict[Kind, int] = dict.fromkeys(KINDS, 0)
     for c in by_category:
@@ -161,11 +153,7 @@ def load_summary(
         weather=weather_for(total, cfg.thresholds),
         by_category=tuple(by_category),
         kind_totals=kind_totals,
-        top_names=(
-            tally.top_names(conn, start, end, cfg.top)
-            if tally is not None
-            else tuple(queries.top_names(conn, start, end, cfg.top))
-        ),
+        top_names=tally.top_names(conn, start, end, cfg.top),
         top_clients=tuple(clients),
         highlight=_highlight(shares, cfg.highlight_min),
         losses=queries.losses(conn),
@@ -173,7 +161,7 @@ def load_summary(
         elapsed=max(0.0, min(end, now) - start),
         running_since=current[0] if current is not None and current[0] > start else None,
         last_heartbeat=queries.last_heartbeat(conn),
-        hours=_hours(conn, hour_counts, runs, start, end, now),
+        hours=_hours(conn, figures.hours, runs, start, end, now),
         groups=by_group(shares, groups) if groups else (),
     )
 
@@ -225,22 +213,17 @@ def category_counts(shares: Shares) -> list[CategoryCount]:
     return [CategoryCount(kind, category, n) for (kind, category), n in ordered]
 
 
-def _client_totals(shares: Shares) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for client, c in shares:
-        totals[client] = totals.get(client, 0) + c.count
-    return totals
-
-
 def _top_clients(shares: Shares, limit: int) -> list[ClientCount]:
     """The machines with the most blocks (then by address), each with its main category (the
     most blocks, then the first category by name)."""
     main: dict[str, CategoryCount] = {}
+    totals: dict[str, int] = {}
     for client, c in shares:
+        totals[client] = totals.get(client, 0) + c.count
         best = main.get(client)
         if best is None or (-c.count, c.category, c.kind) < (-best.count, best.category, best.kind):
             main[client] = c
-    ranked = sorted(_client_totals(shares).items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
     return [
         ClientCount(client, n, main[client].category, main[client].kind, main[client].count)
         for client, n in ranked
@@ -255,7 +238,7 @@ def _highlight(shares: Shares, minimum: int) -> ClientCount | None:
     if not pairs:
         return None
     client, c = max(pairs, key=lambda p: (urgency(p[1].kind, p[1].category), p[1].count))
-    total = _client_totals([p for p in shares if p[0] == client])[client]
+    total = sum(share.count for machine, share in shares if machine == client)
     return ClientCount(client, total, c.category, c.kind, c.count)
 
 

@@ -50,8 +50,8 @@ Share = tuple[str, CategoryCount]
 
 @dataclass(frozen=True, slots=True)
 class DayFigures:
-    """A window's blocks per (machine, family, category), largest first then by machine (as
-    ``queries.client_categories``), and its threats per hour slot from the window's start."""
+    """A window's blocks per (machine, family, category), largest first then by machine, and
+    its threats (bypass attempts left out) per hour slot from the window's start."""
 
     shares: tuple[Share, ...]
     hours: dict[int, int]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from dashboard import queries
+from dashboard.queries import CategoryCount, Kind
 from dashboard.tally import _HOURS, _SHARES, DayFigures, DayTally
 from resolver.blocklog.schema import open_db
 from resolver.blocklog.writer import BlockEvent
@@ -47,12 +48,27 @@ def events(rng: random.Random, n: int, start: float = START - 3600, span: float 
 
 
 def whole_read(db: Path, start: float, end: float) -> DayFigures:
+    """The figures from every row of the window, summed here row by row (the family by
+    queries.kind_of, the rule the page states): a reference the tally's SQL does not share."""
     conn = open_db(db, readonly=True)
     try:
-        shares = queries.client_categories(conn, start, end, 100_000)
-        return DayFigures(tuple(shares), queries.counts_per_hour(conn, start, end))
+        rows = conn.execute(
+            "SELECT ts, client, verdict, reason, category, count FROM blocks"
+            " WHERE ts >= ? AND ts < ?",
+            (start, end),
+        ).fetchall()
     finally:
         conn.close()
+    shares: dict[tuple[str, Kind, str], int] = {}
+    hours: dict[int, int] = {}
+    for ts, client, verdict, reason, category, n in rows:
+        kind = queries.kind_of(verdict, reason, category)
+        shares[client, kind, category] = shares.get((client, kind, category), 0) + n
+        if kind != "bypass":
+            slot = int((ts - start) // 3600)
+            hours[slot] = hours.get(slot, 0) + n
+    ordered = sorted(shares.items(), key=lambda kv: -kv[1])
+    return DayFigures(tuple((c, CategoryCount(k, cat, n)) for (c, k, cat), n in ordered), hours)
 
 
 def tally_read(tally: DayTally, db: Path, start: float, end: float) -> DayFigures:
