@@ -23,6 +23,7 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
 LIST = HERE / "resolver" / "compiled_modules.txt"
+SOURCES = HERE / "resolver" / "compiled_sources.txt"  # read by resolver/compiled.py
 
 
 def compiled_modules() -> list[str]:
@@ -39,7 +40,7 @@ def record_sources(paths: list[str]) -> None:
     """The sources as compiled (their SHA-256), for resolver/compiled.py to tell an edited
     module from one a checkout merely touched."""
     lines = [f"{hashlib.sha256((HERE / p).read_bytes()).hexdigest()}  {p}\n" for p in paths]
-    (HERE / "resolver" / "compiled_sources.txt").write_text("".join(lines), encoding="utf-8")
+    SOURCES.write_text("".join(lines), encoding="utf-8")
 
 
 def forget_earlier_builds() -> None:
@@ -91,7 +92,7 @@ class BuildExt(build_ext):
         print("parafoudre: not every module compiled, running pure Python", file=sys.stderr)
         for p in outputs:
             p.unlink(missing_ok=True)
-        (HERE / "resolver" / "compiled_sources.txt").unlink(missing_ok=True)
+        SOURCES.unlink(missing_ok=True)
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})

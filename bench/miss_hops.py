@@ -40,10 +40,7 @@ def start(
 ) -> rb.Proc:
     if variant != "parafoudre-no-detector":
         return rb.STARTERS[variant](ps, tmp, data, up, cpu)
-    state = tmp / "parafoudre-no-detector-state"
-    state.mkdir()
-    rb.compile_names(data.blocklist, state / "blocklist.pfb")
-    return rb.launch_parafoudre(ps, tmp, variant, state, up, cpu, detector=False)
+    return rb.start_parafoudre(ps, tmp, data, up, cpu, name=variant, detector=False)
 
 
 def one(client: socket.socket, up: socket.socket, port: int, name: str) -> tuple[int, int] | None:

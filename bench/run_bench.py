@@ -559,13 +559,21 @@ def _compile_list(txt: Path, out: Path) -> None:
     compile_names([n for n in txt.read_text().split() if n], out)
 
 
-def start_parafoudre(ps: Processes, tmp: Path, data: Data, nsd: Proc, cpu: int | None) -> Proc:
-    state = tmp / "parafoudre-state"
+def start_parafoudre(
+    ps: Processes,
+    tmp: Path,
+    data: Data,
+    nsd: Proc,
+    cpu: int | None,
+    name: str = "parafoudre",
+    detector: bool = True,
+) -> Proc:
+    state = tmp / f"{name}-state"
     state.mkdir()
     # The list as deployed: compiled by the feeds updater into a memory-mapped artifact (the
     # same names, as subtree entries), not an operator's text file.
     _compile_list(data.blocklist_txt, state / "blocklist.pfb")
-    return launch_parafoudre(ps, tmp, "parafoudre", state, nsd, cpu)
+    return launch_parafoudre(ps, tmp, name, state, nsd, cpu, detector=detector)
 
 
 def launch_parafoudre(

@@ -122,13 +122,10 @@ def iter_lines(stream: BinaryIO, stats: ParseStats, *, max_bytes: int = 0) -> It
     the uncompressed text is capped (a gzip bomb stops there) and ``FeedTooLarge`` is raised.
     Reads in bounded chunks and decodes whole chunks: per-line reads cost half the parse time.
     """
-    head = _peek(stream, 2)
-    src: BinaryIO | gzip.GzipFile = stream
     read = stream.read
-    if head == GZIP_MAGIC:
+    if _peek(stream, 2) == GZIP_MAGIC:
         # The magic bytes decide, never the file name or Content-Type (FORMATS.md §0).
-        src = gzip.GzipFile(fileobj=stream, mode="rb")
-        read = functools.partial(_read_gzip, src)
+        read = functools.partial(_read_gzip, gzip.GzipFile(fileobj=stream, mode="rb"))
     total = 0
     rest = b""  # an incomplete last line, carried to the next chunk (bounded)
     skipping = False  # inside an over-long line: drop bytes up to its newline
